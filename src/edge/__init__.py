@@ -1,0 +1,1 @@
+"""Edge node: ONNX predictions and model artifacts behind tiered caches."""

@@ -1,0 +1,1 @@
+"""Authoritative GeoDNS server: YAML zones, geo-steered pools, health-aware answers."""

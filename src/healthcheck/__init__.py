@@ -1,0 +1,1 @@
+"""Health checking of pool members: probes, hysteresis, shared state."""

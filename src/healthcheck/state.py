@@ -1,0 +1,46 @@
+"""The health state that `geodns` steers by (the contract between the two packages).
+
+`geodns` only ever reads a `HealthView`: per (pool, member), a `MemberHealth`, and a
+`generation` number that changes whenever anything that could change an answer
+changes (status, smoothed load or hit rate, overrides). Decision caches key on it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Status(str, enum.Enum):
+    UNKNOWN = "unknown"  # no settled probe result yet
+    UP = "up"
+    DOWN = "down"
+    DRAINING = "draining"  # alive for its clients, out of new answers
+
+
+@dataclass(frozen=True, slots=True)
+class MemberHealth:
+    status: Status = Status.UP
+    load: float = 0.0  # 0..1, smoothed
+    hit_rate: float = 0.0  # 0..1, smoothed
+    latency_ms: float | None = None
+    since: float = 0.0  # unix time of the last status change
+    reason: str = ""
+    changing: bool = False  # failures or successes are being counted towards a change
+
+
+class HealthView(Protocol):
+    generation: int
+
+    def get(self, pool: str, member: str) -> MemberHealth: ...
+
+
+class AllUp:
+    """The view used when no health checking is configured: every member up, idle."""
+
+    generation = 0
+    _UP = MemberHealth()
+
+    def get(self, pool: str, member: str) -> MemberHealth:
+        return self._UP
