@@ -47,6 +47,7 @@ class Member:
     name: str
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
+    health_url: str | None = None  # http(s)://... or tcp://host:port; None = not probed
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Pool:
     name: str
     ttl: int
     members: list[Member] = field(default_factory=list)
+    health: dict = field(default_factory=dict)  # the pool's raw `health:` settings
 
 
 @dataclass
@@ -65,6 +67,10 @@ class ZoneSteering:
     @property
     def pool_names(self) -> set[str]:
         return set(self.pools)
+
+    def set_health(self, view: HealthView) -> None:
+        """Called by the server once its health service runs (or on each reload)."""
+        self.health = view
 
     @property
     def generation(self) -> int:
@@ -94,7 +100,13 @@ def load_steering(zone: str, pools: Any, nets: Any, report: Report) -> ZoneSteer
                     m["name"],
                     tuple([v4] if isinstance(v4, str) else v4),
                     tuple([v6] if isinstance(v6, str) else v6),
+                    m.get("health_url"),
                 )
             )
-        parsed[name] = Pool(name=name, ttl=int(spec.get("ttl", 30)), members=members)
+        parsed[name] = Pool(
+            name=name,
+            ttl=int(spec.get("ttl", 30)),
+            members=members,
+            health=dict(spec.get("health") or {}),
+        )
     return ZoneSteering(zone=zone, pools=parsed)
