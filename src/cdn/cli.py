@@ -1,0 +1,257 @@
+"""`cdn`: the whole network on one machine.
+
+    cdn up          start Redis, the origin, every edge and GeoDNS on loopback
+    cdn client      resolve the steered name as some client, call the edge it got
+    cdn simulate    a world of clients; per-region and per-edge report and plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cdn.cities import city_network, demo_cities
+from cdn.client import EdgeClient, ResolveError, resolve
+from cdn.control import StateFileController
+from cdn.processes import StartError
+from cdn.simulate import SimConfig, Simulation, payload, plot, report
+from cdn.stack import Stack, StackConfig, read_state
+from cdn.topology import TopologyError, load_topology
+
+
+def hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def shell_cmd(name: str) -> str:
+    """How to type one of our console scripts from the current directory."""
+    beside = Path(sys.executable).parent / name
+    try:
+        rel = beside.relative_to(Path.cwd())
+        return str(rel) if beside.exists() else name
+    except ValueError:
+        return name
+
+
+# -- cdn up ------------------------------------------------------------------------------
+
+
+def summary(stack: Stack) -> str:
+    c, topo = stack.config, stack.topology
+    tokyo = city_network("tokyo")
+    cdn = shell_cmd("cdn")
+    lines = ["", "The local CDN is up:", ""]
+    lines.append(f"  {'redis':<16} {stack.redis_url}" + ("" if stack.redis else " (given)"))
+    for ch in stack.children:
+        lines.append(f"  {ch.name:<16} {ch.where:<46} pid {ch.pid}")
+    lines += [
+        "",
+        f"  Dashboard:   http://{c.http}/",
+        f"  Admin token: {c.admin_token}   (for drain/undrain on the dashboard)",
+        f"  Logs:        {stack.run_dir / 'logs'}/",
+        "",
+        "Try:",
+        f"  dig @{c.dns_host_port[0]} -p {c.dns_host_port[1]} {topo.steered_name} A "
+        f"+subnet={tokyo}     # a client in Tokyo gets the tokyo edge",
+        f"  {cdn} client --city tokyo                        "
+        "# resolve as Tokyo, predict on the edge it got",
+        f"  {cdn} client --city sao-paulo --kserve           # the same over KServe v2",
+        f"  {cdn} simulate --requests 3000                   # a world of clients, with plots",
+        f"  {cdn} simulate --duration 40 --kill tokyo --at 10 --restart-after 15",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = StackConfig(
+        zones=args.zones, run_dir=args.run_dir, redis_url=args.redis, dns=args.dns,
+        http=args.http, origin=args.origin, geoip=args.geoip,
+    )
+    if args.admin_token:
+        config.admin_token = args.admin_token
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = Stack(config)
+    print(f"starting {len(stack.topology.edges)} edges, the origin, GeoDNS and Redis "
+          f"(logs in {stack.run_dir / 'logs'}) ...", flush=True)
+    try:
+        stack.start()
+    except (StartError, OSError) as err:
+        print(f"cdn up: {err}", file=sys.stderr)
+        return 1
+    print(summary(stack), flush=True)
+    reported: set[str] = set()
+    try:
+        while not stop.wait(1.0):
+            for ch in stack.children:
+                if not ch.running() and ch.name not in reported:
+                    reported.add(ch.name)
+                    print(f"{time.strftime('%H:%M:%S')} {ch.name} exited "
+                          f"(code {ch.proc.returncode if ch.proc else '?'}); "
+                          f"see {ch.log_path}", flush=True)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped.")
+    return 0
+
+
+# -- cdn client --------------------------------------------------------------------------
+
+
+async def client_once(args: argparse.Namespace) -> int:
+    topo = load_topology(args.zones)
+    ecs = args.ecs or (str(city_network(args.city)) if args.city else None)
+    who = (f"city {args.city} (ECS {ecs})" if args.city else f"ECS {ecs}" if ecs
+           else f"source {args.source or 'default'}")
+    try:
+        res = await resolve(topo.steered_name, args.server, source=args.source, ecs=ecs)
+    except (TimeoutError, ResolveError, OSError) as err:
+        print(f"DNS: {err}", file=sys.stderr)
+        return 1
+    address = res.addresses[0]
+    site = topo.by_address(address)
+    scope = f", ECS scope /{res.scope}" if res.scope is not None else ""
+    print(f"client:   {who}")
+    print(f"DNS:      {topo.steered_name} A → {', '.join(res.addresses)} "
+          f"(TTL {res.ttl}{scope}) in {res.elapsed_ms:.1f} ms")
+    body = payload(args.model, args.item)
+    if args.kserve:
+        path = f"/v2/models/{args.model}/infer"
+        body = kserve_request(body)
+    else:
+        path = "/predict"
+    async with EdgeClient(port=site.port if site else 8000, source=args.source) as edge:
+        try:
+            reply = await edge.predict(address, body, path)
+        except OSError as err:
+            print(f"edge {address}: {err}", file=sys.stderr)
+            return 1
+    name = site.name if site else address
+    print(f"edge:     {name} ({address}) answered HTTP {reply.status}, region {reply.region}, "
+          f"cache tier {reply.tier}")
+    print(f"timing:   DNS {res.elapsed_ms:.1f} ms, connect {reply.connect_ms:.1f} ms, "
+          f"connect+request {reply.request_ms:.1f} ms")
+    shown = {k: v for k, v in reply.body.items() if k not in ("region",)}
+    print(f"answer:   {shown}")
+    return 0 if reply.status == 200 else 1
+
+
+def kserve_request(body: dict) -> dict:
+    """The same input as an Open Inference Protocol (KServe v2) request."""
+    if "features" in body:
+        data = body["features"]
+        return {"inputs": [{"name": "features", "shape": [1, len(data)], "datatype": "FP32",
+                            "data": data}]}
+    (name, value), = body["inputs"].items()
+    return {"inputs": [{"name": name, "shape": [1, 1], "datatype": "INT64", "data": value[0]}]}
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    return asyncio.run(client_once(args))
+
+
+# -- cdn simulate ------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    topo = load_topology(args.zones)
+    controller = None
+    if args.kill:
+        state = read_state(args.run_dir)
+        topo.edge(args.kill)  # an unknown edge is an error before the run starts
+        controller = StateFileController(args.run_dir)
+        args.server = hostport(state["dns"])
+    config = SimConfig(
+        requests=None if args.duration else args.requests, duration=args.duration,
+        concurrency=args.concurrency, zipf_s=args.zipf, inputs=args.inputs, seed=args.seed,
+        kill=args.kill, kill_at=args.at, restart_after=args.restart_after,
+    )
+    sim = Simulation(topo, demo_cities(), args.server, config, controller)
+    started = time.monotonic()
+    samples = asyncio.run(sim.run())
+    text = report(samples, time.monotonic() - started)
+    for t, what in sim.events:
+        text += f"\n{t:6.1f} s  {what}"
+    print(text)
+    for path in plot(samples, sim.events, args.plot_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cdn", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    default_zones = Path(os.environ.get("CDN_ZONES", "zones"))
+
+    up = sub.add_parser("up", help="start the whole network on loopback")
+    up.add_argument("--zones", type=Path, default=default_zones)
+    up.add_argument("--run-dir", type=Path, default=Path("run"),
+                    help="logs, caches, generated models (default: run)")
+    up.add_argument("--redis", help="use this Redis URL instead of starting a server")
+    up.add_argument("--dns", default="127.0.0.1:5353", help="DNS listen address")
+    up.add_argument("--http", default="127.0.0.1:8053", help="GeoDNS admin/dashboard address")
+    up.add_argument("--origin", default="127.0.2.1:8000", help="origin listen address")
+    up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
+    up.add_argument("--admin-token", help="admin token (default: a random one, printed)")
+    up.set_defaults(func=cmd_up)
+
+    def dns_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--zones", type=Path, default=default_zones)
+        p.add_argument("--server", type=hostport, default=("127.0.0.1", 5353),
+                       help="our DNS server (default 127.0.0.1:5353)")
+
+    cl = sub.add_parser("client", help="resolve as a client, then call the edge it got")
+    dns_args(cl)
+    who = cl.add_mutually_exclusive_group()
+    who.add_argument("--city", help="pose as a client in this demo city (sends its ECS net)")
+    who.add_argument("--ecs", help="send this EDNS Client Subnet, e.g. 198.18.2.0/24")
+    cl.add_argument("--source", help="bind the query and the request to this loopback address")
+    cl.add_argument("--model", default="ranker", choices=("ranker", "embedder"))
+    cl.add_argument("--item", type=int, default=1, help="which input (same item = same key)")
+    cl.add_argument("--kserve", action="store_true", help="use /v2/models/{m}/infer")
+    cl.set_defaults(func=cmd_client)
+
+    sim = sub.add_parser("simulate", help="clients in the example cities, with a report")
+    dns_args(sim)
+    sim.add_argument("--requests", type=int, default=2000)
+    sim.add_argument("--duration", type=float, help="run for seconds instead of --requests")
+    sim.add_argument("--concurrency", type=int, default=16)
+    sim.add_argument("--zipf", type=float, default=1.1, help="popularity exponent")
+    sim.add_argument("--inputs", type=int, default=500, help="distinct inputs per model")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--kill", metavar="EDGE", help="kill this edge during the run")
+    sim.add_argument("--at", type=float, default=5.0, help="when to kill it (s)")
+    sim.add_argument("--restart-after", type=float, help="restart it this long after (s)")
+    sim.add_argument("--plot-dir", type=Path, default=Path("run/plots"))
+    sim.add_argument("--run-dir", type=Path, default=Path("run"))
+    sim.set_defaults(func=cmd_simulate)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TopologyError, StartError, KeyError) as err:
+        print(f"cdn {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Child processes of the local stack: start one, wait until it is ready, stop it by PID.
+
+Each child runs in its own session (process group) so that Ctrl-C in the launcher's
+terminal reaches only the launcher, which then stops the children in reverse order:
+SIGTERM, a grace period, SIGKILL. Output goes to one log file per child.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StartError(RuntimeError):
+    """A child exited or never became ready; the message points at its log."""
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    """Ready when `url` answers any HTTP status below 500."""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as resp:
+                return resp.status < 500
+        except urllib.error.HTTPError as err:
+            return err.code < 500
+        except (OSError, ValueError):
+            return False
+
+    return probe
+
+
+@dataclass
+class Child:
+    """One long-running program of the stack."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready: Callable[[], bool] | None = None
+    where: str = ""  # what it serves, for the launcher's summary
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                code = self.proc.returncode if self.proc else None
+                raise StartError(f"{self.name} exited with code {code}; see {self.log_path}")
+            if self.ready is None or self.ready():
+                return
+            time.sleep(0.1)
+        raise StartError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; only this child's own PID."""
+        if not self.running():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """Abrupt loss (SIGKILL), as when a machine dies: used to show failover."""
+        if self.running():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,286 @@
+"""The whole network on loopback: Redis, the origin, one edge per pool member, GeoDNS.
+
+`Stack(config).start()` runs every part as a child process (the same programs an
+operator runs: `edge serve`, `geodns serve`), waits until each is ready and until the
+health checker sees every edge up, and records what runs where in `run/stack.json` so
+that other commands (`cdn simulate --kill`) can find the processes. `stop()` ends them
+in reverse order, by PID. The `cdn up` command and the end-to-end tests both use this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdn.processes import Child, StartError, http_ready
+from cdn.redis_server import RedisServer
+from cdn.topology import Topology, load_topology
+
+STATE_FILE = "stack.json"
+
+
+@dataclass
+class StackConfig:
+    zones: Path = Path("zones")
+    pool: str = "edges"
+    run_dir: Path = Path("run")  # logs, caches, generated models, stack.json
+    redis_url: str | None = None  # None: start a Redis-protocol server of our own
+    dns: str = "127.0.0.1:5353"
+    http: str = "127.0.0.1:8053"
+    origin: str = "127.0.2.1:8000"
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    geoip: Path | None = None  # None: geodns's own default (the demo database)
+    ready_timeout: float = 60.0
+
+    @property
+    def dns_host_port(self) -> tuple[str, int]:
+        host, _, port = self.dns.rpartition(":")
+        return host, int(port)
+
+
+def program(name: str) -> str:
+    """A console script of this project, from the same environment as this Python."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise StartError(f"`{name}` is not installed; run bin/setup")
+    return found
+
+
+class Stack:
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.topology: Topology = load_topology(config.zones, config.pool)
+        self.redis: RedisServer | None = None
+        self.redis_url = config.redis_url or ""
+        self.children: list[Child] = []
+        self.run_dir = config.run_dir.resolve()
+
+    # -- the parts -------------------------------------------------------------------
+
+    def _child(self, name: str, argv: list[str], ready_url: str | None, where: str) -> Child:
+        return Child(
+            name=name,
+            argv=argv,
+            log_path=self.run_dir / "logs" / f"{name}.log",
+            ready=http_ready(ready_url) if ready_url else None,
+            where=where,
+        )
+
+    def _prepare_models(self) -> Path:
+        models = self.run_dir / "models"
+        if not any(models.glob("*")):
+            models.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [program("edge"), "examples", "--out", str(models)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        return models
+
+    def origin_child(self, models: Path) -> Child:
+        host = self.config.origin
+        argv = [
+            program("edge"), "serve",
+            "--listen", host,
+            "--models", str(models),
+            "--cache-dir", str(self.run_dir / "cache" / "origin"),
+            "--redis", self.redis_url,
+            "--region", "origin",
+        ]
+        return self._child("origin", argv, f"http://{host}/health", f"http://{host}")
+
+    def edge_child(self, name: str) -> Child:
+        site = self.topology.edge(name)
+        argv = [
+            program("edge"), "serve",
+            "--listen", site.listen,
+            "--upstream", f"http://{self.config.origin}",
+            "--cache-dir", str(self.run_dir / "cache" / site.name),
+            "--redis", self.redis_url,
+            "--region", site.name,
+            "--location", f"{site.lat},{site.lon}",
+        ]
+        return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
+
+    def geodns_child(self) -> Child:
+        c = self.config
+        argv = [
+            program("geodns"), "serve",
+            "--zones", str(Path(c.zones).resolve()),
+            "--listen", c.dns,
+            "--http", c.http,
+            "--redis", self.redis_url,
+            "--overrides", str(self.run_dir / "overrides.json"),
+            "--admin-token", c.admin_token,
+        ]
+        if c.geoip:
+            argv += ["--geoip", str(c.geoip)]
+        where = f"DNS {c.dns} (UDP+TCP), HTTP http://{c.http}"
+        return self._child("geodns", argv, f"http://{c.http}/metrics", where)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self.redis_url:
+                self.redis = RedisServer(host="127.0.0.1").start()
+                self.redis_url = self.redis.url
+            models = self._prepare_models()
+            self._launch(self.origin_child(models))
+            for site in self.topology.edges:
+                self._launch(self.edge_child(site.name), wait=False)
+            for child in self.children[1:]:
+                child.wait_ready(self.config.ready_timeout)
+            self._launch(self.geodns_child())
+            self.save_state()
+            self.wait_all_up(self.config.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self, child: Child, wait: bool = True) -> None:
+        child.start()
+        self.children.append(child)
+        if wait:
+            child.wait_ready(self.config.ready_timeout)
+
+    def child(self, name: str) -> Child:
+        for c in self.children:
+            if c.name == name or c.name == f"edge-{name}":
+                return c
+        raise KeyError(name)
+
+    def member_states(self) -> dict[str, str]:
+        """Member name → state, as the DNS server's health service sees it now."""
+        url = f"http://{self.config.http}/admin/health"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            doc = json.load(resp)
+        return {
+            m["member"] if "member" in m else m["name"]: m["state"]
+            for m in iter_members(doc, self.config.pool)
+        }
+
+    def wait_all_up(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                states = self.member_states()
+            except OSError:
+                states = {}
+            if states and all(s == "up" for s in states.values()):
+                return
+            time.sleep(0.2)
+        raise StartError(f"edges not all up after {timeout:.0f} s: {states}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one child (an edge dying without goodbye), for failover demos."""
+        self.child(name).kill()
+
+    def restart(self, name: str) -> None:
+        """Start a stopped or killed child again with the same command line."""
+        c = self.child(name)
+        c.stop()
+        c.start()
+        c.wait_ready(self.config.ready_timeout)
+        self.save_state()
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        for pid in self._replaced_pids():
+            stop_pid(pid)
+        if self.redis:
+            self.redis.stop()
+        state = self.run_dir / STATE_FILE
+        if state.exists():
+            state.unlink()
+
+    # -- what other commands read ------------------------------------------------------
+
+    def state(self) -> dict:
+        c = self.config
+        return {
+            "launcher_pid": os.getpid(),
+            "zones": str(Path(c.zones).resolve()),
+            "pool": c.pool,
+            "name": self.topology.steered_name,
+            "dns": c.dns,
+            "http": c.http,
+            "origin": c.origin,
+            "redis": self.redis_url,
+            "admin_token": c.admin_token,
+            "children": [
+                {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),
+                 "where": ch.where}
+                for ch in self.children
+            ],
+        }
+
+    def save_state(self) -> None:
+        path = self.run_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state(), indent=2))
+        os.chmod(tmp, 0o600)  # it holds the admin token
+        tmp.replace(path)
+
+    def _replaced_pids(self) -> list[int]:
+        """PIDs that another command (cdn simulate --restart-after) started in our place."""
+        path = self.run_dir / STATE_FILE
+        if not path.exists():
+            return []
+        ours = {ch.pid for ch in self.children}
+        recorded = json.loads(path.read_text()).get("children", [])
+        return [e["pid"] for e in recorded if e.get("pid") and e["pid"] not in ours]
+
+
+def iter_members(doc: dict | list, pool: str):
+    """Members of `pool` in a /admin/health document (list or {pool: [...]} shapes)."""
+    if isinstance(doc, dict) and "members" in doc:
+        doc = doc["members"]
+    if isinstance(doc, dict):
+        doc = doc.get(pool, [])
+    for m in doc:
+        if m.get("pool", pool) == pool:
+            yield m
+
+
+def stop_pid(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM one process by PID, SIGKILL after `grace`; gone already is fine."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def read_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        raise StartError(f"no stack is running (no {path}); start one with bin/up")
+    return json.loads(path.read_text())
