@@ -1,0 +1,104 @@
+"""GeoIP lookups in a MaxMind-format City database (GeoIP2/GeoLite2 City, DB-IP City Lite).
+
+Read with maxminddb (the C extension when installed), which also gives the length
+of the database network that matched: every address inside that network has the same
+record, which is what the ECS scope is built from. The database is reloadable: a file
+that fails to open raises `GeoIPError` and the previous database keeps serving.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+
+from .model import IPAddress, Location
+
+DEMO_MMDB = Path(__file__).with_name("data") / "geo-demo.mmdb"
+
+
+class GeoIPError(Exception):
+    """The database file is missing, unreadable or not an MMDB file."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeoRecord:
+    """One lookup: the location found (None on a miss) and the matched network's length."""
+
+    location: Location | None
+    prefix: int  # in the address's own family (IPv4 lookups: 0..32)
+    record: dict[str, Any] | None = None  # the raw record, for explanations
+
+
+def _location(rec: dict[str, Any]) -> Location | None:
+    loc = rec.get("location") or {}
+    if "latitude" not in loc or "longitude" not in loc:
+        return None
+    city = (rec.get("city") or {}).get("names", {}).get("en")
+    return Location(
+        lat=float(loc["latitude"]),
+        lon=float(loc["longitude"]),
+        # A record without a radius is treated as country-level (MaxMind's largest).
+        accuracy_km=float(loc.get("accuracy_radius", 1000)),
+        country=(rec.get("country") or rec.get("registered_country") or {}).get("iso_code"),
+        continent=(rec.get("continent") or {}).get("code"),
+        city=city,
+    )
+
+
+class GeoDB:
+    """A City database that can be swapped or reloaded while queries are answered."""
+
+    def __init__(self, path: str | Path = DEMO_MMDB) -> None:
+        self.path = Path(path)
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._reader: Any = self._open(self.path)
+        self._ipv4_only = self._reader.metadata().ip_version == 4
+
+    @staticmethod
+    def _open(path: Path) -> Any:
+        try:
+            return maxminddb.open_database(str(path))
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
+            raise GeoIPError(f"GeoIP database {path}: {e}") from e
+
+    def open(self, path: str | Path) -> None:
+        """Switch to another database file; on error the current one stays."""
+        reader = self._open(Path(path))
+        with self._lock:
+            old, self._reader, self.path = self._reader, reader, Path(path)
+            self._ipv4_only = reader.metadata().ip_version == 4
+            self.generation += 1
+        old.close()
+
+    def reload(self) -> None:
+        """Re-read the current file (after it was replaced on disk)."""
+        self.open(self.path)
+
+    @property
+    def description(self) -> str:
+        meta = self._reader.metadata()
+        return f"{meta.database_type} ({self.path}, built {meta.build_epoch})"
+
+    def lookup(self, address: IPAddress) -> GeoRecord:
+        if address.version == 6 and self._ipv4_only:
+            return GeoRecord(None, 0)
+        rec, prefix = self._reader.get_with_prefix_len(address)
+        if not isinstance(rec, dict):
+            return GeoRecord(None, prefix)
+        return GeoRecord(_location(rec), prefix, rec)
+
+
+_shared: GeoDB | None = None
+
+
+def shared() -> GeoDB:
+    """The process-wide database every zone uses unless given another (`--geoip`)."""
+    global _shared
+    if _shared is None:
+        _shared = GeoDB()
+    return _shared
