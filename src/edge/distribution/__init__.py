@@ -1,0 +1,2 @@
+"""Model distribution and cache invalidation: the origin's content-addressed store and
+admin API, the Redis Streams announcement channel, and the edges' rollout agent."""

@@ -1,0 +1,5 @@
+import sys
+
+from edge.distribution.cli import main
+
+sys.exit(main())

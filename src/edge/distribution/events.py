@@ -1,0 +1,137 @@
+"""The announcement and invalidation stream, on Redis Streams.
+
+Every event carries a sequence number given atomically by the server (a Lua script
+increments a counter and appends the entry in one step). An edge remembers the id and
+sequence number of the last entry it applied; when it reads an entry whose sequence
+number is not the next one, entries were lost (trimmed by MAXLEN while the edge was
+away, or the stream was reset) and the edge must fully resync from the origin's
+manifests instead of trusting the stream.
+
+Stream entries are flat string maps: `seq`, `kind`, `ts` (publish time, epoch seconds)
+and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` / `prefix`
+/ `tag` (purge).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from edge.distribution.errors import DistributionError
+from edge.distribution.names import check_digest, check_name, check_version
+
+STREAM_KEY = "cdn:events"
+MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds >= this
+MODEL_KINDS = ("activate", "stage", "rollback")
+PURGE_KINDS = ("key", "prefix", "tag")
+
+_XADD_SEQ = """
+local seq = redis.call('INCR', KEYS[2])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 2))
+return {id, seq}
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # activate | stage | rollback | purge
+    model: str = ""
+    version: str = ""
+    digest: str = ""
+    purge_kind: str = ""  # key | prefix | tag
+    purge_value: str = ""
+    ts: float = 0.0
+    seq: int = 0
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind in MODEL_KINDS:
+            check_name(self.model)
+            check_version(self.version)
+            check_digest(self.digest)
+        elif self.kind == "purge":
+            if self.purge_kind not in PURGE_KINDS:
+                raise DistributionError(f"purge needs one of {PURGE_KINDS}")
+            if not isinstance(self.purge_value, str) or len(self.purge_value) > 1024:
+                raise DistributionError("purge value must be a string of at most 1024 chars")
+            if self.purge_kind != "prefix" and not self.purge_value:
+                raise DistributionError(f"purge by {self.purge_kind} needs a value")
+        else:
+            raise DistributionError(f"unknown event kind {self.kind!r}")
+
+    @classmethod
+    def purge(cls, kind: str, value: str) -> Event:
+        return cls("purge", purge_kind=kind, purge_value=value)
+
+    def fields(self) -> dict[str, str]:
+        out = {"kind": self.kind, "ts": repr(self.ts or time.time())}
+        if self.kind == "purge":
+            out[self.purge_kind] = self.purge_value
+        else:
+            out.update(model=self.model, version=self.version, digest=self.digest)
+        return out
+
+    @classmethod
+    def from_entry(cls, entry_id: str, f: dict[str, str]) -> Event:
+        common = {"ts": float(f.get("ts", 0)), "seq": int(f.get("seq", 0)), "id": entry_id}
+        if f.get("kind") == "purge":
+            kind = next((k for k in PURGE_KINDS if k in f), "")
+            return cls("purge", purge_kind=kind, purge_value=f.get(kind, ""), **common)
+        return cls(f.get("kind", ""), f.get("model", ""), f.get("version", ""),
+                   f.get("digest", ""), **common)
+
+    def describe(self) -> str:
+        if self.kind == "purge":
+            return f"purge {self.purge_kind}={self.purge_value!r}"
+        return f"{self.kind} {self.model} {self.version}"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a reader stands: the last entry applied (`0-0`/0 = nothing yet)."""
+
+    id: str = "0-0"
+    seq: int = 0
+
+
+class EventStream:
+    """Append events (origin side) and read them in order (edge side)."""
+
+    def __init__(self, redis: Redis, key: str = STREAM_KEY, maxlen: int = MAXLEN) -> None:
+        self.redis = redis
+        self.key = key
+        self.maxlen = maxlen
+        self._script = redis.register_script(_XADD_SEQ)
+
+    async def publish(self, event: Event) -> Event:
+        flat: list[str] = []
+        fields = event.fields()
+        for k, v in fields.items():
+            flat += [k, v]
+        entry_id, seq = await self._script(
+            keys=[self.key, self.key + ":seq"], args=[self.maxlen, *flat])
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode()
+        return Event.from_entry(entry_id, {**fields, "seq": str(seq)})
+
+    async def head(self) -> Position:
+        """The newest entry's position, or the origin position for an empty stream."""
+        entries = await self.redis.xrevrange(self.key, count=1)
+        if not entries:
+            return Position()
+        entry_id, f = entries[0]
+        return Position(_s(entry_id), int(_s(f.get(b"seq", f.get("seq", 0)))))
+
+    async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
+        resp = await self.redis.xread({self.key: after}, count=count, block=block_ms)
+        out = []
+        for _stream, entries in resp or []:
+            for entry_id, f in entries:
+                out.append(Event.from_entry(_s(entry_id), {_s(k): _s(v) for k, v in f.items()}))
+        return out
+
+
+def _s(v: bytes | str | int) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

@@ -1,0 +1,114 @@
+"""Origin-side operations: change the store, then announce the change on the stream.
+
+The store is the truth; the stream only tells edges to look. If announcing fails
+(Redis down), the change stands and the answer says `announced: false`: edges pick it
+up when they resync or poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from edge.distribution.errors import DistributionError
+from edge.distribution.events import Event, EventStream
+from edge.distribution.names import check_component
+from edge.distribution.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+ROLLOUT_PREFIX = "cdn:rollout:"
+REPORT_TTL = 30.0
+
+
+class StreamUnavailable(DistributionError):
+    """A purge needs the invalidation stream and there is none."""
+
+
+class Distribution:
+    def __init__(self, store: ModelStore, stream: EventStream | None = None) -> None:
+        self.store = store
+        self.stream = stream
+        self._reports: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def _announce(self, event: Event) -> dict[str, Any]:
+        if self.stream is None:
+            return {"announced": False}
+        try:
+            sent = await self.stream.publish(event)
+        except (RedisError, OSError) as exc:
+            log.warning("could not announce %s: %s", event.describe(), exc)
+            return {"announced": False, "warning": f"not announced: {exc}"}
+        return {"announced": True, "event": {"id": sent.id, "seq": sent.seq}}
+
+    async def _model_event(self, kind: str, name: str, version: str) -> dict[str, Any]:
+        digest = self.store.manifest(name, version).digest
+        return await self._announce(Event(kind, name, version, digest))
+
+    async def summary(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store.summary)
+
+    async def publish(self, path: Path, name: str, version: str, *, int8: bool = False,
+                      activate: bool = False, stage: bool = False) -> dict[str, Any]:
+        manifest, created = await asyncio.to_thread(
+            self.store.publish, path, name, version, int8=int8)
+        out: dict[str, Any] = {"created": created, "manifest": manifest.to_dict()}
+        if activate:
+            out["activate"] = await self.activate(name, version)
+        elif stage:
+            out["stage"] = await self.stage(name, version)
+        return out
+
+    async def activate(self, name: str, version: str) -> dict[str, Any]:
+        ptr = await asyncio.to_thread(self.store.activate, name, version)
+        return {"pointer": asdict(ptr), **await self._model_event("activate", name, version)}
+
+    async def stage(self, name: str, version: str) -> dict[str, Any]:
+        ptr = await asyncio.to_thread(self.store.stage, name, version)
+        return {"pointer": asdict(ptr), **await self._model_event("stage", name, version)}
+
+    async def rollback(self, name: str) -> dict[str, Any]:
+        ptr = await asyncio.to_thread(self.store.rollback, name)
+        assert ptr.current is not None
+        return {"pointer": asdict(ptr),
+                **await self._model_event("rollback", name, ptr.current)}
+
+    async def purge(self, kind: str, value: str) -> dict[str, Any]:
+        event = Event.purge(kind, value)
+        if self.stream is None:
+            raise StreamUnavailable("purges travel on the Redis stream; start the origin "
+                                    "with a Redis URL")
+        try:
+            sent = await self.stream.publish(event)
+        except (RedisError, OSError) as exc:
+            raise StreamUnavailable(f"invalidation stream unreachable: {exc}") from None
+        return {"announced": True, "event": {"id": sent.id, "seq": sent.seq}}
+
+    # ----- rollout state of the edges
+    def record_report(self, edge_id: str, state: dict[str, Any]) -> None:
+        """A state report POSTed by an edge that has no Redis."""
+        self._reports[check_component(edge_id, "edge id")] = (time.monotonic(), state)
+
+    async def rollout(self) -> dict[str, Any]:
+        now = time.monotonic()
+        edges = {e: s for e, (t, s) in self._reports.items() if now - t < REPORT_TTL}
+        if self.stream is not None:
+            redis = self.stream.redis
+            try:
+                keys = [k async for k in redis.scan_iter(match=ROLLOUT_PREFIX + "*")]
+                for key, raw in zip(keys, await redis.mget(keys) if keys else [], strict=True):
+                    if raw:
+                        name = key.decode() if isinstance(key, bytes) else key
+                        edges[name[len(ROLLOUT_PREFIX):]] = json.loads(raw)
+                head = await self.stream.head()
+            except (RedisError, OSError) as exc:
+                return {"edges": edges, "warning": f"Redis unreachable: {exc}"}
+            return {"edges": edges, "stream": {"head_id": head.id, "head_seq": head.seq}}
+        return {"edges": edges}
