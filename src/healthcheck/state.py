@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     UNKNOWN = "unknown"  # no settled probe result yet
     UP = "up"
     DOWN = "down"

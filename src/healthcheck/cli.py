@@ -1,0 +1,93 @@
+"""`healthcheck`: a standalone checker publishing its probe results to Redis.
+
+Run one per vantage point; every `geodns serve --redis URL` combines their votes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from healthcheck.admin import add_health_routes
+from healthcheck.service import HealthService
+from healthcheck.zonefiles import load_pools
+
+log = logging.getLogger("healthcheck")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="healthcheck",
+        description="Probe every pool member of the zones and publish the results to Redis.",
+    )
+    p.add_argument("--zones", required=True, help="directory of zone files (*.yaml)")
+    p.add_argument("--redis", required=True, help="Redis URL, e.g. redis://127.0.0.1:6379/0")
+    p.add_argument("--vantage", required=True, help="this checker's vantage point name")
+    p.add_argument("--overrides", help="override file, shared with the DNS servers via Redis")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="serve /metrics and /admin/health here (e.g. 127.0.0.1:9400)")
+    p.add_argument("--admin-token", help="bearer token for PUT/DELETE /admin/overrides")
+    p.add_argument("--quorum", type=int, help="vantage votes to call a member down "
+                   "(default: a majority of the live vantage points)")
+    p.add_argument("--redis-prefix", default="geocdn:health", help="Redis key prefix")
+    p.add_argument("--max-concurrent", type=int, default=32, help="probes in flight at most")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    pools = load_pools(args.zones)
+    service = HealthService(
+        pools, redis_url=args.redis, vantage=args.vantage,
+        overrides_path=args.overrides, quorum=args.quorum, redis_prefix=args.redis_prefix,
+        max_concurrent=args.max_concurrent,
+    )
+    await service.start()
+    runner = None
+    if args.http:
+        host, _, port = args.http.rpartition(":")
+        app = web.Application()
+        add_health_routes(app, service, args.admin_token)
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(), headers={"Content-Type":
+                                                                  CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def reload() -> None:
+        log.info("healthcheck: SIGHUP: reloading zones and overrides")
+        nonlocal pools
+        pools = load_pools(args.zones, pools)
+        service.update_targets(pools)
+        service.reload_overrides()
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("healthcheck: vantage %s publishing to %s", args.vantage, args.redis)
+    await stop.wait()
+    if runner is not None:
+        await runner.cleanup()
+    await service.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

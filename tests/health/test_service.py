@@ -1,0 +1,220 @@
+"""HealthService against real member HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from health_members import InFlight, pool_of, wait_for
+
+from geodns.steering import Member, Pool
+from healthcheck.service import HealthService
+from healthcheck.settings import DEFAULTS
+from healthcheck.state import Status
+
+FAST = {"interval": 0.1, "timeout": 0.08}
+
+
+@pytest.fixture
+async def running():
+    services: list[HealthService] = []
+
+    async def start(pools, **kwargs) -> HealthService:
+        service = HealthService(pools, **kwargs)
+        services.append(service)
+        await service.start()
+        return service
+
+    yield start
+    for s in services:
+        await s.stop()
+
+
+async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, running):
+    servers = await members(2)
+    service = await running({"z": {"edges": pool_of(servers)}})  # default settings
+    view = service.view_for("z")
+    assert await service.settled(2)
+    assert view.get("edges", "m0").status == Status.UP
+    bound_down = DEFAULTS.fall * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
+    bound_up = DEFAULTS.rise * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
+
+    await servers[0].stop()
+    took = await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 5)
+    assert took <= bound_down + 0.3  # margin for a loaded machine
+    down = view.get("edges", "m0")
+    assert "refused" in down.reason.lower() and "3 failed probes" in down.reason
+    assert view.get("edges", "m1").status == Status.UP
+
+    servers[0].requests = 0
+    await servers[0].start()
+    took = await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 5)
+    assert took <= bound_up + 0.3
+    assert servers[0].requests >= DEFAULTS.rise  # not before `rise` successes in a row
+    assert "4 probes in a row succeeded" in view.get("edges", "m0").reason
+
+
+async def test_a_member_losing_one_probe_in_three_never_goes_down(members, running):
+    flapper, = await members(1, flap=True)
+    service = await running({"z": {"edges": pool_of([flapper], **FAST)}})
+    view = service.view_for("z")
+    assert await service.settled(2)
+    seen, changing = set(), False
+    for _ in range(150):  # 3 s: about 30 probes, 10 of them failures
+        h = view.get("edges", "m0")
+        seen.add(h.status)
+        changing |= h.changing
+        await asyncio.sleep(0.02)
+    assert flapper.requests >= 20
+    assert seen == {Status.UP}
+    assert changing  # its failures were counted (short TTL), just never enough
+
+
+@pytest.mark.parametrize(
+    ("setup", "settings", "reason"),
+    [
+        ({"http_status": 503}, {}, "HTTP 503"),
+        ({"status": "broken"}, {}, "document status 'broken'"),
+        ({}, {"body": "nonexistent"}, "body lacks 'nonexistent'"),
+        ({}, {"body_regex": "^x"}, "body does not match"),
+        ({"hang": 1.0}, {}, "timed out after 0.08 s"),
+    ],
+)
+async def test_failed_probes_say_why(members, running, setup, settings, reason):
+    server, = await members(1, **setup)
+    service = await running({"z": {"edges": pool_of([server], **FAST, **settings)}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 3)
+    assert reason in view.get("edges", "m0").reason
+
+
+async def test_expected_codes_and_body_match_pass(members, running):
+    server, = await members(1, http_status=202)
+    pool = pool_of([server], expect=[200, 202], body_regex='"status": ?"ok"', **FAST)
+    service = await running({"z": {"edges": pool}})
+    await wait_for(lambda: service.view.get("edges", "m0").status == Status.UP, 3)
+
+
+async def test_tcp_probe(members, running):
+    server, = await members(1)
+    pool = Pool("edges", 30, [Member("m0", (server.host,), (),
+                                     f"tcp://{server.host}:{server.port}")], dict(FAST))
+    service = await running({"z": {"edges": pool}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+    await server.stop()
+    await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 3)
+    assert "refused" in view.get("edges", "m0").reason.lower()
+
+
+async def test_load_and_hit_rate_are_smoothed(members, running):
+    server, = await members(1, load=0.1, hit_rate=0.9)
+    service = await running({"z": {"edges": pool_of([server], smoothing=0.3, **FAST)}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+    assert view.get("edges", "m0").load == pytest.approx(0.1)
+    generation = view.generation
+    server.load, server.hit_rate = 0.9, 0.1
+    seen = set()
+
+    def settled_high() -> bool:
+        seen.add(view.get("edges", "m0").load)
+        return view.get("edges", "m0").load > 0.87
+
+    await wait_for(settled_high, 5, step=0.01)
+    assert any(0.2 < x < 0.8 for x in seen)  # it moved step by step, not at once
+    assert view.get("edges", "m0").hit_rate < 0.15
+    assert view.generation > generation
+
+
+async def test_draining_member_is_up_but_draining(members, running):
+    server, = await members(1, status="draining")
+    service = await running({"z": {"edges": pool_of([server], **FAST)}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.DRAINING, 3)
+    server.status = "ok"
+    await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+    server.status = "draining"
+    await wait_for(lambda: view.get("edges", "m0").status == Status.DRAINING, 3)
+    assert "draining" in view.get("edges", "m0").reason
+
+
+async def test_unknown_until_settled_or_the_deadline(members, running):
+    slow, = await members(1, hang=2.0)  # probes time out: no verdict for a while
+    fast, = await members(1)
+    pools = {"z": {
+        "slow": pool_of([slow], name="slow", interval=0.5, timeout=0.4, settle=0.6),
+        "fast": pool_of([fast], name="fast", settle=30),
+    }}
+    service = await running(pools)
+    view = service.view_for("z")
+    assert not view.settled("slow") and not view.settled("fast")
+    assert view.get("slow", "m0").status == Status.UNKNOWN
+    await asyncio.wait_for(view.wait_settled("fast"), 2)  # long before its deadline
+    assert view.get("fast", "m0").status == Status.UP
+    took = await wait_for(lambda: view.settled("slow"), 3)
+    assert took < 1.0  # the deadline, not the verdict (which needs 3 timeouts: > 1 s)
+    assert view.get("slow", "m0").status == Status.UNKNOWN
+    assert await service.settled(0.1)
+    await wait_for(lambda: view.get("slow", "m0").status == Status.DOWN, 3)
+
+
+async def test_one_probe_per_target_however_many_pools_use_it(members, running):
+    server, = await members(1)
+    pools = {
+        "a.example": {"p1": pool_of([server], name="p1", **FAST),
+                      "p2": pool_of([server], name="p2", **FAST)},
+        "b.example": {"p1": pool_of([server], name="p1", **FAST)},
+    }
+    service = await running(pools)
+    await service.settled(2)
+    server.requests = 0
+    await asyncio.sleep(2.0)
+    assert 10 <= server.requests <= 26  # one probe every ~0.1 s, not three
+    for zone, pool in (("a.example", "p1"), ("a.example", "p2"), ("b.example", "p1")):
+        assert service.view_for(zone).get(pool, "m0").status == Status.UP
+
+
+async def test_concurrent_probes_are_bounded(members, running):
+    group = InFlight()
+    servers = await members(6, hang=0.1, group=group)
+    pool = pool_of(servers, interval=0.2, timeout=0.19)
+    service = await running({"z": {"edges": pool}}, max_concurrent=2)
+    await asyncio.sleep(1.5)
+    assert sum(s.requests for s in servers) >= 12
+    assert group.most == 2
+    assert all(service.view.get("edges", f"m{i}").status == Status.UP for i in range(6))
+
+
+async def test_ttl_follows_health(members, running):
+    servers = await members(2)
+    pool = pool_of(servers, ttl=60, min_ttl=5, **FAST)
+    service = await running({"z": {"edges": pool}})
+    view = service.view_for("z")
+    assert view.ttl_for("edges", 60) == 5  # UNKNOWN: unsteady
+    await wait_for(lambda: view.ttl_for("edges", 60) == 60, 3)
+    await servers[1].stop()
+    await wait_for(lambda: view.ttl_for("edges", 60) == 5, 3)
+    await wait_for(lambda: view.get("edges", "m1").status == Status.DOWN, 3)
+    assert view.ttl_for("edges", 60) == 5
+    await servers[1].start()
+    await wait_for(lambda: view.ttl_for("edges", 60) == 60, 3)
+    capped = pool_of(servers, name="capped", ttl=60, max_ttl=20, **FAST)
+    service.update_targets({"z": {"edges": pool, "capped": capped}})
+    await wait_for(lambda: view.ttl_for("capped", 60) == 20, 3)
+
+
+async def test_reload_keeps_state_of_kept_targets(members, running):
+    a, b = await members(2)
+    service = await running({"z": {"edges": pool_of([a], **FAST)}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+    since = view.get("edges", "m0").since
+    service.update_targets({"z": {"edges": pool_of([a, b], **FAST)}})
+    assert view.get("edges", "m0").since == since
+    assert view.get("edges", "m1").status == Status.UNKNOWN
+    await wait_for(lambda: view.get("edges", "m1").status == Status.UP, 3)
+    service.update_targets({"z": {"edges": pool_of([b], **FAST)}})
+    a.requests = 0
+    await asyncio.sleep(0.5)
+    assert a.requests == 0  # no longer probed
