@@ -259,8 +259,8 @@ class RolloutAgent:
         await self.cache.purge("all", "")
         self.resyncs += 1
         RESYNCS.labels(self.config.edge_id).inc()
-        log.warning("%s: resynced from the origin at stream entry %s", self.config.edge_id,
-                    head.id)
+        log.info("%s: resynced from the origin at stream entry %s", self.config.edge_id,
+                 head.id)
         self._save_position(head)
 
     async def _reconcile(self, summary: dict[str, Any]) -> None:
@@ -296,9 +296,13 @@ class RolloutAgent:
                         break
                     await self._apply_entry(event)
                 else:
-                    if len(events) < 100:
+                    self.head_seq = max(self.head_seq, self.position.seq)
+                    if len(events) < 100 and not self.synced:
                         self.synced = True
-                        self.head_seq = max(self.head_seq, self.position.seq)
+                        log.info("%s: caught up with the stream at seq %d",
+                                 self.config.edge_id, self.position.seq)
+                    if events or not self.synced:
+                        await self.report()
             except (RedisError, OSError) as exc:
                 self.connected = False
                 self.last_error = f"stream: {exc}"

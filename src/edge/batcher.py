@@ -1,0 +1,119 @@
+"""Triton-style dynamic batching: concurrent requests for one model version are joined
+into one onnxruntime call.
+
+A request waits at most `max_delay_s` for its batch to fill up to `max_batch` rows; while
+one batch runs (in a worker thread, onnxruntime releases the GIL) the next one fills, so
+throughput grows with load. Each `MicroBatcher` belongs to exactly one model version
+(one session), so a batch never mixes versions. `max_batch=1` disables batching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+
+RunFn = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    feeds: dict[str, np.ndarray]
+    rows: int
+    future: asyncio.Future
+    enqueued: float
+
+
+class BatchObserver:
+    """Receives what metrics need; the default does nothing."""
+
+    def batch_done(self, rows: int, requests: int, queue_s: list[float], compute_s: float,
+                   ok: bool) -> None:
+        pass
+
+
+class MicroBatcher:
+    def __init__(self, run: RunFn, *, max_batch: int, max_delay_s: float, executor: Executor,
+                 observer: BatchObserver | None = None) -> None:
+        self._run = run
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self._executor = executor
+        self._observer = observer or BatchObserver()
+        self._queue: deque[_Pending] = deque()
+        self._rows = 0
+        self._filled = asyncio.Event()
+        self._worker: asyncio.Task | None = None
+        self.queue_delay_ewma = 0.0  # seconds, for /health
+
+    @property
+    def queued_rows(self) -> int:
+        return self._rows
+
+    async def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs of the model for `feeds` (rows along the first dimension)."""
+        loop = asyncio.get_running_loop()
+        rows = next(iter(feeds.values())).shape[0]
+        item = _Pending(feeds, rows, loop.create_future(), time.perf_counter())
+        self._queue.append(item)
+        self._rows += rows
+        if self._rows >= self.max_batch:
+            self._filled.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await item.future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            if self._rows < self.max_batch and self.max_delay_s > 0:
+                wait = self._queue[0].enqueued + self.max_delay_s - time.perf_counter()
+                if wait > 0:
+                    self._filled.clear()
+                    try:
+                        await asyncio.wait_for(self._filled.wait(), wait)
+                    except TimeoutError:
+                        pass
+            batch = self._take()
+            await self._execute(batch)
+
+    def _take(self) -> list[_Pending]:
+        batch = [self._queue.popleft()]
+        rows = batch[0].rows
+        while self._queue and rows + self._queue[0].rows <= self.max_batch:
+            item = self._queue.popleft()
+            rows += item.rows
+            batch.append(item)
+        self._rows -= rows
+        return batch
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        start = time.perf_counter()
+        queue_s = [start - item.enqueued for item in batch]
+        self.queue_delay_ewma += 0.1 * (max(queue_s) - self.queue_delay_ewma)
+        if len(batch) == 1:
+            feeds = batch[0].feeds
+        else:
+            feeds = {name: np.concatenate([item.feeds[name] for item in batch])
+                     for name in batch[0].feeds}
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, feeds)
+        except Exception as e:  # noqa: BLE001 - every waiter gets the failure
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(e)
+            self._observer.batch_done(sum(i.rows for i in batch), len(batch), queue_s,
+                                      time.perf_counter() - start, ok=False)
+            return
+        offset = 0
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result([out[offset:offset + item.rows] for out in outputs])
+            offset += item.rows
+        self._observer.batch_done(offset, len(batch), queue_s, time.perf_counter() - start,
+                                  ok=True)

@@ -1,0 +1,116 @@
+"""The ``edge`` command: ``serve``, ``make-models`` and ``plan``.
+
+``edge serve`` is a thin layer over `EdgeConfig`: ``--config FILE`` first, then flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from edge.app import build_app
+from edge.config import ConfigError, EdgeConfig, config_from_mapping, load_config
+from edge.modelgen import make_models
+from edge.planner import add_plan_arguments, run_plan
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run an edge, a shield or the origin")
+    d = EdgeConfig()
+    p.add_argument("--config", type=Path, help="YAML or TOML file with any of the options")
+    p.add_argument("--listen", help=f"HOST:PORT (default {d.listen})")
+    p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
+    p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
+                   "the origin): <name>/<version>/model.onnx")
+    p.add_argument("--cache-dir", help=f"L2 and artifact cache folder (default {d.cache_dir})")
+    p.add_argument("--l1", choices=["memory", "redis"], help="L1 tier (default memory)")
+    p.add_argument("--redis", dest="redis_url", help="Redis URL for --l1 redis")
+    p.add_argument("--l1-bytes", help="L1 memory bound, e.g. 64MiB")
+    p.add_argument("--l2-bytes", help="L2 disk bound, e.g. 1GiB")
+    p.add_argument("--l1-ttl", dest="l1_ttl_s", type=float, help="L1 TTL in seconds")
+    p.add_argument("--l2-ttl", dest="l2_ttl_s", type=float, help="L2 TTL in seconds")
+    p.add_argument("--stale-grace", dest="stale_grace_s", type=float,
+                   help="serve expired entries this long when the upstream is down")
+    p.add_argument("--region", help="region name shown in answers and /health")
+    p.add_argument("--location", help="LAT,LON of this node")
+    p.add_argument("--capacity", type=int, help="concurrent requests that count as load 1.0")
+    p.add_argument("--max-batch", type=int, help="rows per inference batch (1 = no batching)")
+    p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
+    p.add_argument("--admin-token", help="bearer token for /admin/* (else loopback only)")
+    p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
+                   help="do not fsync L2 writes (still atomic renames)")
+    p.add_argument("--log-level", default="INFO")
+
+
+def serve_config(args: argparse.Namespace) -> EdgeConfig:
+    base = load_config(args.config) if args.config else EdgeConfig()
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "config", "log_level") and v is not None}
+    return config_from_mapping(flags, base=base, source="command line")
+
+
+async def serve(config: EdgeConfig) -> None:
+    """Run until SIGINT/SIGTERM; prints one line when listening."""
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = config.host_port
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    role = "origin" if config.is_origin else f"edge (upstream {config.upstream})"
+    print(f"edge listening on http://{host}:{port} as {role}, region {config.region}",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    mm = sub.add_parser("make-models", help="write the example models into a folder")
+    mm.add_argument("dir", type=Path)
+    mm.add_argument("--hidden", type=int, default=64, help="ranker hidden width (default 64)")
+    add_plan_arguments(sub.add_parser("plan", help="size the cache tiers for a trace"))
+    args = parser.parse_args(argv)
+
+    if args.command == "make-models":
+        for path in make_models(args.dir, hidden=args.hidden):
+            print(path)
+        return 0
+    if args.command == "plan":
+        return run_plan(args)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = serve_config(args)
+    except ConfigError as e:
+        print(f"edge: {e}", file=sys.stderr)
+        return 2
+    run = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+        run = uvloop.run
+    try:
+        run(serve(config))
+    except OSError as e:
+        print(f"edge: cannot listen on {config.listen}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``GET|HEAD /models/{name}/{version}/{file}``: artifacts with a strong ETag (SHA-256),
+``If-None-Match`` → 304, single byte ranges (``Range`` → 206, ``If-Range``, 416 when
+unsatisfiable; several ranges get the whole file), and streaming from disk in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+
+from aiohttp import hdrs, web
+
+from edge.artifacts import ArtifactFile
+from edge.http_predict import request_hops
+from edge.node import NODE
+
+CHUNK = 256 * 1024
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/").strip('"') == etag for t in header.split(","))
+
+
+def _byte_range(request: web.Request, art: ArtifactFile) -> tuple[int, int] | None | str:
+    """(start, stop) for a satisfiable single range, None for the whole file, or
+    "unsatisfiable"."""
+    header = request.headers.get(hdrs.RANGE)
+    if header is None or "," in header:
+        return None
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range.strip().strip('"') != art.sha256:
+        return None
+    try:
+        rng = request.http_range
+    except ValueError:
+        return "unsatisfiable"
+    start, stop, _ = rng.indices(art.size)
+    if rng.start is not None and rng.start >= art.size or start >= stop:
+        return "unsatisfiable"
+    return start, stop
+
+
+async def artifact(request: web.Request) -> web.StreamResponse:
+    m = request.match_info
+    art = await request.app[NODE].artifacts.locate(m["name"], m["version"], m["file"],
+                                                   request_hops(request))
+    headers = {
+        hdrs.ETAG: f'"{art.sha256}"',
+        hdrs.CACHE_CONTROL: IMMUTABLE if art.immutable else "no-cache",
+        hdrs.ACCEPT_RANGES: "bytes",
+    }
+    inm = request.headers.get(hdrs.IF_NONE_MATCH)
+    if inm is not None and _etag_matches(inm, art.sha256):
+        return web.Response(status=304, headers=headers)
+    rng = _byte_range(request, art)
+    if rng == "unsatisfiable":
+        headers[hdrs.CONTENT_RANGE] = f"bytes */{art.size}"
+        return web.Response(status=416, headers=headers)
+    start, stop = rng if isinstance(rng, tuple) else (0, art.size)
+    status = 206 if isinstance(rng, tuple) else 200
+    if status == 206:
+        headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{art.size}"
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_type = mimetypes.guess_type(art.path.name)[0] or "application/octet-stream"
+    resp.content_length = stop - start
+    await resp.prepare(request)
+    if request.method == hdrs.METH_HEAD:
+        return resp
+    with open(art.path, "rb") as f:
+        f.seek(start)
+        remaining = stop - start
+        while remaining > 0:
+            chunk = await asyncio.to_thread(f.read, min(CHUNK, remaining))
+            if not chunk:
+                break
+            await resp.write(chunk)
+            remaining -= len(chunk)
+    await resp.write_eof()
+    return resp
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/models/{name}/{version}/{file}", artifact, name="artifact")

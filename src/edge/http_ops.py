@@ -1,0 +1,97 @@
+"""Operations: ``GET /health``, ``GET /metrics`` and the admin routes.
+
+Admin routes need ``Authorization: Bearer <admin_token>`` when `admin_token` is set;
+without a token they answer loopback clients only.
+
+* ``POST /admin/drain`` ``{"draining": true|false}`` (default true): /health says
+  ``draining`` (DNS stops sending new clients) while requests are still served.
+* ``POST /admin/purge`` ``{"keys": [...], "prefixes": [...], "tags": [...]}``: removes
+  matching prediction entries from L1 and L2; answers the counts per tier.
+* ``POST /admin/flush`` ``{"tiers": ["l1", "l2"]}``: empties the named tiers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edge.http_predict import json_body
+from edge.node import NODE
+from edge.tensors import BadInput
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE].health(), headers={"Cache-Control": "no-store"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    node.metrics.inflight.set(node.inflight)
+    return web.Response(body=generate_latest(node.metrics.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _authorize(request: web.Request) -> None:
+    token = request.app[NODE].config.admin_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise web.HTTPUnauthorized(text="admin routes need Authorization: Bearer <token>")
+        return
+    try:
+        loopback = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise web.HTTPForbidden(text="admin routes answer loopback clients only "
+                                     "(set admin_token to allow others)")
+
+
+async def drain(request: web.Request) -> web.Response:
+    _authorize(request)
+    doc = await json_body(request) if request.can_read_body else {}
+    draining = doc.get("draining", True)
+    if not isinstance(draining, bool):
+        raise BadInput('"draining" must be true or false')
+    node = request.app[NODE]
+    node.draining = draining
+    return web.json_response({"draining": node.draining})
+
+
+def _strings(doc: dict, field: str) -> list[str]:
+    value = doc.get(field, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise BadInput(f'"{field}" must be a list of non-empty strings')
+    return value
+
+
+async def purge(request: web.Request) -> web.Response:
+    _authorize(request)
+    doc = await json_body(request)
+    removed = await request.app[NODE].cache.purge(
+        _strings(doc, "keys"), _strings(doc, "prefixes"), _strings(doc, "tags"))
+    return web.json_response({"removed": removed})
+
+
+async def flush(request: web.Request) -> web.Response:
+    _authorize(request)
+    doc = await json_body(request) if request.can_read_body else {}
+    tiers = doc.get("tiers", ["l1", "l2"])
+    if not isinstance(tiers, list) or not set(tiers) <= {"l1", "l2"}:
+        raise BadInput('"tiers" must be a list of "l1" and "l2"')
+    removed = await request.app[NODE].cache.flush(tiers)
+    return web.Response(body=json.dumps({"removed": removed}).encode(),
+                        content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/health", health, name="health")
+    r.add_get("/metrics", metrics, name="metrics")
+    r.add_post("/admin/drain", drain, name="admin_drain")
+    r.add_post("/admin/purge", purge, name="admin_purge")
+    r.add_post("/admin/flush", flush, name="admin_flush")

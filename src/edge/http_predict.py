@@ -1,0 +1,173 @@
+"""The simple prediction API and the node-to-node lookup.
+
+``POST /predict`` ``{"features": [...], "model"?: name, "version"?: v}`` →
+``{"cached": bool, "tier": "l1"|"l2"|"compute"|"stale"|"upstream/...", "region": ...,
+"model_name", "model_version", "prediction", "outputs": [...]}``
+
+``POST /batch_predict`` ``{"features": [[...], ...]}``: each row is predicted (and
+cached) on its own, so rows already asked for are hits; misses of one call are inferred
+together by the micro-batcher. Answers ``{"predictions": [...], "cached": [...],
+"tiers": [...], "model_name", "model_version", "region"}``.
+
+Both take models with one input; the first dimension is the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import msgpack
+from aiohttp import web
+
+from edge.node import NODE, EdgeNode
+from edge.tensors import (
+    DATATYPES,
+    BadInput,
+    ModelInfo,
+    check_tensor,
+    tensor_from_bytes,
+    to_array,
+)
+from edge.upstream import HOPS_HEADER, MAX_HOPS, UpstreamError
+
+MAX_BATCH_PREDICT_ROWS = 1024
+JSON = "application/json"
+
+
+def request_hops(request: web.Request) -> int:
+    try:
+        hops = int(request.headers.get(HOPS_HEADER, "0"))
+    except ValueError:
+        raise BadInput(f"{HOPS_HEADER} must be an integer") from None
+    if hops > MAX_HOPS:
+        raise UpstreamError(f"request passed {hops} nodes: an upstream loop?", 508)
+    return hops
+
+
+async def json_body(request: web.Request) -> dict:
+    body = await request.read()
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(f"body is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadInput("body must be a JSON object")
+    return doc
+
+
+def _single_input(info: ModelInfo) -> str:
+    if len(info.inputs) != 1:
+        raise BadInput(f"model {info.name!r} has {len(info.inputs)} inputs; "
+                       f"use POST /v2/models/{info.name}/infer")
+    return info.inputs[0].name
+
+
+async def _resolve(node: EdgeNode, doc: dict, hops: int):
+    model = doc.get("model", node.config.default_model)
+    version = doc.get("version")
+    if not isinstance(model, str) or not (version is None or isinstance(version, str)):
+        raise BadInput('"model" and "version" must be strings')
+    info, mv = await node.resolve(model, version, hops)
+    if "features" not in doc:
+        raise BadInput('missing "features"')
+    return info, mv, version
+
+
+class _Prefixes:
+    """Pre-serialized response heads per tier: the hit path only joins bytes."""
+
+    def __init__(self, region: str) -> None:
+        self._region = json.dumps(region)
+        self._heads: dict[str, bytes] = {}
+
+    def head(self, tier: str) -> bytes:
+        head = self._heads.get(tier)
+        if head is None:
+            head = (f'{{"cached":{json.dumps(is_cached(tier))},"tier":{json.dumps(tier)},'
+                    f'"region":{self._region},').encode()
+            self._heads[tier] = head
+        return head
+
+
+def is_cached(tier: str) -> bool:
+    return not tier.endswith("compute")
+
+
+PREFIXES = web.AppKey("edge_predict_prefixes", _Prefixes)
+
+
+async def predict(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    hops = request_hops(request)
+    doc = await json_body(request)
+    info, mv, version = await _resolve(node, doc, hops)
+    name = _single_input(info)
+    arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    check_tensor(info.inputs[0], arr)
+    value, tier = await node.predict(info, mv, {name: arr}, version, hops)
+    return web.Response(body=request.app[PREFIXES].head(tier) + value[1:], content_type=JSON,
+                        headers={"X-Cache-Tier": tier})
+
+
+async def batch_predict(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    hops = request_hops(request)
+    doc = await json_body(request)
+    info, mv, version = await _resolve(node, doc, hops)
+    name = _single_input(info)
+    arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
+    if arr.ndim < 2:
+        raise BadInput('"features" must be a list of rows')
+    if not 0 < arr.shape[0] <= MAX_BATCH_PREDICT_ROWS:
+        raise BadInput(f'"features" must have 1..{MAX_BATCH_PREDICT_ROWS} rows')
+    check_tensor(info.inputs[0], arr)
+    results = await asyncio.gather(*(node.predict(info, mv, {name: arr[i:i + 1]}, version, hops)
+                                     for i in range(arr.shape[0])))
+    docs = [json.loads(value) for value, _ in results]
+    body = {
+        "predictions": [d["prediction"] for d in docs],
+        "cached": [is_cached(tier) for _, tier in results],
+        "tiers": [tier for _, tier in results],
+        "model_name": info.name,
+        "model_version": docs[0]["model_version"],
+        "region": node.config.region,
+    }
+    return web.json_response(body)
+
+
+async def lookup(request: web.Request) -> web.Response:
+    """Node-to-node: the cache value for msgpack-encoded raw inputs (see edge.upstream)."""
+    node = request.app[NODE]
+    hops = request_hops(request)
+    version = request.match_info.get("version")
+    info, mv = await node.resolve(request.match_info["model"], version, hops)
+    try:
+        doc = msgpack.unpackb(await request.read())
+        items = doc["inputs"]
+        specs = {s.name: s for s in info.inputs}
+        feeds = {}
+        for name, datatype, shape, raw in items:
+            if name not in specs:
+                raise BadInput(f"unknown input {name!r}")
+            feeds[name] = tensor_from_bytes(specs[name], datatype, shape, raw)
+    except BadInput:
+        raise
+    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+        raise BadInput(f"bad lookup body: {e}") from None
+    if set(feeds) != set(specs):
+        raise BadInput(f"inputs must be exactly {sorted(specs)}")
+    value, tier = await node.predict(info, mv, feeds, version, hops)
+    return web.Response(body=value, content_type=JSON, headers={
+        "X-Cache-Tier": tier, "X-Model-Version": info.version, "X-Model-Digest": info.digest})
+
+
+def add_routes(app: web.Application) -> None:
+    app[PREFIXES] = _Prefixes(app[NODE].config.region)
+    app.router.add_post("/predict", predict, name="predict")
+    app.router.add_post("/batch_predict", batch_predict, name="batch_predict")
+    app.router.add_post("/internal/v1/models/{model}/lookup", lookup, name="lookup")
+    app.router.add_post("/internal/v1/models/{model}/versions/{version}/lookup", lookup,
+                        name="lookup_version")

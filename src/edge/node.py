@@ -1,0 +1,304 @@
+"""`EdgeNode`: everything one node holds, independent of HTTP.
+
+A prediction: resolve the model (the local registry, else the upstream's catalog) →
+cache key (model name, content digest, canonical input digest) → L1 → L2 → compute with
+the local model, or ask the upstream → fill the tiers. Concurrent misses for one key
+share one computation or fetch (single flight). When the upstream cannot be reached, an
+entry expired less than `stale_grace_s` ago is served (tier ``stale``); otherwise the
+request fails with `Unavailable` (HTTP 503).
+
+Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from aiohttp import web
+
+from edge.artifacts import ArtifactStore
+from edge.cache.disk import DiskL2
+from edge.cache.memory import MemoryL1
+from edge.cache.redis_l1 import RedisL1
+from edge.cache.tiered import L1Store, TieredCache
+from edge.config import EdgeConfig
+from edge.metrics import NodeMetrics
+from edge.registry import ModelRegistry, ModelVersion
+from edge.tensors import ModelInfo, prediction_value
+from edge.upstream import MAX_HOPS, Upstream, UpstreamError, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+class Unavailable(Exception):
+    """Neither the tiers, the local models nor the upstream can answer (HTTP 503)."""
+
+
+class HitWindow:
+    """Cache hit ratio over the last minute (six 10-second buckets), for /health."""
+
+    BUCKET_S = 10.0
+
+    def __init__(self) -> None:
+        self._hits = [0] * 6
+        self._total = [0] * 6
+        self._bucket = int(time.monotonic() / self.BUCKET_S)
+
+    def record(self, hit: bool) -> None:
+        b = self._roll()
+        self._total[b % 6] += 1
+        if hit:
+            self._hits[b % 6] += 1
+
+    def ratio(self) -> float:
+        self._roll()
+        total = sum(self._total)
+        return sum(self._hits) / total if total else 0.0
+
+    def _roll(self) -> int:
+        b = int(time.monotonic() / self.BUCKET_S)
+        if b != self._bucket:
+            for i in range(self._bucket + 1, min(b, self._bucket + 6) + 1):
+                self._hits[i % 6] = self._total[i % 6] = 0
+            self._bucket = b
+        return b
+
+
+class RemoteCatalog:
+    """Metadata of models this node does not hold, learned from the upstream and trusted
+    for `ttl_s` (then `grace_s` more while the upstream is unreachable)."""
+
+    def __init__(self, upstream: Upstream, ttl_s: float, grace_s: float) -> None:
+        self._upstream = upstream
+        self._ttl_s = ttl_s
+        self._grace_s = grace_s
+        self._entries: dict[tuple[str, str | None], tuple[dict, ModelInfo, float]] = {}
+        self._fetches: dict[tuple[str, str | None], asyncio.Task] = {}
+
+    async def get(self, name: str, version: str | None, hops: int) -> tuple[dict, ModelInfo]:
+        key = (name, version)
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry and now - entry[2] < self._ttl_s:
+            return entry[0], entry[1]
+        task = self._fetches.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._upstream.model_metadata(name, version, hops))
+            self._fetches[key] = task
+            task.add_done_callback(lambda _t: self._fetches.pop(key, None))
+        try:
+            doc = await asyncio.shield(task)
+        except UpstreamUnavailable:
+            if entry and now - entry[2] < self._ttl_s + self._grace_s:
+                return entry[0], entry[1]
+            raise
+        info = ModelInfo.from_metadata(doc)
+        self._entries[key] = (doc, info, time.monotonic())
+        return doc, info
+
+    def forget(self, name: str) -> None:
+        for key in [k for k in self._entries if k[0] == name]:
+            del self._entries[key]
+
+
+class EdgeNode:
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self.metrics = NodeMetrics()
+        self.registry = ModelRegistry(max_batch=config.max_batch,
+                                      max_delay_s=config.max_queue_delay_ms / 1000,
+                                      intra_op_threads=config.inference_threads,
+                                      observer=self.metrics.batch_observer)
+        l1: L1Store
+        if config.l1 == "redis":
+            assert config.redis_url
+            l1 = RedisL1(config.redis_url, config.redis_prefix, retain_s=config.stale_grace_s)
+        else:
+            l1 = MemoryL1(config.l1_bytes)
+        self.cache = TieredCache(
+            l1, DiskL2(Path(config.cache_dir) / "l2", config.l2_bytes, fsync=config.l2_fsync),
+            l1_ttl_s=config.l1_ttl_s, l2_ttl_s=config.l2_ttl_s, grace_s=config.stale_grace_s,
+            metrics=self.metrics)
+        self.upstream = Upstream(config.upstream, config.upstream_timeout_s) \
+            if config.upstream else None
+        self.catalog = RemoteCatalog(self.upstream, config.catalog_ttl_s, config.stale_grace_s) \
+            if self.upstream else None
+        self.artifacts = ArtifactStore(self, Path(config.cache_dir) / "artifacts",
+                                       config.artifact_bytes)
+        self.draining = False
+        self.inflight = 0
+        self.started = time.time()
+        self.hits = HitWindow()
+        self._flights: dict[str, asyncio.Task] = {}
+        self._upstream_hit = self.metrics.tier_hits.labels("upstream")
+        self._upstream_miss = self.metrics.tier_misses.labels("upstream")
+        self._upstream_err = self.metrics.tier_errors.labels("upstream")
+        self._per_model: dict[str, tuple] = {}
+        self._background: list[asyncio.Task] = []
+
+    # -- life ------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.config.models_dir:
+            await asyncio.to_thread(self.registry.load_folder, Path(self.config.models_dir))
+        self.cache.l2.start()
+        if self.config.model_idle_unload_s > 0:
+            self._background.append(asyncio.create_task(self._unload_idle_loop()))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await self.cache.l2.close()
+        await self.cache.l1.close()
+        if self.upstream:
+            await self.upstream.close()
+        self.registry.close()
+
+    async def _unload_idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.config.model_idle_unload_s / 4))
+            for name in self.registry.unload_idle(self.config.model_idle_unload_s):
+                log.info("unloaded idle model %s", name)
+
+    # -- models ----------------------------------------------------------------------
+    async def resolve(self, name: str, version: str | None = None,
+                      hops: int = 0) -> tuple[ModelInfo, ModelVersion | None]:
+        """The model's info and, when this node holds it, the loaded version."""
+        mv = self.registry.get(name, version)
+        if mv is not None:
+            return mv.info, mv
+        if self.catalog is None:
+            raise ModelNotFound(_not_found(name, version))
+        try:
+            return (await self.catalog.get(name, version, hops))[1], None
+        except UpstreamUnavailable as e:
+            raise Unavailable(f"model {name!r} is not held here and {e}") from None
+        except UpstreamError as e:
+            if e.status == 404:
+                raise ModelNotFound(_not_found(name, version)) from None
+            raise
+
+    async def model_metadata(self, name: str, version: str | None, hops: int = 0) -> dict:
+        mv = self.registry.get(name, version)
+        if mv is not None:
+            return mv.info.metadata(self.registry.versions(name))
+        if self.catalog is None:
+            raise ModelNotFound(_not_found(name, version))
+        await self.resolve(name, version, hops)  # maps upstream errors
+        return (await self.catalog.get(name, version, hops))[0]
+
+    # -- predictions -----------------------------------------------------------------
+    async def predict(self, info: ModelInfo, mv: ModelVersion | None,
+                      feeds: dict[str, np.ndarray], version: str | None = None,
+                      hops: int = 0) -> tuple[bytes, str]:
+        """(cache value, tier) for one request; tier is l1, l2, compute, stale or
+        upstream/<the upstream's tier>."""
+        key = info.cache_key(feeds)
+        found = await self.cache.get(key)
+        hit, miss = self._model_counters(info.name)
+        if found.value is not None:
+            self.hits.record(True)
+            hit.inc()
+            return found.value, found.tier  # type: ignore[return-value]
+        self.hits.record(False)
+        miss.inc()
+        task = self._flights.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fill(key, info, mv, feeds, version,
+                                                    found.stale, hops))
+            self._flights[key] = task
+            task.add_done_callback(lambda t: self._flight_done(key, t))
+        else:
+            self.metrics.coalesced.inc()
+        return await asyncio.shield(task)
+
+    def _flight_done(self, key: str, task: asyncio.Task) -> None:
+        self._flights.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, raised to every waiter
+
+    def _model_counters(self, name: str) -> tuple:
+        counters = self._per_model.get(name)
+        if counters is None:
+            counters = (self.metrics.cache_hits.labels(name),
+                        self.metrics.cache_misses.labels(name))
+            self._per_model[name] = counters
+        return counters
+
+    async def _fill(self, key: str, info: ModelInfo, mv: ModelVersion | None,
+                    feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
+                    hops: int) -> tuple[bytes, str]:
+        if mv is not None:
+            value = prediction_value(info, await mv.infer(feeds))
+            await self.cache.put(key, value, info.tags)
+            return value, "compute"
+        if self.upstream is None:
+            raise ModelNotFound(_not_found(info.name, version))
+        if hops >= MAX_HOPS:
+            raise UpstreamError(f"more than {MAX_HOPS} upstream hops: check the upstream "
+                                "configuration for a loop", 508)
+        try:
+            value, tier, up_version, digest = await self.upstream.lookup(info, version, feeds,
+                                                                       hops)
+        except UpstreamUnavailable as e:
+            self._upstream_err.inc()
+            if stale is not None:
+                self.metrics.stale_served.inc()
+                return stale, "stale"
+            raise Unavailable(f"no fresh or stale entry and {e}") from None
+        (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
+        if digest != info.digest:  # the upstream moved to another version meanwhile
+            assert self.catalog is not None
+            self.catalog.forget(info.name)
+            info = dataclasses.replace(info, version=up_version, digest=digest)
+            key = info.cache_key(feeds)
+        await self.cache.put(key, value, info.tags)
+        return value, "upstream/" + tier
+
+    # -- health ----------------------------------------------------------------------
+    @property
+    def load(self) -> float:
+        return min(1.0, self.inflight / self.config.capacity)
+
+    def health(self) -> dict:
+        l1_ok = getattr(self.cache.l1, "ok", True)
+        upstream_ok = self.upstream.ok if self.upstream else True
+        if self.draining:
+            status = "draining"
+        elif not l1_ok or not upstream_ok or self.load >= 1.0:
+            status = "degraded"
+        else:
+            status = "ok"
+        active = self.registry.active()
+        queue_ms = max((mv.batcher.queue_delay_ewma for mv in active.values()), default=0.0)
+        return {
+            "status": status,
+            "load": round(self.load, 4),
+            "hit_rate": round(self.hits.ratio(), 4),
+            "models": {name: mv.version for name, mv in active.items()},
+            "region": self.config.region,
+            "location": list(self.config.location) if self.config.location else None,
+            "role": "origin" if self.config.is_origin else "edge",
+            "inflight": self.inflight,
+            "capacity": self.config.capacity,
+            "queue_delay_ms": round(queue_ms * 1000, 3),
+            "l1": {"kind": self.cache.l1.kind, "ok": l1_ok},
+            "upstream": {"url": self.config.upstream, "ok": upstream_ok}
+            if self.upstream else None,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+NODE = web.AppKey("edge_node", EdgeNode)
+
+
+def _not_found(name: str, version: str | None) -> str:
+    return f"unknown model {name!r}" + (f" version {version!r}" if version else "")
