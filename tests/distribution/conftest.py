@@ -135,3 +135,15 @@ async def edges(tmp_path, origin, redis_server):
     yield factory
     for edge in factory.edges:
         await edge.stop()
+
+
+async def until(predicate, timeout: float = 15.0, interval: float = 0.05) -> None:
+    """Wait until `predicate()` is true (fails the test after `timeout` seconds)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
