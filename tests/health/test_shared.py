@@ -1,0 +1,136 @@
+"""Several vantage points over a real Redis: quorum, expiry of dead checkers, fallback.
+
+The checkers are the real `healthcheck` command, started as subprocesses. Member
+servers fail on purpose for probes from chosen vantage points (probes name their
+vantage point in the X-Healthcheck-Vantage header), so the vantage points disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from health_members import MemberServer, pool_of, wait_for
+
+from healthcheck.service import HealthService
+from healthcheck.state import Status
+
+FAST = {"interval": 0.1, "timeout": 0.08}
+CHECKER = str(Path(sys.executable).parent / "healthcheck")
+
+
+def write_zone(directory: Path, servers: list[MemberServer]) -> dict:
+    members = [
+        {"name": f"m{i}", "ipv4": s.host, "lat": 10.0 * i, "lon": 0.0, "health_url": s.url}
+        for i, s in enumerate(servers)
+    ]
+    doc = {"zone": "shared.example", "soa": {"mname": "ns1", "rname": "hostmaster"},
+           "records": {"edge": {"pool": "edges"}},
+           "pools": {"edges": {"members": members, "health": FAST}}}
+    directory.mkdir(exist_ok=True)
+    (directory / "shared.example.yaml").write_text(yaml.safe_dump(doc))
+    return {"shared.example": {"edges": pool_of(servers, **FAST)}}
+
+
+@pytest.fixture
+def checkers(tmp_path):
+    procs: list[subprocess.Popen] = []
+
+    def start(vantage: str, redis_url: str, *extra: str) -> subprocess.Popen:
+        log = open(tmp_path / f"checker-{vantage}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [CHECKER, "--zones", str(tmp_path / "zones"), "--redis", redis_url,
+             "--vantage", vantage, *extra],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+async def test_quorum_of_vantage_points(members, checkers, redis_server, tmp_path,
+                                        unused_port):
+    m0, m1 = await members(2, block=61)
+    pools = write_zone(tmp_path / "zones", [m0, m1])
+    (tmp_path / "ov.yaml").write_text("overrides: [{site: m1, state: draining}]\n")
+    checkers("a", redis_server.url, "--http", f"127.0.0.1:{unused_port}")
+    b = checkers("b", redis_server.url)
+    checkers("c", redis_server.url, "--overrides", str(tmp_path / "ov.yaml"))
+    service = HealthService(pools, redis_url=redis_server.url)  # a DNS server's view
+    await service.start()
+    try:
+        view = service.view_for("shared.example")
+        await wait_for(lambda: service.live_vantages == ["a", "b", "c"], 15)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+        # checker c's override file reaches every DNS server through Redis
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING, 3)
+
+        m0.fail_vantages = {"a"}  # one vantage point of three cannot reach m0
+        await wait_for(lambda: view.get("edges", "m0").changing, 3)  # the split vote
+        for _ in range(50):
+            assert view.get("edges", "m0").status == Status.UP
+            await asyncio.sleep(0.02)
+
+        m0.fail_vantages = {"a", "b"}  # two of three: a quorum
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 3)
+        assert "2 of 3 vantage points say down" in view.get("edges", "m0").reason
+        assert service._checks and all(  # this server's own probes still see it up
+            c.health.status == Status.UP for c in service._checks.values() if c.url == m0.url
+        )
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{unused_port}/metrics") as r:
+                text = await r.text()
+            assert "healthcheck_probe_results_total" in text
+            assert "healthcheck_state_changes_total" in text
+            async with http.get(f"http://127.0.0.1:{unused_port}/admin/health") as r:
+                doc = await r.json()
+            assert doc["vantage"] == "a" and len(doc["members"]) == 2
+
+        b.kill()  # dies without withdrawing: its votes expire with their TTL
+        await wait_for(lambda: service.live_vantages == ["a", "c"], 5)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+    finally:
+        await service.stop()
+
+
+async def test_losing_redis_falls_back_to_local_probes(members, checkers, redis_server,
+                                                        tmp_path):
+    m0, m1 = await members(2, block=62)
+    pools = write_zone(tmp_path / "zones", [m0, m1])
+    m0.fail_vantages = {"a"}  # the only checker says m0 is down; locally it is fine
+    checkers("a", redis_server.url)
+    service = HealthService(pools, redis_url=redis_server.url)
+    await service.start()
+    try:
+        view = service.view_for("shared.example")
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 15)
+        assert service.redis_ok
+
+        redis_server.stop()
+        await wait_for(lambda: not service.redis_ok, 3)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+        assert view.get("edges", "m1").status == Status.UP  # answers never went away
+        await m1.stop()  # the local probes carry on by themselves
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DOWN, 3)
+
+        redis_server.start()  # Redis comes back on the same port: shared state again
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 10)
+        assert service.redis_ok
+    finally:
+        await service.stop()
