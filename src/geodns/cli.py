@@ -1,0 +1,147 @@
+"""The `geodns` command: serve, check (and explain, added by geo steering).
+
+A thin layer over `ServerConfig` / `GeoDNSServer`: the same server starts from code
+in tests. Options of other features come from plugins (`geodns.plugins`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:5353"
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """'127.0.0.1:5353', '[::1]:5353' or 'localhost:53' -> (host, port)."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (IPv6 as [::1]:5353)")
+    return host, int(port)
+
+
+def secret(text: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("the cookie secret is hex, e.g. 32 hex digits") from None
+    if len(value) < 16:
+        raise argparse.ArgumentTypeError("the cookie secret needs at least 16 octets (32 hex)")
+    return value
+
+
+def build_parser(plugins: list) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="geodns", description="Authoritative GeoDNS server "
+                                     "for YAML zones.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the zones of a directory over UDP and TCP",
+                           description="Serve every zone file of --zones over UDP and TCP.")
+    serve.add_argument("--zones", type=Path, default=Path("zones"), metavar="DIR",
+                       help="directory of zone files (*.yaml); default: ./zones")
+    serve.add_argument("--listen", type=host_port, action="append", metavar="HOST:PORT",
+                       help=f"DNS address, UDP and TCP; repeatable; IPv6 as [::1]:5353 "
+                       f"(default {DEFAULT_LISTEN})")
+    serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
+                       help="admin HTTP: /metrics, POST /admin/reload (default: none)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
+    serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: host name)")
+    serve.add_argument("--cookie-secret", type=secret, metavar="HEX",
+                       help="DNS cookie secret shared by a server set (default: random)")
+    serve.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="close TCP connections idle this long (default 10)")
+    serve.add_argument("--tcp-max-connections", type=int, default=256, metavar="N",
+                       help="TCP connections served at once (default 256)")
+    serve.add_argument("--rrl-rate", type=float, default=0.0, metavar="N",
+                       help="response rate limit per client network and response, per "
+                       "second; 0 = off (default)")
+    serve.add_argument("--rrl-nxdomain-rate", type=float, metavar="N",
+                       help="limit for NXDOMAIN responses (default: --rrl-rate)")
+    serve.add_argument("--rrl-error-rate", type=float, metavar="N",
+                       help="limit for error responses such as REFUSED (default: --rrl-rate)")
+    serve.add_argument("--rrl-slip", type=int, default=2, metavar="N",
+                       help="send every Nth limited response truncated (TC) instead of "
+                       "dropping it; 0 = drop all (default 2)")
+    serve.add_argument("--rrl-window", type=float, default=15.0, metavar="SECONDS",
+                       help="debt a client network may run up, in seconds of rate (default 15)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+    for plugin in plugins:
+        if hasattr(plugin, "add_arguments"):
+            plugin.add_arguments(serve)
+
+    check = sub.add_parser("check", help="validate zone files; print every error",
+                           description="Validate every zone file of DIR; exit 1 on any error.")
+    check.add_argument("dir", type=Path, metavar="DIR")
+    return parser
+
+
+def _check(directory: Path) -> int:
+    from geodns.zonefile import load_zones
+
+    zones, problems = load_zones(directory)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    names = ", ".join(f"{o} (serial {z.serial})" for o, z in sorted(zones.items()))
+    print(f"ok: {len(zones)} zone(s): {names}")
+    return 0
+
+
+def _serve(args: argparse.Namespace, plugins: list) -> int:
+    if args.workers > 1:  # before prometheus-client is imported (see geodns.workers)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="geodns-metrics-")
+    from geodns.rrl import RRLConfig
+    from geodns.server import ServerConfig
+    from geodns.workers import run
+
+    config = ServerConfig(
+        zones_dir=args.zones,
+        listen=args.listen or [host_port(DEFAULT_LISTEN)],
+        http=args.http,
+        workers=max(1, args.workers),
+        cookie_secret=args.cookie_secret,
+        rrl=RRLConfig(rate=args.rrl_rate, nxdomain_rate=args.rrl_nxdomain_rate,
+                      error_rate=args.rrl_error_rate, slip=args.rrl_slip,
+                      window=args.rrl_window),
+        tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_max_connections=args.tcp_max_connections,
+        plugins=plugins,
+    )
+    if args.nsid:
+        config.nsid = args.nsid
+    for plugin in plugins:
+        if hasattr(plugin, "configure"):
+            plugin.configure(args, config)
+    return run(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from geodns.plugins import load_plugins
+
+    plugins = load_plugins()
+    args = build_parser(plugins).parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, getattr(args, "log_level", "info").upper()),
+        format="%(asctime)s %(levelname)s geodns[%(process)d]: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "check":
+        return _check(args.dir)
+    if args.command == "serve":
+        return _serve(args, plugins)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

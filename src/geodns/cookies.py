@@ -1,0 +1,45 @@
+"""DNS server cookies (RFC 7873) in the RFC 9018 layout.
+
+A server cookie is VERSION (1) | RESERVED (3 zero octets) | TIMESTAMP (4) | HASH (8),
+where HASH is a keyed hash of the client cookie, those first 8 octets and the client's
+address. RFC 9018 uses SipHash-2-4; Python's standard library has no SipHash, so the
+hash here is BLAKE2b-64 keyed with the secret. Servers that share `--cookie-secret`
+accept each other's cookies, which is what RFC 9018 is for within one operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import struct
+import time
+
+VALID_FOR = 3600  # seconds a server cookie stays valid (RFC 9018 §4.3)
+CLOCK_SKEW = 300  # accepted timestamps this far in the future
+
+
+class CookieJar:
+    def __init__(self, secret: bytes | None = None) -> None:
+        self.secret = secret or os.urandom(16)
+
+    def _hash(self, client: bytes, head: bytes, address: str) -> bytes:
+        h = hashlib.blake2b(key=self.secret, digest_size=8)
+        h.update(client + head + ipaddress.ip_address(address).packed)
+        return h.digest()
+
+    def make(self, client: bytes, address: str, now: float | None = None) -> bytes:
+        """The full cookie option data to send back: client cookie + server cookie."""
+        head = b"\x01\x00\x00\x00" + struct.pack("!I", int(now or time.time()) & 0xFFFFFFFF)
+        return client + head + self._hash(client, head, address)
+
+    def valid(self, cookie: bytes, address: str, now: float | None = None) -> bool:
+        """True when the option carries a server cookie that we issued to this client."""
+        if len(cookie) != 24 or cookie[8] != 1:
+            return False
+        client, head, mac = cookie[:8], cookie[8:16], cookie[16:]
+        stamp = struct.unpack("!I", head[4:])[0]
+        age = int(now or time.time()) - stamp
+        if not -CLOCK_SKEW <= age <= VALID_FOR:
+            return False
+        return mac == self._hash(client, head, address)

@@ -1,0 +1,216 @@
+"""From query bytes to response bytes: the answer caches, then the full path.
+
+Hot path (`UDPProtocol.datagram_received`): the query bytes after the 2-octet ID
+(flags, question in its letter case, OPT with its options) are the key of a dict of
+response bytes after the ID; a hit is an ID patch and a send. Everything else comes
+here: `Engine.handle()` parses strictly, answers errors, CHAOS, cookies and NSID,
+resolves in the zone and encodes, and fills the caches:
+
+* `cache`: static answers (and REFUSED), keyed by the query bytes after the ID. A
+  pool-bound name stores a marker there instead, pointing at
+* `pool_cache`: keyed by (query bytes, client network) -- the network is empty when
+  the query carries ECS (the answer depends on the ECS option, which is in the key),
+  else the source's /24 or /56 -- and checked against the steering `generation`.
+
+Queries with a cookie are never cached (the server cookie is per client). Both caches
+are emptied on reload; each is cleared when it reaches `MAX_ENTRIES`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from dnslib import CLASS, QTYPE, RCODE, TXT
+
+from geodns import message
+from geodns.cookies import CookieJar
+from geodns.edns import OPT_COOKIE, OPT_NSID, OUR_UDP_SIZE, build_opt, option
+from geodns.message import Drop, FormErr, Query
+from geodns.metrics import Tally
+from geodns.names import parent
+from geodns.rrl import DROP, SEND, RateLimiter, client_net
+from geodns.steering import Client
+from geodns.zone import Answer, RRset, Zone
+
+MAX_ENTRIES = 100_000
+BADVERS = 16
+CHAOS_NAMES = {"id.server.", "hostname.bind."}
+CLASS_ANY = 255
+NO_TRANSFER = {QTYPE.AXFR, QTYPE.IXFR}
+
+
+@dataclass(slots=True)
+class Entry:
+    """A cached response: the bytes after the ID and what accounting needs."""
+
+    body: bytes | None  # None: a pool marker (see pool_cache)
+    slot: int = 0  # Tally slot
+    kind: str = ""  # RRL response kind
+    slip: bytes = b""  # the truncated empty response after the ID, for RRL slips
+    ecs: bool = False  # (markers) the query carries ECS
+    generation: int = 0  # (pool entries) steering generation of the answer
+    zone: Zone | None = None  # (pool entries) whose steering decided
+
+
+class Engine:
+    def __init__(self, nsid: bytes, cookies: CookieJar, rrl: RateLimiter | None,
+                 tally: Tally) -> None:
+        self.zones: dict[str, Zone] = {}
+        self.nsid = nsid
+        self.cookies = cookies
+        self.rrl = rrl
+        self.tally = tally
+        self.cache: dict[bytes, Entry] = {}
+        self.pool_cache: dict[tuple[bytes, str], Entry] = {}
+        self._dropped = tally.index(("dropped",))
+        self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
+
+    def set_zones(self, zones: dict[str, Zone]) -> None:
+        """Swap in a new zone set (one assignment) and forget every cached answer."""
+        self.zones = zones
+        self.cache.clear()
+        self.pool_cache.clear()
+
+    def find_zone(self, qname: str) -> Zone | None:
+        name = qname
+        while True:
+            zone = self.zones.get(name)
+            if zone is not None or name == ".":
+                return zone
+            name = parent(name)
+
+    # -- UDP entry points ------------------------------------------------------
+
+    def udp(self, data: bytes, addr: tuple, hit: Entry | None) -> bytes | None:
+        """Everything the hot path did not answer itself (misses, pools, RRL)."""
+        if hit is not None:
+            if hit.body is not None:
+                return self._send(hit, data, addr)
+            key = (data[2:], "" if hit.ecs else client_net(addr[0]))
+            entry = self.pool_cache.get(key)
+            if entry is not None and entry.zone.steering.generation == entry.generation:
+                return self._send(entry, data, addr)
+        return self.handle(data, addr, tcp=False)
+
+    def _send(self, entry: Entry, data: bytes, addr: tuple) -> bytes | None:
+        self.tally.counts[entry.slot] += 1
+        if self.rrl is not None:
+            verdict = self.rrl.check(addr[0], entry.kind)
+            if verdict != SEND:
+                return self._limit(verdict, data[:2] + entry.slip)
+        return data[:2] + entry.body
+
+    def _limit(self, verdict: int, slip: bytes) -> bytes | None:
+        if verdict == DROP:
+            self.tally.counts[self._limited["drop"]] += 1
+            return None
+        self.tally.counts[self._limited["slip"]] += 1
+        return slip
+
+    # -- the full path ---------------------------------------------------------
+
+    def handle(self, data: bytes, addr: tuple, tcp: bool) -> bytes | None:
+        """Answer one query (any bytes at all); None means send nothing."""
+        transport = "tcp" if tcp else "udp"
+        try:
+            query = message.parse(data)
+        except Drop:
+            self.tally.counts[self._dropped] += 1
+            return None
+        except FormErr as e:
+            opcode = (data[2] >> 3) & 0xF
+            rcode = RCODE.NOTIMP if opcode else RCODE.FORMERR
+            opt = build_opt() if e.opt else b""
+            return self._error(data, rcode, transport, e.question, opt)
+        if query.opcode != 0:
+            return self._error(data, RCODE.NOTIMP, transport, query.question, self._opt(query))
+        edns = query.edns
+        if edns is not None and edns.version > 0:
+            return self._error(data, BADVERS, transport, query.question,
+                               build_opt(ext_rcode=BADVERS >> 4))
+        options, cacheable = b"", not tcp
+        if edns is not None:
+            if edns.cookie is not None:
+                options += option(OPT_COOKIE, self.cookies.make(edns.cookie[:8], addr[0]))
+                cacheable = False
+            if edns.nsid:
+                options += option(OPT_NSID, self.nsid)
+        if not query.question:  # RFC 7873 §5.4: a cookie-only query
+            return self._error(data, RCODE.NOERROR, transport, b"", self._opt(query, options))
+        ans, zone = self._resolve(query, addr)
+        if edns is not None and edns.ecs is not None:
+            options += edns.ecs.option(ans.scope)
+        opt = self._opt(query, options)
+        limit = 65535 if tcp else min(edns.udp_size, OUR_UDP_SIZE) if edns else 512
+        response = message.encode(query, ans, opt, limit)
+        tc = bool(response[2] & 0x02)
+        qtype = str(QTYPE.get(query.qtype))
+        ecs = edns is not None and edns.ecs is not None
+        entry = Entry(response[2:], self.tally.query_slot(transport, qtype,
+                                                          str(RCODE.get(ans.rcode)), tc, ecs))
+        if self.rrl is not None or cacheable:
+            entry.kind = self._kind(query, ans, zone)
+            slip = Answer(rcode=ans.rcode, aa=ans.aa)
+            entry.slip = message.encode(query, slip, opt, 0)[2:]  # limit 0: TC, no records
+        if cacheable:
+            self._store(data, addr, entry, ans, zone, ecs)
+        if tcp:
+            self.tally.counts[entry.slot] += 1
+            return response
+        return self._send(entry, data, addr)
+
+    def _resolve(self, query: Query, addr: tuple) -> tuple[Answer, Zone | None]:
+        if query.qclass == CLASS.CH:
+            if query.qname in CHAOS_NAMES and query.qtype in (QTYPE.TXT, QTYPE.ANY):
+                txt = RRset(query.qname, QTYPE.TXT, 0, [TXT(self.nsid)], CLASS.CH)
+                return Answer(answer=[txt]), None
+            return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), None
+        zone = self.find_zone(query.qname)
+        if query.qclass not in (CLASS.IN, CLASS_ANY) or zone is None:
+            return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), None
+        if query.qtype in NO_TRANSFER:
+            return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), zone
+        if query.qtype == QTYPE.OPT:
+            return Answer(rcode=RCODE.FORMERR, aa=False, kind="error"), zone
+        ecs = query.edns.ecs if query.edns is not None else None
+        client = Client(ipaddress.ip_address(addr[0].split("%")[0]),
+                        ecs.network if ecs is not None and ecs.source > 0 else None)
+        return zone.resolve(query.qname, query.qtype, client), zone
+
+    def _kind(self, query: Query, ans: Answer, zone: Zone | None) -> str:
+        if ans.kind == "nxdomain" and zone is not None:
+            return "nxdomain " + zone.origin
+        if ans.kind == "referral":
+            return "referral " + ans.authority[0].owner
+        if ans.kind == "error":
+            return "error"
+        return f"{ans.kind} {query.qname} {query.qtype}"
+
+    def _store(self, data: bytes, addr: tuple, entry: Entry, ans: Answer, zone: Zone | None,
+               ecs: bool) -> None:
+        key = data[2:]
+        if ans.dynamic and zone is not None and zone.steering is not None:
+            if len(self.pool_cache) >= MAX_ENTRIES:
+                self.pool_cache.clear()
+            entry.zone, entry.generation = zone, zone.steering.generation
+            self.pool_cache[(key, "" if ecs else client_net(addr[0]))] = entry
+            entry = Entry(None, ecs=ecs)
+        if len(self.cache) >= MAX_ENTRIES:
+            self.cache.clear()
+        self.cache[key] = entry
+
+    def _opt(self, query: Query, options: bytes = b"") -> bytes:
+        if query.edns is None:
+            return b""
+        return build_opt(options, do=query.edns.do)
+
+    def _error(self, data: bytes, rcode: int, transport: str, question: bytes,
+               opt: bytes) -> bytes:
+        qtype = "none"
+        if question:
+            qtype = QTYPE.get(int.from_bytes(question[-4:-2], "big"))
+        name = "BADVERS" if rcode == BADVERS else RCODE.get(rcode)
+        self.tally.counts[self.tally.query_slot(transport, str(qtype), str(name), False,
+                                                False)] += 1
+        return message.error(data, rcode, question, opt)

@@ -1,0 +1,203 @@
+"""DNS messages on the wire: a strict query parser and the response encoder.
+
+The parser reads exactly what an authoritative server needs (header, the one
+question, the additional section with EDNS OPT) and rejects what RFC 1035 and
+RFC 6891 call malformed, so that the server can answer FORMERR instead of guessing.
+EDNS options are decoded in `geodns.edns`. Responses echo the question bytes as
+they came, so the letter case of the query (0x20) is kept.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from dnslib import QTYPE
+from dnslib.label import DNSBuffer
+
+from geodns.edns import Edns, EdnsError, parse_opt
+from geodns.zone import Answer, RRset
+
+HEADER = struct.Struct("!HHHHHH")
+RR_FIXED = struct.Struct("!HHIH")
+QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
+OPCODE_MASK = 0x7800
+
+
+class Drop(Exception):
+    """Not worth an answer: shorter than a header, or a response (QR set)."""
+
+
+class FormErr(Exception):
+    """Malformed query; carries what could be read for the FORMERR response."""
+
+    def __init__(self, reason: str, question: bytes = b"", opt: bool = False) -> None:
+        super().__init__(reason)
+        self.question = question
+        self.opt = opt
+
+
+@dataclass(slots=True)
+class Query:
+    id: int
+    flags: int
+    question: bytes  # the raw question section (name, type, class), for the echo
+    labels: list[bytes]  # the name's labels as sent (letter case kept)
+    qname: str  # lowercase absolute
+    qtype: int
+    qclass: int
+    edns: Edns | None
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags & OPCODE_MASK) >> 11
+
+
+def header(data: bytes) -> tuple[int, int, int, int, int, int]:
+    if len(data) < 12:
+        raise Drop("shorter than a DNS header")
+    fields = HEADER.unpack_from(data)
+    if fields[1] & QR:
+        raise Drop("a response, not a query")
+    return fields
+
+
+def _question(data: bytes, pos: int) -> tuple[list[bytes], int]:
+    labels = []
+    total = 1
+    while True:
+        if pos >= len(data):
+            raise FormErr("question name runs past the end")
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length & 0xC0:
+            raise FormErr("compression or extended label in the question")
+        total += length + 1
+        if total > 255:
+            raise FormErr("question name longer than 255 octets")
+        labels.append(data[pos + 1 : pos + 1 + length])
+        pos += 1 + length
+    if pos + 4 > len(data):
+        raise FormErr("question type and class run past the end")
+    return labels, pos + 4
+
+
+def _skip_name(data: bytes, pos: int) -> tuple[int, bool]:
+    """Position after a name in a resource record, and whether it is the root."""
+    start = pos
+    while True:
+        if pos >= len(data):
+            raise FormErr("record name runs past the end")
+        length = data[pos]
+        if length == 0:
+            return pos + 1, pos == start
+        if length & 0xC0 == 0xC0:
+            if pos + 2 > len(data):
+                raise FormErr("record name runs past the end")
+            return pos + 2, False
+        if length & 0xC0:
+            raise FormErr("extended label type in a record name")
+        pos += 1 + length
+
+
+def parse(data: bytes) -> Query:
+    """Parse a query; raise Drop or FormErr. The opcode is checked by the caller."""
+    qid, flags, qd, an, ns, ar = header(data)
+    if qd > 1:
+        raise FormErr("more than one question")
+    if an or ns:
+        raise FormErr("a query with answer or authority records")
+    question, labels, pos = b"", [], 12
+    qtype = qclass = 0
+    if qd == 1:
+        labels, pos = _question(data, 12)
+        question = data[12:pos]
+        qtype, qclass = struct.unpack_from("!HH", data, pos - 4)
+    edns: Edns | None = None
+    seen_opt = False
+    for _ in range(ar):
+        end, root = _skip_name(data, pos)
+        if end + 10 > len(data):
+            raise FormErr("additional record runs past the end", question, seen_opt)
+        rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(data, end)
+        rdata_end = end + 10 + rdlen
+        if rdata_end > len(data):
+            raise FormErr("record data runs past the end", question, seen_opt)
+        if rtype == QTYPE.OPT:
+            if seen_opt:
+                raise FormErr("two OPT records", question, True)
+            seen_opt = True
+            if not root:
+                raise FormErr("OPT record not owned by the root", question, True)
+            try:
+                edns = parse_opt(rclass, ttl, data[end + 10 : rdata_end])
+            except EdnsError as e:
+                raise FormErr(str(e), question, True) from None
+        pos = rdata_end
+    if pos != len(data):
+        raise FormErr("trailing bytes after the message", question, seen_opt)
+    if qd == 0 and not (edns and edns.cookie):
+        raise FormErr("no question")
+    qname = (b".".join(labels).decode("latin-1").lower() + ".") if labels else "."
+    return Query(qid, flags, question, labels, qname, qtype, qclass, edns)
+
+
+def _register_question(buf: DNSBuffer, labels: list[bytes]) -> None:
+    """Let answer names compress against the question (in the query's case)."""
+    offset = 12
+    lowered = [label.lower() for label in labels]
+    for i in range(len(labels)):
+        buf.names.setdefault(tuple(lowered[i:]), offset)
+        offset += len(labels[i]) + 1
+
+
+def _pack(buf: DNSBuffer, rrsets: list[RRset]) -> list[tuple[int, int]]:
+    """Pack RRsets; return (end offset, records so far) after each RRset."""
+    marks, count = [], 0
+    for rrset in rrsets:
+        for rr in rrset.records():
+            rr.pack(buf)
+            count += 1
+        marks.append((len(buf.data), count))
+    return marks
+
+
+def encode(query: Query, ans: Answer, opt: bytes, limit: int) -> bytes:
+    """Encode a response; over `limit` octets the additional section goes first,
+    then (TC set) every record: never a partial RRset. `opt` is the OPT RR or b""."""
+    buf = DNSBuffer(bytes(12) + query.question)
+    buf.offset = len(buf.data)
+    if query.labels:
+        _register_question(buf, query.labels)
+    an = _pack(buf, ans.answer)
+    ns = _pack(buf, ans.authority)
+    ad = _pack(buf, ans.additional)
+    counts = [an[-1][1] if an else 0, ns[-1][1] if ns else 0, ad[-1][1] if ad else 0]
+    flags = QR | (query.flags & (OPCODE_MASK | RD | CD)) | (ans.rcode & 0xF)
+    if ans.aa:
+        flags |= AA
+    room = limit - len(opt)
+    if len(buf.data) > room:
+        fit = [m for m in ad if m[0] <= room]
+        body_end = ns[-1][0] if ns else an[-1][0] if an else 12 + len(query.question)
+        if body_end <= room and not (ans.glue_required and ad):
+            end = fit[-1][0] if fit else body_end
+            counts[2] = fit[-1][1] if fit else 0
+        else:
+            end, counts, flags = 12 + len(query.question), [0, 0, 0], flags | TC
+        del buf.data[end:]
+        buf.offset = end
+    qd = 1 if query.question else 0
+    buf.data[:12] = HEADER.pack(query.id, flags, qd, counts[0], counts[1],
+                                counts[2] + (1 if opt else 0))
+    return bytes(buf.data) + opt
+
+
+def error(data: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes:
+    """A bare error response (FORMERR, NOTIMP, REFUSED...) echoing what is known."""
+    qid, flags = struct.unpack_from("!HH", data)
+    out_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    return HEADER.pack(qid, out_flags, 1 if question else 0, 0, 0, 1 if opt else 0) + \
+        question + opt

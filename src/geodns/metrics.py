@@ -1,0 +1,70 @@
+"""Prometheus metrics of the DNS server.
+
+The query path does not touch prometheus-client objects (a labelled counter costs
+microseconds): it adds one to a slot of a plain list (`Tally`), and `Tally.flush()`
+moves the deltas into the counters once a second and before every scrape. With
+several worker processes, prometheus-client's multiprocess mode (a directory of
+mmap files named by PROMETHEUS_MULTIPROC_DIR) sums the workers' counters for the
+one /metrics endpoint of the parent.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+QUERIES = Counter("geodns_queries", "DNS queries answered, by query type, rcode and transport",
+                  ["qtype", "rcode", "transport"])
+TRUNCATED = Counter("geodns_truncated_responses", "Responses sent with TC set (too large)",
+                    ["transport"])
+ECS_SEEN = Counter("geodns_ecs_queries", "Queries that carried an EDNS Client Subnet option")
+RATE_LIMITED = Counter("geodns_rate_limited_responses",
+                       "Responses held back by response rate limiting", ["action"])
+DROPPED = Counter("geodns_dropped_queries", "Datagrams dropped unanswered (not a query)")
+RELOADS = Counter("geodns_reloads", "Zone reloads, by result", ["result"])
+ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served", ["zone"],
+                    multiprocess_mode="mostrecent")
+LAST_RELOAD_OK = Gauge("geodns_last_reload_success",
+                       "1 when the last reload succeeded, 0 when it failed",
+                       multiprocess_mode="mostrecent")
+
+
+class Tally:
+    """Cheap per-query counting: `counts[index(key)] += 1` on the hot path."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple] = []
+        self.counts: list[int] = []
+        self._flushed: list[int] = []
+        self._index: dict[tuple, int] = {}
+
+    def index(self, key: tuple) -> int:
+        """Slot for a key (kind, *labels); kinds: query, limited, dropped."""
+        slot = self._index.get(key)
+        if slot is None:
+            slot = self._index[key] = len(self.keys)
+            self.keys.append(key)
+            self.counts.append(0)
+            self._flushed.append(0)
+        return slot
+
+    def query_slot(self, transport: str, qtype: str, rcode: str, tc: bool, ecs: bool) -> int:
+        return self.index(("query", transport, qtype, rcode, tc, ecs))
+
+    def flush(self) -> None:
+        for slot, key in enumerate(self.keys):
+            delta = self.counts[slot] - self._flushed[slot]
+            if not delta:
+                continue
+            self._flushed[slot] += delta
+            kind = key[0]
+            if kind == "query":
+                _, transport, qtype, rcode, tc, ecs = key
+                QUERIES.labels(qtype, rcode, transport).inc(delta)
+                if tc:
+                    TRUNCATED.labels(transport).inc(delta)
+                if ecs:
+                    ECS_SEEN.inc(delta)
+            elif kind == "limited":
+                RATE_LIMITED.labels(key[1]).inc(delta)
+            elif kind == "dropped":
+                DROPPED.inc(delta)

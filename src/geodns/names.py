@@ -1,0 +1,67 @@
+"""Domain names as the zone loader and the server handle them.
+
+Inside the server a name is a lowercase absolute string with its trailing dot
+("www.cdn.example."); the root is ".". The query's own letter case never reaches
+this form: responses echo the question bytes as they came (0x20).
+"""
+
+from __future__ import annotations
+
+MAX_LABEL = 63
+MAX_NAME = 255  # octets in wire form, including the length octets and the root
+
+
+class NameError_(ValueError):
+    """A name that cannot exist in the DNS (empty label, too long, bad character)."""
+
+
+def absolute(name: str, origin: str) -> str:
+    """Resolve a zone-file name: '@' is the origin, a trailing dot means absolute."""
+    if name == "@":
+        return origin
+    if name.endswith("."):
+        return name.lower() if name != "." else "."
+    return (name + "." + origin if origin != "." else name + ".").lower()
+
+
+def check(name: str) -> str:
+    """Validate an absolute name; return it, or raise NameError_ saying what is wrong."""
+    if name == ".":
+        return name
+    labels = name[:-1].split(".")
+    wire = 1
+    for label in labels:
+        if not label:
+            raise NameError_(f"name {name!r} has an empty label")
+        size = len(label.encode())
+        if size > MAX_LABEL:
+            raise NameError_(f"label {label[:20]!r}... is {size} octets (max {MAX_LABEL})")
+        if any(c.isspace() or c in '"();\\' for c in label):
+            raise NameError_(f"label {label!r} holds a character not allowed in a name")
+        wire += size + 1
+    if wire > MAX_NAME:
+        raise NameError_(f"name is {wire} octets long in wire form (max {MAX_NAME})")
+    return name
+
+
+def is_subdomain(name: str, origin: str) -> bool:
+    """True when `name` is `origin` or below it."""
+    return origin == "." or name == origin or name.endswith("." + origin)
+
+
+def parent(name: str) -> str:
+    """The name one label up ('.' stays '.')."""
+    if name == ".":
+        return "."
+    rest = name.split(".", 1)[1]
+    return rest or "."
+
+
+def descent(name: str, origin: str) -> list[str]:
+    """Names from just below `origin` down to `name` itself (empty when name == origin)."""
+    out = []
+    while name != origin and name != ".":
+        out.append(name)
+        name = parent(name)
+    out.reverse()
+    return out

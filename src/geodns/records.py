@@ -1,0 +1,152 @@
+"""Record data: the types a zone may hold, parsed from BIND presentation format.
+
+Each parser turns one value string of a zone file into a dnslib RDATA object and
+raises RecordError with an operator-readable message when the value is wrong.
+Names inside record data are relative to the zone unless they end with a dot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Callable
+
+from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT, A
+
+from geodns.names import NameError_, absolute, check
+
+
+class RecordError(ValueError):
+    """A record value that does not parse; the message says what is expected."""
+
+
+def _name(text: str, origin: str) -> str:
+    try:
+        return check(absolute(text, origin))
+    except NameError_ as e:
+        raise RecordError(str(e)) from None
+
+
+def _fields(text: str, count: int, shape: str) -> list[str]:
+    parts = text.split()
+    if len(parts) != count:
+        raise RecordError(f"expected {shape!r}, got {text!r}")
+    return parts
+
+
+def _uint(text: str, bits: int, what: str) -> int:
+    if not text.isdigit() or int(text) >= 1 << bits:
+        raise RecordError(f"{what} must be an integer from 0 to {(1 << bits) - 1}, got {text!r}")
+    return int(text)
+
+
+def _a(text: str, origin: str) -> RD:
+    try:
+        return A(str(ipaddress.IPv4Address(text.strip())))
+    except ValueError:
+        raise RecordError(f"{text!r} is not an IPv4 address") from None
+
+
+def _aaaa(text: str, origin: str) -> RD:
+    try:
+        return AAAA(str(ipaddress.IPv6Address(text.strip())))
+    except ValueError:
+        raise RecordError(f"{text!r} is not an IPv6 address") from None
+
+
+def _mx(text: str, origin: str) -> RD:
+    pref, host = _fields(text, 2, "PREFERENCE HOST")
+    return MX(_name(host, origin), _uint(pref, 16, "MX preference"))
+
+
+def _srv(text: str, origin: str) -> RD:
+    prio, weight, port, target = _fields(text, 4, "PRIORITY WEIGHT PORT TARGET")
+    return SRV(
+        _uint(prio, 16, "SRV priority"),
+        _uint(weight, 16, "SRV weight"),
+        _uint(port, 16, "SRV port"),
+        _name(target, origin),
+    )
+
+
+def _strings(text: str) -> list[bytes]:
+    try:
+        parts = shlex.split(text, posix=True)
+    except ValueError as e:
+        raise RecordError(f"cannot split {text!r} into strings: {e}") from None
+    if not parts:
+        raise RecordError("empty TXT value")
+    out = [p.encode() for p in parts]
+    for p in out:
+        if len(p) > 255:
+            raise RecordError(
+                f"a character-string is {len(p)} octets (max 255); split it into several "
+                "quoted strings"
+            )
+    return out
+
+
+def _txt(text: str, origin: str) -> RD:
+    """Quoted strings as in a zone file; a value without quotes is one string (split
+    into 255-octet pieces when longer, as TXT readers join them back)."""
+    if '"' in text:
+        return TXT(_strings(text))
+    raw = text.encode()
+    if not raw:
+        raise RecordError("empty TXT value")
+    return TXT([raw[i : i + 255] for i in range(0, len(raw), 255)])
+
+
+def _caa(text: str, origin: str) -> RD:
+    parts = text.split(None, 2)
+    if len(parts) != 3:
+        raise RecordError(f"expected 'FLAGS TAG \"VALUE\"', got {text!r}")
+    flags, tag, value = parts
+    if not tag.isalnum():
+        raise RecordError(f"CAA tag {tag!r} must be letters and digits")
+    (value_str,) = _strings(value) if value.strip() else (b"",)
+    return CAA(_uint(flags, 8, "CAA flags"), tag.lower(), value_str.decode())
+
+
+def _single_name(cls: type) -> Callable[[str, str], RD]:
+    def parse(text: str, origin: str) -> RD:
+        (host,) = _fields(text, 1, "NAME")
+        return cls(_name(host, origin))
+
+    return parse
+
+
+PARSERS: dict[str, Callable[[str, str], RD]] = {
+    "A": _a,
+    "AAAA": _aaaa,
+    "CNAME": _single_name(CNAME),
+    "NS": _single_name(NS),
+    "PTR": _single_name(PTR),
+    "MX": _mx,
+    "TXT": _txt,
+    "SRV": _srv,
+    "CAA": _caa,
+}
+"""Types written under `records:` (SOA has its own `soa:` section)."""
+
+TYPE_CODES: dict[str, int] = {name: getattr(QTYPE, name) for name in [*PARSERS, "SOA"]}
+
+
+def parse(rtype: str, text: str, origin: str) -> RD:
+    """Parse one value of type `rtype` (a key of PARSERS)."""
+    return PARSERS[rtype](text, origin)
+
+
+ADDITIONAL_TYPES = frozenset({QTYPE.NS, QTYPE.MX, QTYPE.SRV})
+"""Types whose targets' addresses go to the additional section (RFC 1035 3.3)."""
+
+
+def target(rtype: int, rd: RD) -> str | None:
+    """The host name a NS, MX or SRV record points at, lowercase absolute."""
+    if rtype == QTYPE.MX:
+        return str(rd.label).lower()
+    if rtype == QTYPE.SRV:
+        return str(rd.target).lower()
+    if rtype == QTYPE.NS:
+        return str(rd.label).lower()
+    return None

@@ -1,0 +1,252 @@
+"""The DNS server object: configuration, lifecycle, reload, and the hooks others use.
+
+    config = ServerConfig(zones_dir=Path("zones"), listen=[("127.0.0.1", 5353)],
+                          http=("127.0.0.1", 8053))
+    server = GeoDNSServer(config)
+    await server.start()      # loads zones (raises ZoneLoadError if any is bad)
+    ...
+    result = await server.reload()   # ReloadResult(ok, zones, errors)
+    await server.stop()
+
+Interface for the features that plug in (see also `geodns.plugins`):
+
+* `server.set_health(view)`: the HealthView handed to every zone's steering, now and
+  after each reload (`ZoneSteering.set_health`).
+* `server.http_app`: the aiohttp Application of the admin port (routes /metrics,
+  /admin/reload, /admin/zones, /healthz); add routes before `start()`. None in a
+  worker process, where no HTTP port is served.
+* `server.on_start` / `server.on_stop`: lists of `async def hook(server)` run after the
+  sockets are up / before they close (start background tasks there).
+* `server.on_reload`: list of `def hook(server)` called after each successful swap.
+* `server.zones`: the zones being served (origin -> Zone); `server.config.extra`: the
+  options that plugins added to the command line.
+
+Processes (`server.role`): "single" serves DNS and HTTP in one process (--workers 1).
+With --workers N > 1 (`geodns.workers`), N "worker" processes serve DNS on the same
+ports (SO_REUSEPORT) and a "supervisor" parent serves HTTP; a reload in the parent
+(SIGHUP or POST /admin/reload) validates every file, then signals each worker with
+SIGHUP to do the same swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from geodns.cookies import CookieJar
+from geodns.engine import Engine
+from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
+from geodns.plugins import load_plugins
+from geodns.protocols import TCPProtocol, UDPProtocol
+from geodns.rrl import RateLimiter, RRLConfig
+from geodns.zone import Zone
+from geodns.zonefile import Problem, load_zones
+
+log = logging.getLogger("geodns")
+Hook = Callable[["GeoDNSServer"], Awaitable[None]]
+
+
+@dataclass
+class ServerConfig:
+    zones_dir: Path
+    listen: list[tuple[str, int]] = field(default_factory=lambda: [("127.0.0.1", 5353)])
+    http: tuple[str, int] | None = None  # admin HTTP: metrics, reload
+    workers: int = 1
+    nsid: str = field(default_factory=socket.gethostname)  # NSID and CHAOS id.server
+    cookie_secret: bytes | None = None  # None: a random secret per start
+    rrl: RRLConfig = field(default_factory=RRLConfig)
+    tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
+    tcp_max_connections: int = 256
+    plugins: list[Any] | None = None  # None: the installed entry points
+    extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    zones: dict[str, int]  # origin -> serial, of the zones being served afterwards
+    errors: list[str]
+
+    def as_json(self) -> dict:
+        return {"ok": self.ok, "zones": self.zones, "errors": self.errors}
+
+
+class ZoneLoadError(RuntimeError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+class GeoDNSServer:
+    def __init__(self, config: ServerConfig, role: str = "single") -> None:
+        self.config = config
+        self.role = role
+        self.tally = Tally()
+        rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
+        self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
+                             self.tally)
+        self.health: Any = None
+        self.on_start: list[Hook] = []
+        self.on_stop: list[Hook] = []
+        self.on_reload: list[Callable[[GeoDNSServer], None]] = []
+        self.http_app: web.Application | None = None
+        if role != "worker" and config.http is not None:
+            from geodns.admin import build_app
+
+            self.http_app = build_app(self)
+        self._transports: list[asyncio.BaseTransport] = []
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tcp_connections: set = set()
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._reload_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        plugins = config.plugins if config.plugins is not None else load_plugins()
+        for plugin in plugins:
+            if hasattr(plugin, "setup"):
+                plugin.setup(self)
+
+    @property
+    def zones(self) -> dict[str, Zone]:
+        return self.engine.zones
+
+    @property
+    def reports(self) -> bool:
+        """Whether this process keeps the reload metrics (one process per server)."""
+        return self.role != "worker"
+
+    # -- zones -----------------------------------------------------------------
+
+    def set_health(self, view: Any) -> None:
+        self.health = view
+        self._apply_health(self.zones)
+
+    def _apply_health(self, zones: dict[str, Zone]) -> None:
+        if self.health is None:
+            return
+        for zone in zones.values():
+            if zone.steering is not None:
+                zone.steering.set_health(self.health)
+
+    def _swap(self, zones: dict[str, Zone]) -> None:
+        self._apply_health(zones)
+        old = set(self.zones)
+        self.engine.set_zones(zones)
+        if self.reports:
+            for origin in old - set(zones):
+                ZONE_SERIAL.remove(origin)
+            for origin, zone in zones.items():
+                ZONE_SERIAL.labels(origin).set(zone.serial)
+        for hook in self.on_reload:
+            hook(self)
+
+    def _serials(self) -> dict[str, int]:
+        return {origin: zone.serial for origin, zone in sorted(self.zones.items())}
+
+    async def reload(self) -> ReloadResult:
+        """Validate every zone file, then swap all zones at once; on any problem keep
+        serving the old zones and say why."""
+        async with self._reload_lock:
+            zones, problems = await asyncio.to_thread(load_zones, self.config.zones_dir)
+            if problems:
+                for p in problems:
+                    log.error("zone rejected: %s", p)
+                log.error("reload failed: %d problem(s) in %s; still serving %d zone(s) "
+                          "from before", len(problems), self.config.zones_dir, len(self.zones))
+                if self.reports:
+                    RELOADS.labels("failed").inc()
+                    LAST_RELOAD_OK.set(0)
+                return ReloadResult(False, self._serials(), [str(p) for p in problems])
+            self._swap(zones)
+            log.info("reload ok: %s", ", ".join(f"{o} serial {s}"
+                                                for o, s in self._serials().items()))
+            if self.reports:
+                RELOADS.labels("ok").inc()
+                LAST_RELOAD_OK.set(1)
+            return ReloadResult(True, self._serials(), [])
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        zones, problems = await asyncio.to_thread(load_zones, self.config.zones_dir)
+        if problems:
+            for p in problems:
+                log.error("zone rejected: %s", p)
+            raise ZoneLoadError(problems)
+        self._swap(zones)
+        if self.reports:
+            LAST_RELOAD_OK.set(1)
+        loop = asyncio.get_running_loop()
+        if self.role != "supervisor":
+            for host, port in self.config.listen:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UDPProtocol(self.engine), local_addr=(host, port),
+                    reuse_port=True)
+                self._transports.append(transport)
+                self._servers.append(await loop.create_server(
+                    lambda: TCPProtocol(self.engine, self._tcp_connections,
+                                        self.config.tcp_idle_timeout,
+                                        self.config.tcp_max_connections),
+                    host, port, reuse_port=True))
+        if self.http_app is not None:
+            self._runner = web.AppRunner(self.http_app, access_log=None)
+            await self._runner.setup()
+            host, port = self.config.http
+            await web.TCPSite(self._runner, host, port).start()
+        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        for hook in self.on_start:
+            await hook(self)
+        where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
+        log.info("started (%s, pid %d): %s on %s%s", self.role, os.getpid(),
+                 ", ".join(f"{o} serial {s}" for o, s in self._serials().items()),
+                 "DNS " + where if self.role != "supervisor" else "no DNS",
+                 f", HTTP {self.config.http[0]}:{self.config.http[1]}"
+                 if self.http_app is not None else "")
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.tally.flush()
+
+    async def stop(self) -> None:
+        for hook in self.on_stop:
+            await hook(self)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.tally.flush()
+        for transport in self._transports:
+            transport.close()
+        for server in self._servers:
+            server.close()
+        for conn in list(self._tcp_connections):
+            conn.transport.close()
+        for server in self._servers:
+            await server.wait_closed()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        log.info("stopped (%s, pid %d)", self.role, os.getpid())
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def serve_forever(self) -> None:
+        """Start, handle SIGHUP (reload) and SIGTERM/SIGINT (stop), stop cleanly."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.stop()

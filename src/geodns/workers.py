@@ -1,0 +1,145 @@
+"""Several worker processes on one set of ports (`geodns serve --workers N`).
+
+The parent validates the zones, forks N workers and serves the admin HTTP port
+itself (role "supervisor": it holds the zones too, for the admin answers and for
+plugins, but no DNS socket). Each worker binds every --listen address with
+SO_REUSEPORT, so the kernel spreads queries over them. A reload in the parent
+(SIGHUP, or POST /admin/reload) validates all files and, only when they are good,
+sends SIGHUP to every worker, which loads and swaps the same files. A worker that
+dies is started again. SIGTERM or SIGINT stops the workers, then the parent.
+
+Metrics: the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh directory before
+prometheus-client is imported; workers write their counters there and the parent's
+/metrics sums them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import signal
+
+from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError
+from geodns.zonefile import load_zones
+
+log = logging.getLogger("geodns")
+START_TIMEOUT = 15.0
+
+
+def run_loop(coro) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def _worker(config: ServerConfig, ready) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
+    server = GeoDNSServer(config, role="worker")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await server.start()
+        ready.set()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
+        loop.add_signal_handler(signal.SIGTERM, server.request_stop)
+        try:
+            await server._stopping.wait()
+        finally:
+            await server.stop()
+
+    run_loop(main())
+
+
+class Supervisor:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.ctx = mp.get_context("fork")
+        self.procs: list = []
+        self.server = GeoDNSServer(config, role="supervisor")
+        self.server.on_reload.append(lambda _s: self.signal_workers(signal.SIGHUP))
+        self.stopping = False
+
+    def spawn(self) -> tuple:
+        ready = self.ctx.Event()
+        proc = self.ctx.Process(target=_worker, args=(self.config, ready), daemon=True)
+        proc.start()
+        return proc, ready
+
+    def signal_workers(self, sig: int) -> None:
+        for proc in self.procs:
+            if proc.pid and proc.is_alive():
+                os.kill(proc.pid, sig)
+
+    async def watch(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(1.0)
+            for i, proc in enumerate(self.procs):
+                if not proc.is_alive() and not self.stopping:
+                    log.error("worker pid %d exited with code %s; starting another",
+                              proc.pid, proc.exitcode)
+                    self.procs[i], _ = self.spawn()
+
+    def start_workers(self) -> bool:
+        """Fork the workers (before any event loop runs here) and wait until each one
+        serves; False when one could not start."""
+        started = [self.spawn() for _ in range(self.config.workers)]
+        self.procs = [p for p, _ in started]
+        for proc, ready in started:
+            if not ready.wait(START_TIMEOUT):
+                log.error("worker pid %d did not start (exit code %s); stopping", proc.pid,
+                          proc.exitcode)
+                self.shutdown()
+                return False
+        return True
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self.server.start()
+        watcher = asyncio.create_task(self.watch())
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.server.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.server.request_stop)
+        try:
+            await self.server._stopping.wait()
+        finally:
+            self.stopping = True
+            watcher.cancel()
+            await self.server.stop()
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        self.signal_workers(signal.SIGTERM)
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def run(config: ServerConfig) -> int:
+    """Serve with `config.workers` processes; the exit status for the CLI."""
+    if config.workers <= 1:
+        server = GeoDNSServer(config)
+        try:
+            run_loop(server.serve_forever())
+        except ZoneLoadError:
+            return 1
+        return 0
+    zones, problems = load_zones(config.zones_dir)
+    for p in problems:
+        log.error("zone rejected: %s", p)
+    if problems:
+        return 1
+    supervisor = Supervisor(config)
+    if not supervisor.start_workers():
+        return 1
+    try:
+        run_loop(supervisor.main())
+    finally:
+        supervisor.shutdown()
+    return 0

@@ -1,0 +1,214 @@
+"""A loaded zone and the RFC 1034 §4.3.2 lookup over it.
+
+`Zone.resolve()` turns (qname, qtype, client) into an `Answer`: the RRsets of each
+section, the rcode and the AA bit. It covers exact matches, in-zone CNAME chains,
+delegations (referral with glue, AA clear), empty non-terminals (NODATA), wildcards
+(RFC 4592), negative answers with the SOA (RFC 2308), ANY (RFC 8482: one RRset, never
+an empty answer) and pool-bound names, whose addresses come from the zone's steering.
+The server turns an Answer into wire bytes and caches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, A
+
+from geodns.names import descent, is_subdomain, parent
+from geodns.records import ADDITIONAL_TYPES, target
+from geodns.steering import Client, ZoneSteering
+
+MAX_CHAIN = 8  # CNAME hops followed inside a zone
+ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
+                  QTYPE.PTR, QTYPE.NS, QTYPE.SOA]
+
+
+class HINFO(RD):
+    """HINFO rdata, used only for the RFC 8482 synthesized answer to ANY."""
+
+    def __init__(self, cpu: bytes, os: bytes) -> None:
+        self.cpu, self.os = cpu, os
+
+    def pack(self, buffer) -> None:
+        for s in (self.cpu, self.os):
+            buffer.pack("!B", len(s))
+            buffer.append(s)
+
+    def __repr__(self) -> str:
+        return f'"{self.cpu.decode()}" "{self.os.decode()}"'
+
+
+@dataclass(slots=True)
+class RRset:
+    owner: str
+    rtype: int
+    ttl: int
+    rdata: list[RD]
+    rclass: int = 1
+
+    def records(self) -> list[RR]:
+        return [RR(self.owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
+
+    def renamed(self, owner: str) -> RRset:
+        if owner == self.owner:
+            return self
+        return RRset(owner, self.rtype, self.ttl, self.rdata, self.rclass)
+
+
+@dataclass(slots=True)
+class Answer:
+    rcode: int = RCODE.NOERROR
+    aa: bool = True
+    answer: list[RRset] = field(default_factory=list)
+    authority: list[RRset] = field(default_factory=list)
+    additional: list[RRset] = field(default_factory=list)
+    glue_required: bool = False  # referral glue: set TC rather than drop it (RFC 9471)
+    dynamic: bool = False  # a pool chose (part of) the answer: it depends on the client
+    scope: int = 0  # ECS scope prefix length for the response
+    kind: str = "answer"  # answer, nodata, nxdomain, referral (for RRL and metrics)
+
+
+@dataclass
+class Zone:
+    origin: str  # lowercase absolute, e.g. "cdn.example."
+    path: str
+    soa: RRset
+    nodes: dict[str, dict[int, RRset]]  # owner -> type -> RRset (static data)
+    pools: dict[str, str]  # owner -> pool name
+    steering: ZoneSteering | None = None
+    names: set[str] = field(init=False)  # every existing name, empty non-terminals too
+    cuts: set[str] = field(init=False)  # delegation points below the apex
+
+    def __post_init__(self) -> None:
+        self.nodes.setdefault(self.origin, {})[QTYPE.SOA] = self.soa
+        self.names = {self.origin}
+        for owner in [*self.nodes, *self.pools]:
+            name = owner
+            while name not in self.names:
+                self.names.add(name)
+                name = parent(name)
+        self.cuts = {n for n, node in self.nodes.items() if QTYPE.NS in node and n != self.origin}
+        minimum = self.soa.rdata[0].times[4]
+        self.negative = RRset(self.origin, QTYPE.SOA, min(self.soa.ttl, minimum), self.soa.rdata)
+
+    @property
+    def serial(self) -> int:
+        return self.soa.rdata[0].times[0]
+
+    def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
+        ans = Answer()
+        name, seen = qname, {qname}
+        for _ in range(MAX_CHAIN):
+            cut = self._cut(name, qtype)
+            if cut is not None:
+                self._referral(ans, cut)
+                return ans
+            node, source = self._node(name)
+            if node is None:
+                return self._negative(ans, RCODE.NXDOMAIN)
+            pool = self.pools.get(source) if source else None
+            cname = node.get(QTYPE.CNAME)
+            if cname is not None and qtype != QTYPE.CNAME:
+                ans.answer.append(cname.renamed(name))
+                nxt = str(cname.rdata[0].label).lower()
+            elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
+                nxt = self._pool(ans, name, pool, qtype, client)
+                if nxt is None:
+                    return ans
+            else:
+                rrset = self._pick_any(node, name) if qtype == QTYPE.ANY else node.get(qtype)
+                if rrset is None:
+                    return self._negative(ans, RCODE.NOERROR)
+                ans.answer.append(rrset.renamed(name))
+                self._additional(ans, rrset)
+                return ans
+            if not is_subdomain(nxt, self.origin) or nxt in seen:
+                return ans
+            seen.add(nxt)
+            name = nxt
+        return ans
+
+    # -- steps of resolve() --------------------------------------------------------
+
+    def _cut(self, name: str, qtype: int) -> str | None:
+        if not self.cuts:
+            return None
+        for n in descent(name, self.origin):
+            if n in self.cuts and not (n == name and qtype == QTYPE.DS):
+                return n
+        return None
+
+    def _node(self, name: str) -> tuple[dict[int, RRset] | None, str | None]:
+        """The node answering for `name` and its source owner (the wildcard when
+        synthesized); an empty node for an empty non-terminal; None when it does
+        not exist."""
+        node = self.nodes.get(name)
+        if node is not None or name in self.pools:
+            return node or {}, name
+        if name in self.names:
+            return {}, None
+        encloser = parent(name)
+        while encloser not in self.names:
+            encloser = parent(encloser)
+        wildcard = "*." + encloser
+        if wildcard in self.nodes or wildcard in self.pools:
+            return self.nodes.get(wildcard, {}), wildcard
+        return None, None
+
+    def _negative(self, ans: Answer, rcode: int) -> Answer:
+        ans.rcode = rcode
+        ans.kind = "nxdomain" if rcode == RCODE.NXDOMAIN else "nodata"
+        ans.authority = [self.negative]
+        return ans
+
+    def _referral(self, ans: Answer, cut: str) -> None:
+        ns = self.nodes[cut][QTYPE.NS]
+        if not ans.answer:
+            ans.aa = False
+            ans.kind = "referral"
+        ans.authority.append(ns)
+        ans.glue_required = True
+        self._additional(ans, ns)
+
+    def _additional(self, ans: Answer, rrset: RRset) -> None:
+        if rrset.rtype not in ADDITIONAL_TYPES:
+            return
+        for rd in rrset.rdata:
+            host = target(rrset.rtype, rd)
+            node = self.nodes.get(host) if host else None
+            if node is None:
+                continue
+            for rtype in (QTYPE.A, QTYPE.AAAA):
+                glue = node.get(rtype)
+                if glue is not None and glue not in ans.additional:
+                    ans.additional.append(glue)
+
+    def _pick_any(self, node: dict[int, RRset], name: str) -> RRset | None:
+        if not node:
+            return None
+        for rtype in ANY_PREFERENCE:
+            if rtype in node:
+                return node[rtype]
+        return next(iter(node.values()))
+
+    def _pool(self, ans: Answer, name: str, pool: str, qtype: int, client: Client) -> str | None:
+        """Add the pool's answer; return a CNAME target to follow, or None when done."""
+        assert self.steering is not None
+        ans.dynamic = True
+        families = ["A", "AAAA"] if qtype == QTYPE.ANY else [QTYPE.get(qtype)]
+        for family in families:
+            pa = self.steering.answer(pool, family, client)
+            ans.scope = max(ans.scope, pa.scope)
+            if pa.cname:
+                ans.answer.append(RRset(name, QTYPE.CNAME, pa.ttl, [CNAME(pa.cname)]))
+                return pa.cname.lower()
+            if pa.addresses:
+                rd = A if family == "A" else AAAA
+                rtype = QTYPE.A if family == "A" else QTYPE.AAAA
+                ans.answer.append(RRset(name, rtype, pa.ttl, [rd(a) for a in pa.addresses]))
+                return None
+        if qtype == QTYPE.ANY:
+            ans.answer.append(RRset(name, QTYPE.HINFO, 3600, [HINFO(b"RFC8482", b"")]))
+            return None
+        self._negative(ans, RCODE.NOERROR)
+        return None

@@ -1,0 +1,337 @@
+"""Load and validate YAML zone files (the format is documented in the README).
+
+Every problem is collected as a `Problem` naming the file, the line, the owner name
+where there is one, and what is wrong; a file with any problem yields no zone. The
+server swaps in a new set of zones only when `load_zones()` reports no problem, so a
+bad edit never replaces a zone that is being served.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dnslib import QTYPE, SOA
+
+from geodns import records
+from geodns.names import NameError_, absolute, check, is_subdomain
+from geodns.steering import load_steering
+from geodns.zone import RRset, Zone
+
+MAX_TTL = 2**31 - 1
+TOP_KEYS = {"zone", "ttl", "soa", "records", "pools", "nets"}
+SOA_TIMES = {"serial": None, "refresh": 7200, "retry": 900, "expire": 1209600, "minimum": 300}
+SOA_KEYS = {"mname", "rname", "ttl", *SOA_TIMES}
+GLUE_TYPES = {"A", "AAAA"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    owner: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        who = f" {self.owner}:" if self.owner else ""
+        return f"{where}:{who} {self.message}"
+
+
+class _File:
+    """One zone file being read: its node tree and the problems found so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.problems: list[Problem] = []
+
+    def report(self, node: yaml.Node | None, message: str, owner: str | None = None) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.problems.append(Problem(self.path, line, owner, message))
+
+    def mapping(self, node: yaml.Node, what: str, owner: str | None = None) -> dict[str, Any]:
+        """The mapping's items as {key: (key_node, value_node)}; reports duplicates."""
+        if not isinstance(node, yaml.MappingNode):
+            self.report(node, f"{what} must be a mapping", owner)
+            return {}
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                self.report(key_node, f"duplicate key {key!r} in {what}", owner)
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def scalar(self, node: yaml.Node, what: str, owner: str | None = None) -> str | None:
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            self.report(node, f"{what} must be a single value", owner)
+            return None
+        return str(node.value)
+
+    def integer(self, node: yaml.Node, what: str, low: int, high: int,
+                owner: str | None = None) -> int | None:
+        text = self.scalar(node, what, owner)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+            self.report(node, f"{what} must be an integer from {low} to {high}, got {text!r}",
+                        owner)
+            return None
+        return int(text)
+
+    def name(self, node: yaml.Node, text: str, origin: str, what: str,
+             owner: str | None = None) -> str | None:
+        try:
+            return check(absolute(text, origin))
+        except NameError_ as e:
+            self.report(node, f"{what}: {e}", owner)
+            return None
+
+
+def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
+    """Follow a path like 'pools.edges.members[2].lat' through the node tree."""
+    node: yaml.Node | None = root
+    for key in re.findall(r"[^.\[\]]+", where):
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if str(k.value) == key), node)
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+        else:
+            break
+    return node
+
+
+def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
+    f = _File(path)
+    try:
+        loader = yaml.SafeLoader(path.read_text())
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except OSError as e:
+        f.report(None, f"cannot read: {e.strerror}")
+        return None, f.problems
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        f.problems.append(Problem(f.path, line, None, f"not valid YAML: {e}".replace("\n", " ")))
+        return None, f.problems
+    if root is None:
+        f.report(None, "the file is empty")
+        return None, f.problems
+    top = f.mapping(root, "the file")
+    for key, (key_node, _) in top.items():
+        if key not in TOP_KEYS:
+            f.report(key_node, f"unknown key {key!r} (expected one of {sorted(TOP_KEYS)})")
+    zone = _read_zone(f, root, top, loader)
+    return (zone if not f.problems else None), f.problems
+
+
+def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) -> Zone | None:
+    if "zone" not in top:
+        f.report(root, "missing 'zone:' (the zone's name, e.g. cdn.example)")
+        return None
+    zone_text = f.scalar(top["zone"][1], "zone")
+    origin = f.name(top["zone"][1], zone_text, ".", "zone") if zone_text else None
+    if origin is None:
+        return None
+    if not zone_text.endswith("."):
+        origin = check(zone_text.lower().rstrip(".") + ".")
+    ttl = 3600
+    if "ttl" in top:
+        ttl = f.integer(top["ttl"][1], "ttl", 0, MAX_TTL) or 0
+    soa = _read_soa(f, root, top, origin, ttl)
+    nodes: dict[str, dict[int, RRset]] = {}
+    pools: dict[str, tuple[str, yaml.Node]] = {}
+    owner_nodes: dict[str, yaml.Node] = {}
+    if "records" not in top:
+        f.report(root, "missing 'records:' (the apex needs at least its NS records)")
+    else:
+        for key, (key_node, value_node) in f.mapping(top["records"][1], "records").items():
+            owner = _read_owner(f, key_node, key, origin)
+            if owner is None:
+                continue
+            if owner in owner_nodes:
+                f.report(key_node, f"the same name is also written at line "
+                         f"{owner_nodes[owner].start_mark.line + 1}", owner)
+                continue
+            owner_nodes[owner] = key_node
+            _read_node(f, value_node, owner, origin, ttl, nodes, pools)
+    steering = _read_steering(f, root, top, origin, loader)
+    for owner, (pool, node) in pools.items():
+        if steering is not None and pool not in steering.pool_names:
+            f.report(node, f"pool {pool!r} is not defined under 'pools:'", owner)
+    _check_structure(f, origin, nodes, pools, owner_nodes, root)
+    if soa is None or f.problems:
+        return None
+    return Zone(origin=origin, path=f.path, soa=soa, nodes=nodes,
+                pools={o: p for o, (p, _) in pools.items()}, steering=steering)
+
+
+def _read_soa(f: _File, root: yaml.Node, top: dict, origin: str, ttl: int) -> RRset | None:
+    if "soa" not in top:
+        f.report(root, "missing 'soa:' (mname, rname, serial, refresh, retry, expire, minimum)")
+        return None
+    items = f.mapping(top["soa"][1], "soa")
+    values: dict[str, Any] = {}
+    for key, (key_node, value_node) in items.items():
+        if key not in SOA_KEYS:
+            f.report(key_node, f"unknown key {key!r} in soa (expected one of {sorted(SOA_KEYS)})")
+        elif key in ("mname", "rname"):
+            text = f.scalar(value_node, f"soa {key}")
+            values[key] = f.name(value_node, text, origin, f"soa {key}") if text else None
+        else:
+            values[key] = f.integer(value_node, f"soa {key}", 0, 2**32 - 1 if key != "ttl"
+                                    else MAX_TTL)
+    for key in ("mname", "rname", "serial"):
+        if key not in items:
+            f.report(top["soa"][1], f"soa has no {key!r}")
+    if any(values.get(k) is None for k in ("mname", "rname", "serial")):
+        return None
+    times = [values.get(k) if values.get(k) is not None else SOA_TIMES[k] for k in SOA_TIMES]
+    soa_ttl = values.get("ttl") if values.get("ttl") is not None else ttl
+    return RRset(origin, QTYPE.SOA, soa_ttl, [SOA(values["mname"], values["rname"], times)])
+
+
+def _read_owner(f: _File, node: yaml.Node, key: str, origin: str) -> str | None:
+    owner = f.name(node, key, origin, "owner name", key)
+    if owner is None:
+        return None
+    if not is_subdomain(owner, origin):
+        f.report(node, f"{owner} is outside the zone {origin}", key)
+        return None
+    if "*" in owner and not (owner.startswith("*.") and "*" not in owner[2:]):
+        f.report(node, "'*' is allowed only as the whole leftmost label (RFC 4592)", key)
+        return None
+    return owner
+
+
+def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: int,
+               nodes: dict[str, dict[int, RRset]], pools: dict) -> None:
+    for rtype, (key_node, value_node) in f.mapping(node, "a name's records", owner).items():
+        rtype = rtype.upper()
+        if rtype == "POOL":
+            pool = f.scalar(value_node, "pool", owner)
+            if pool is not None:
+                pools[owner] = (pool, key_node)
+            continue
+        if rtype == "SOA":
+            f.report(key_node, "SOA belongs in the top-level 'soa:' section", owner)
+            continue
+        if rtype not in records.PARSERS:
+            f.report(key_node, f"unknown record type {rtype!r} (supported: "
+                     f"{', '.join(records.PARSERS)}, or 'pool')", owner)
+            continue
+        ttl, values = default_ttl, value_node
+        if isinstance(value_node, yaml.MappingNode):
+            items = f.mapping(value_node, f"{rtype} RRset", owner)
+            for k, (kn, _) in items.items():
+                if k not in ("ttl", "data"):
+                    f.report(kn, f"unknown key {k!r} in {rtype} (expected 'ttl' and 'data')",
+                             owner)
+            if "ttl" in items:
+                ttl = f.integer(items["ttl"][1], f"{rtype} ttl", 0, MAX_TTL, owner)
+            if "data" not in items:
+                f.report(value_node, f"{rtype} has 'ttl' but no 'data'", owner)
+                continue
+            values = items["data"][1]
+        value_nodes = values.value if isinstance(values, yaml.SequenceNode) else [values]
+        rdata = []
+        seen: set[str] = set()
+        for vn in value_nodes:
+            text = f.scalar(vn, f"{rtype} value", owner)
+            if text is None:
+                continue
+            try:
+                rd = records.parse(rtype, text, origin)
+            except records.RecordError as e:
+                f.report(vn, f"{rtype}: {e}", owner)
+                continue
+            if repr(rd) in seen:
+                f.report(vn, f"{rtype} {text!r} is written twice", owner)
+                continue
+            seen.add(repr(rd))
+            rdata.append(rd)
+        if not value_nodes:
+            f.report(value_node, f"{rtype} has no data", owner)
+        if rtype == "CNAME" and len(rdata) > 1:
+            f.report(value_node, "a name can have only one CNAME", owner)
+        if rdata and ttl is not None:
+            code = records.TYPE_CODES[rtype]
+            nodes.setdefault(owner, {})[code] = RRset(owner, code, ttl, rdata)
+
+
+def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
+                   loader: yaml.SafeLoader):
+    values = {}
+    for key in ("pools", "nets"):
+        if key in top:
+            try:
+                values[key] = loader.construct_object(top[key][1], deep=True)
+            except yaml.YAMLError as e:
+                f.report(top[key][1], f"{key}: {e}")
+                return None
+
+    def report(where: str, message: str) -> None:
+        f.report(_node_at(root, where), f"{where}: {message}")
+
+    try:
+        return load_steering(origin, values.get("pools"), values.get("nets"), report)
+    except Exception as e:  # a shape the steering parser did not expect
+        f.report(top.get("pools", (root,))[0], f"pools: cannot be read ({e!r})")
+        return None
+
+
+def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], pools: dict,
+                     owner_nodes: dict[str, yaml.Node], root: yaml.Node) -> None:
+    apex = nodes.get(origin, {})
+    if QTYPE.NS not in apex:
+        f.report(owner_nodes.get(origin, root), "the apex '@' has no NS records", "@")
+    cuts = [n for n, node in nodes.items() if QTYPE.NS in node and n != origin]
+    for owner, node in nodes.items():
+        at = owner_nodes[owner]
+        types = {QTYPE.get(t) for t in node}
+        if "CNAME" in types:
+            if owner == origin:
+                f.report(at, "CNAME is not allowed at the zone apex", owner)
+            elif len(types) > 1 or owner in pools:
+                others = sorted(types - {"CNAME"}) + (["pool"] if owner in pools else [])
+                f.report(at, f"CNAME beside other data ({', '.join(others)})", owner)
+        if owner in pools and types & {"A", "AAAA"}:
+            f.report(at, "a pool-bound name cannot also hold A or AAAA records", owner)
+        for cut in cuts:
+            if owner != cut and is_subdomain(owner, cut) and not types <= GLUE_TYPES:
+                f.report(at, f"below the delegation at {cut}: only glue (A, AAAA) may be "
+                         "written here", owner)
+    for owner, (_, node) in pools.items():
+        for cut in cuts:
+            if is_subdomain(owner, cut):
+                f.report(node, f"below the delegation at {cut}: a pool cannot be here", owner)
+
+
+def load_zones(directory: Path) -> tuple[dict[str, Zone], list[Problem]]:
+    """Load every *.yaml / *.yml file of `directory`; zones are keyed by origin."""
+    zones: dict[str, Zone] = {}
+    problems: list[Problem] = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}, [Problem(str(directory), None, None, "is not a directory")]
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        problems.append(Problem(str(directory), None, None, "holds no zone files (*.yaml)"))
+    for path in files:
+        zone, found = load_file(path)
+        problems.extend(found)
+        if zone is None:
+            continue
+        if zone.origin in zones:
+            problems.append(Problem(str(path), None, zone.origin,
+                                    f"zone already defined in {zones[zone.origin].path}"))
+            continue
+        zones[zone.origin] = zone
+    return zones, problems

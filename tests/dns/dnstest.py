@@ -1,0 +1,87 @@
+"""Helpers of the DNS tests: a real `geodns serve` process on loopback, and queries."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+
+from cdn.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_ZONES = Path(__file__).parent / "zones"
+
+
+@dataclass
+class GeoDNS:
+    proc: subprocess.Popen
+    port: int
+    http_port: int
+    zones: Path
+    log: Path
+    host: str = "127.0.0.1"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def query(self, msg: dns.message.Message, tcp: bool = False, **kw) -> dns.message.Message:
+        if tcp:
+            return dns.query.tcp(msg, self.host, port=self.port, timeout=3, **kw)
+        return dns.query.udp(msg, self.host, port=self.port, timeout=3, **kw)
+
+    def ask(self, name: str, rdtype: str = "A", tcp: bool = False, **make_kw):
+        return self.query(dns.message.make_query(name, rdtype, **make_kw), tcp=tcp)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+
+def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.example") -> GeoDNS:
+    """Start `geodns serve` on free ports; return once it answers `wait` over UDP."""
+    port, http_port = free_port(), free_port()
+    log = tmp / f"geodns-{port}.log"
+    cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    server = GeoDNS(proc, port, http_port, zones, log)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"geodns exited: {log.read_text()}")
+        try:
+            server.query(dns.message.make_query(wait, "A"))
+            return server
+        except (dns.exception.Timeout, ConnectionError, OSError):
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"geodns did not answer: {log.read_text()}")
+
+
+def zones_copy(tmp: Path) -> Path:
+    """The example zones and the test zones in a directory a test may edit."""
+    out = tmp / "zones"
+    out.mkdir()
+    shutil.copy(ROOT / "zones" / "cdn.example.yaml", out)
+    shutil.copy(TEST_ZONES / "test.example.yaml", out)
+    return out
+
+
+def rcode(msg: dns.message.Message) -> str:
+    return dns.rcode.to_text(msg.rcode())
