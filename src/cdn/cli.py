@@ -151,12 +151,12 @@ async def client_once(args: argparse.Namespace) -> int:
 
 def kserve_request(body: dict) -> dict:
     """The same input as an Open Inference Protocol (KServe v2) request."""
-    if "features" in body:
+    if body["model"] == "ranker":
         data = body["features"]
         return {"inputs": [{"name": "features", "shape": [1, len(data)], "datatype": "FP32",
                             "data": data}]}
-    (name, value), = body["inputs"].items()
-    return {"inputs": [{"name": name, "shape": [1, 1], "datatype": "INT64", "data": value[0]}]}
+    return {"inputs": [{"name": "item_id", "shape": [1, 1], "datatype": "INT64",
+                        "data": body["features"]}]}
 
 
 def cmd_client(args: argparse.Namespace) -> int:

@@ -39,10 +39,7 @@ class EdgeReply:
     body: dict
     connect_ms: float  # TCP connect (0 when a pooled connection was reused)
     request_ms: float  # connect + request + response
-
-    @property
-    def tier(self) -> str:
-        return str(self.body.get("cache") or self.body.get("tier") or "?")
+    tier: str  # the edge's cache tier: l1, l2, upstream/..., compute
 
     @property
     def region(self) -> str:
@@ -125,6 +122,8 @@ class EdgeClient:
         async with self._session.post(f"http://{address}:{self.port}{path}", json=payload) as r:
             body = await r.json(content_type=None)
             status = r.status
+            tier = r.headers.get("X-Cache-Tier", "?")
         elapsed = (time.perf_counter() - started) * 1000
-        return EdgeReply(address, status, body if isinstance(body, dict) else {},
-                         self._connect_ms, elapsed)
+        body = body if isinstance(body, dict) else {}
+        return EdgeReply(address, status, body, self._connect_ms, elapsed,
+                         str(body.get("tier", tier)))

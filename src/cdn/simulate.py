@@ -29,11 +29,12 @@ TIERS = ("L1", "L2", "origin")
 
 
 def tier_of(reply: dict) -> str:
-    """Our three tiers from an edge's answer (`cache`: l1, l2, or a miss filled upstream)."""
-    raw = str(reply.get("cache") or reply.get("tier") or "").lower()
-    if raw.startswith("l1"):
+    """Our three tiers from an edge's `tier`: l1; l2 (or stale, served from L2 in grace);
+    anything else (`upstream/...`, `compute`) went to the origin."""
+    raw = str(reply.get("tier", "")).lower()
+    if raw == "l1":
         return "L1"
-    if raw.startswith("l2"):
+    if raw in ("l2", "stale"):
         return "L2"
     return "origin"
 
@@ -94,7 +95,7 @@ def zipf_weights(n: int, s: float) -> np.ndarray:
 def payload(model: str, item: int) -> dict:
     """A deterministic input per (model, item): the same item is the same cache key."""
     if model == "embedder":
-        return {"model": model, "inputs": {"item_id": [[item]]}}
+        return {"model": model, "features": [item]}
     rng = np.random.default_rng(item)
     return {"model": model, "features": [round(float(x), 4) for x in rng.random(32)]}
 

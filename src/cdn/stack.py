@@ -82,7 +82,7 @@ class Stack:
         if not any(models.glob("*")):
             models.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                [program("edge"), "examples", "--out", str(models)],
+                [program("edge"), "make-models", str(models)],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
@@ -95,7 +95,6 @@ class Stack:
             "--listen", host,
             "--models", str(models),
             "--cache-dir", str(self.run_dir / "cache" / "origin"),
-            "--redis", self.redis_url,
             "--region", "origin",
         ]
         return self._child("origin", argv, f"http://{host}/health", f"http://{host}")
@@ -107,7 +106,6 @@ class Stack:
             "--listen", site.listen,
             "--upstream", f"http://{self.config.origin}",
             "--cache-dir", str(self.run_dir / "cache" / site.name),
-            "--redis", self.redis_url,
             "--region", site.name,
             "--location", f"{site.lat},{site.lon}",
         ]

@@ -7,8 +7,8 @@
 * ``GET /api/dashboard`` - one JSON document with everything the page shows (below).
 
 A sampler task (started with the app) looks once per `interval` at the health
-service's rows, at every edge's health document (for its request counter) and at the
-server's Prometheus counters, so rates are computed the same way whoever polls, and
+service's rows, at every edge's health document and /metrics (for its request rate)
+and at the server's Prometheus counters, so rates are computed the same way whoever polls, and
 state changes are remembered even while nobody has the page open.
 
 The JSON document::
@@ -33,14 +33,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 STATIC = Path(__file__).with_name("static")
 QUERIES_METRIC = "geodns_queries"  # counter: every query answered
 ANSWERS_METRIC = "geodns_pool_answers"  # counter: labels pool, member, region
+EDGE_REQUESTS_METRIC = "edge_http_requests"  # on each edge's /metrics: endpoint, status
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,20 @@ class DashboardSources:
     registry: CollectorRegistry = REGISTRY  # the server's counters
     interval: float = 1.0
     edge_timeout: float = 0.8
+
+
+def served_requests(metrics_text: str) -> float:
+    """Requests an edge served (every route but its own /health and /metrics)."""
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != EDGE_REQUESTS_METRIC:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("endpoint") not in (
+                "health", "metrics"
+            ):
+                total += sample.value
+    return total
 
 
 def _counter_totals(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
@@ -120,20 +137,23 @@ class Sampler:
 
     async def observe_edges(self, session: aiohttp.ClientSession, rows: list[dict],
                             now: float) -> None:
+        """Each edge's health document, and its request rate from its /metrics."""
         urls = sorted({r["target"] for r in rows if (r.get("target") or "").startswith("http")})
 
         async def fetch(url: str) -> None:
             try:
                 async with session.get(url) as resp:
                     doc = await resp.json(content_type=None)
+                async with session.get(urljoin(url, "/metrics")) as resp:
+                    served = served_requests(await resp.text())
             except (aiohttp.ClientError, TimeoutError, ValueError):
-                doc = None
+                doc, served = None, None
             self.edge_docs[url] = doc if isinstance(doc, dict) else None
-            requests = (doc or {}).get("requests") if isinstance(doc, dict) else None
-            if isinstance(requests, int | float):
-                self._edge_rates.setdefault(url, Rate()).update(float(requests), now)
-            elif url in self._edge_rates:
-                self._edge_rates[url].per_s = 0.0
+            rate = self._edge_rates.setdefault(url, Rate())
+            if served is None:
+                rate.last, rate.per_s = None, 0.0
+            else:
+                rate.update(served, now)
 
         await asyncio.gather(*(fetch(u) for u in urls))
 
