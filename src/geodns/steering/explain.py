@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from .decide import Decision
@@ -98,7 +99,7 @@ def format_text(e: dict[str, Any]) -> str:
     """The explanation as the `geodns explain` command prints it."""
     c = e["client"]
     lines = [
-        f"{e['qtype']} for pool {e['pool']} (zone {e['zone']})",
+        f"{e.get('name', '')} {e['qtype']}: pool {e['pool']} (zone {e['zone']})".lstrip(),
         f"client: source {c['source']}, ECS {c['ecs'] or 'none'}; located by {c['located']} "
         f"address {c['address']}" + (f" (unwrapped from {c['embedded']})" if c["embedded"] else ""),
         f"GeoIP database: {e['geoip_database']}",
@@ -137,3 +138,53 @@ def format_text(e: dict[str, Any]) -> str:
         + ("; depends on the resolver's address" if e["by_source"] else "")
     )
     return "\n".join(lines)
+
+
+class ExplainError(ValueError):
+    """A request for an explanation that cannot be answered; `status` as in HTTP."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_client(source: str, ecs: str | None) -> Client:
+    """A Client from text: the source address and an optional ECS prefix (a /0 = none)."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        raise ExplainError(f"client {source!r} is not an IP address") from None
+    if not ecs:
+        return Client(address)
+    try:
+        net = ipaddress.ip_network(ecs, strict=False)
+    except ValueError:
+        raise ExplainError(f"ecs {ecs!r} is not a prefix like 126.0.1.0/24") from None
+    return Client(address, net if net.prefixlen > 0 else None)
+
+
+def explain_name(
+    zones: Mapping[str, Any], name: str, qtype: str, source: str, ecs: str | None
+) -> dict[str, Any]:
+    """Explain the answer to `name` for a client, in the zones being served.
+
+    `zones` maps origins ("cdn.example.") to loaded zones, which have `pools` (owner
+    -> pool name) and `steering`.
+    """
+    qtype = qtype.upper()
+    if qtype not in ("A", "AAAA"):
+        raise ExplainError(f"type must be A or AAAA, got {qtype!r}")
+    client = parse_client(source, ecs)
+    qname = name.lower().rstrip(".") + "."
+    labels = qname.rstrip(".").split(".")
+    for i in range(len(labels)):
+        zone = zones.get(".".join(labels[i:]) + ".")
+        if zone is not None:
+            break
+    else:
+        raise ExplainError(f"no zone served here holds {qname}", 404)
+    pool = zone.pools.get(qname)
+    if pool is None or zone.steering is None:
+        raise ExplainError(f"{qname} is not bound to a pool in zone {zone.origin}", 404)
+    out = zone.steering.explain(pool, qtype, client)
+    return {"name": qname, **out}

@@ -1,0 +1,74 @@
+"""Geo steering's plugin for `geodns serve` (entry point group `geodns.plugins`).
+
+* `--geoip PATH`: the City database (MaxMind format: GeoIP2/GeoLite2 City, DB-IP City
+  Lite); default the demo database. Re-read after every successful zone reload
+  (SIGHUP or POST /admin/reload); a file that fails to open is logged and the
+  previous database keeps serving.
+* `GET /admin/explain?name=NAME[&type=A|AAAA][&client=IP][&ecs=PREFIX]`: the decision
+  for that client as JSON (`geodns.steering.explain`); `client` defaults to the HTTP
+  caller's address. 400 for bad parameters, 404 when NAME is not pool-bound here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import geoip
+from .explain import ExplainError, explain_name
+
+log = logging.getLogger("geodns")
+
+
+class GeoPlugin:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--geoip", type=Path, metavar="PATH",
+            help="GeoIP City database, MaxMind format (default: the demo database "
+            f"{geoip.DEMO_MMDB.name}); re-read on every reload")
+
+    def configure(self, args: argparse.Namespace, config: Any) -> None:
+        if args.geoip is not None:
+            try:
+                geoip.GeoDB(args.geoip)  # fail now, with the reason, not in each worker
+            except geoip.GeoIPError as e:
+                raise SystemExit(f"geodns: {e}") from None
+            config.extra["geoip"] = args.geoip
+
+    def setup(self, server: Any) -> None:
+        path = server.config.extra.get("geoip")
+        if path is not None:
+            geoip.shared().open(path)
+        server.on_reload.append(_reload_geoip)
+        if server.http_app is not None:
+            server.http_app.router.add_get("/admin/explain", _explain_handler(server))
+
+
+def _reload_geoip(server: Any) -> None:
+    db = geoip.shared()
+    try:
+        db.reload()
+    except geoip.GeoIPError as e:
+        log.error("GeoIP reload failed, still using the previous database: %s", e)
+
+
+def _explain_handler(server: Any):
+    async def explain(request: web.Request) -> web.Response:
+        q = request.query
+        if "name" not in q:
+            return web.json_response({"error": "give ?name=NAME"}, status=400)
+        try:
+            out = explain_name(server.zones, q["name"], q.get("type", "A"),
+                               q.get("client") or request.remote or "127.0.0.1", q.get("ecs"))
+        except ExplainError as e:
+            return web.json_response({"error": str(e)}, status=e.status)
+        return web.json_response(out)
+
+    return explain
+
+
+plugin = GeoPlugin()
