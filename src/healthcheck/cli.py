@@ -9,13 +9,14 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
-from healthcheck.zonefiles import load_pools
+from healthcheck.zonefiles import ZoneProblems, load_pools
 
 log = logging.getLogger("healthcheck")
 
@@ -82,12 +83,17 @@ async def run(args: argparse.Namespace) -> None:
     await service.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(run(args))
+                        format="%(asctime)s %(levelname)s healthcheck[%(process)d]: %(message)s")
+    try:
+        asyncio.run(run(args))
+    except ZoneProblems as exc:
+        log.error("%s; not starting", exc)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -68,7 +68,7 @@ class Override:
         return {"member": 4, "site": 2, "pool": 0}[self.kind] + (self.zone is not None)
 
     def matches(self, zone: str, pool: str, member: str) -> bool:
-        if self.zone is not None and self.zone != zone:
+        if self.zone is not None and _zone_name(self.zone) != _zone_name(zone):
             return False
         if self.site is not None:
             return self.site == member
@@ -90,6 +90,10 @@ class Override:
         if self.set_at:
             out["set_at"] = iso(self.set_at)
         return out
+
+
+def _zone_name(name: str) -> str:
+    return name.rstrip(".").lower()
 
 
 def iso(ts: float) -> str:

@@ -30,8 +30,10 @@ def write_zone(directory: Path, servers: list[MemberServer]) -> dict:
         {"name": f"m{i}", "ipv4": s.host, "lat": 10.0 * i, "lon": 0.0, "health_url": s.url}
         for i, s in enumerate(servers)
     ]
-    doc = {"zone": "shared.example", "soa": {"mname": "ns1", "rname": "hostmaster"},
-           "records": {"edge": {"pool": "edges"}},
+    doc = {"zone": "shared.example",
+           "soa": {"mname": "ns1", "rname": "hostmaster", "serial": 1},
+           "records": {"@": {"NS": ["ns1"]}, "ns1": {"A": "127.0.0.1"},
+                       "edge": {"pool": "edges"}},
            "pools": {"edges": {"members": members, "health": FAST}}}
     directory.mkdir(exist_ok=True)
     (directory / "shared.example.yaml").write_text(yaml.safe_dump(doc))
@@ -134,3 +136,15 @@ async def test_losing_redis_falls_back_to_local_probes(members, checkers, redis_
         assert service.redis_ok
     finally:
         await service.stop()
+
+
+def test_checker_refuses_to_start_on_bad_zone_files(tmp_path, redis_server):
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "bad.yaml").write_text("zone: bad.example\nsoa: {mname: ns1}\n")
+    done = subprocess.run(
+        [CHECKER, "--zones", str(zones), "--redis", redis_server.url, "--vantage", "a"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 1
+    assert "bad.yaml" in done.stderr and "not starting" in done.stderr

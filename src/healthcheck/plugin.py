@@ -1,0 +1,94 @@
+"""The `geodns serve` plugin (entry point `geodns.plugins: health`): health checking
+inside the DNS server.
+
+Adds to `geodns serve`: ``--redis URL``, ``--vantage NAME``, ``--overrides FILE``,
+``--admin-token TOKEN`` (or the GEODNS_ADMIN_TOKEN environment variable),
+``--health-quorum N`` and ``--no-health``. In every server process it runs a
+`HealthService` for the served zones' pools, hands each zone's steering its view
+(again after every reload), re-reads the override file on reload, and mounts the
+admin routes (`healthcheck.admin`) on the admin HTTP port.
+
+With ``--workers N`` every worker probes by itself (answers never wait on another
+process); only the supervisor, which serves the admin port, publishes to Redis as
+``--vantage``. Overrides set through the API reach the workers through the override
+file, which every process watches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from healthcheck.admin import add_health_routes
+from healthcheck.service import HealthService
+
+
+@dataclass
+class HealthOptions:
+    enabled: bool = True
+    redis: str | None = None
+    vantage: str | None = None
+    overrides: str | None = None
+    admin_token: str | None = None
+    quorum: int | None = None
+
+
+class HealthPlugin:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("health checking")
+        g.add_argument("--redis", metavar="URL",
+                       help="share probe results over this Redis (checkers publish, "
+                       "every server combines); default: probe locally only")
+        g.add_argument("--vantage", metavar="NAME",
+                       help="publish this server's own probe results to Redis under NAME")
+        g.add_argument("--overrides", metavar="FILE",
+                       help="health override file (YAML), also written by the admin API")
+        g.add_argument("--admin-token", metavar="TOKEN",
+                       default=os.environ.get("GEODNS_ADMIN_TOKEN"),
+                       help="bearer token for the admin API's writes "
+                       "(default: $GEODNS_ADMIN_TOKEN; none: writes refused)")
+        g.add_argument("--health-quorum", type=int, metavar="N",
+                       help="vantage points that must say down (default: a majority)")
+        g.add_argument("--no-health", action="store_true",
+                       help="no health checking: every member counts as up")
+
+    def configure(self, args: argparse.Namespace, config: Any) -> None:
+        config.extra["health"] = HealthOptions(
+            enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
+            overrides=args.overrides, admin_token=args.admin_token, quorum=args.health_quorum,
+        )
+
+    def setup(self, server: Any) -> None:
+        opts: HealthOptions = server.config.extra.get("health") or HealthOptions()
+        if not opts.enabled:
+            return
+        service = HealthService(
+            redis_url=opts.redis,
+            vantage=opts.vantage if server.role != "worker" else None,
+            overrides_path=opts.overrides,
+            quorum=opts.quorum,
+        )
+
+        def follow_zones(server: Any) -> None:
+            zones = {o: z for o, z in server.zones.items() if z.steering is not None}
+            service.update_targets({o: z.steering.pools for o, z in zones.items()})
+            for origin, zone in zones.items():
+                zone.steering.set_health(service.view_for(origin))
+            service.reload_overrides()
+
+        async def start(server: Any) -> None:
+            await service.start()
+
+        async def stop(server: Any) -> None:
+            await service.stop()
+
+        server.on_reload.append(follow_zones)
+        server.on_start.append(start)
+        server.on_stop.append(stop)
+        if server.http_app is not None:
+            add_health_routes(server.http_app, service, opts.admin_token)
+
+
+plugin = HealthPlugin()
