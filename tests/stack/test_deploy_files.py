@@ -1,0 +1,220 @@
+"""The deployment files are valid: docker-compose.yml against the Compose Specification's
+JSON schema (no Docker engine here), the Kubernetes manifests by their structure, and
+both by what a schema cannot see: files, ports, references, zones and commands that the
+project's own loaders and CLIs accept."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import re
+import shlex
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from edge.config import load_config
+from geodns.zonefile import load_zones
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+K8S = ROOT / "deploy" / "k8s"
+BIN = Path(sys.executable).parent
+
+
+@cache
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def compose_errors(doc: dict) -> list[str]:
+    schema = json.loads((ROOT / "deploy" / "schema" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    assert compose_errors(compose()) == []
+
+
+def test_the_schema_check_rejects_broken_compose_files():
+    doc = copy.deepcopy(compose())
+    doc["services"]["origin"]["restart"] = ["always"]  # must be a string
+    doc["services"]["edge-tokyo"]["ports"] = "8001:8000"  # must be a list
+    doc["services"]["redis"]["helthcheck"] = {}  # misspelt key
+    errors = compose_errors(doc)
+    assert any("restart" in e for e in errors)
+    assert any("ports" in e for e in errors)
+    assert any("helthcheck" in e for e in errors)
+
+
+def test_compose_has_the_whole_network():
+    services = compose()["services"]
+    commands = {name: " ".join(svc.get("command", [])) for name, svc in services.items()}
+    assert "redis" in services and "prometheus" in services
+    assert "edge serve" in commands["origin"] and "--upstream" not in commands["origin"]
+    edges = [n for n, c in commands.items() if "edge serve" in c and "--upstream" in c]
+    assert len(edges) >= 3
+    assert len([n for n, c in commands.items() if "geodns serve" in c]) == 2
+    assert any(c.startswith("healthcheck ") for c in commands.values())
+
+
+def test_compose_references_exist_and_are_consistent():
+    doc = compose()
+    services = doc["services"]
+    subnet = ipaddress.ip_network(doc["networks"]["cdn"]["ipam"]["config"][0]["subnet"])
+    addresses, host_ports = [], []
+    for name, svc in services.items():
+        build = svc.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source.startswith("./"), f"{name}: {volume} is not a repository path"
+            assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+        depends = svc.get("depends_on", [])
+        for target in depends if isinstance(depends, list) else depends.keys():
+            assert target in services, f"{name} depends on unknown service {target}"
+        for net in (svc.get("networks") or {}):
+            assert net in doc["networks"], f"{name}: unknown network {net}"
+        nets = svc.get("networks")
+        if isinstance(nets, dict) and nets.get("cdn"):
+            address = ipaddress.ip_address(nets["cdn"]["ipv4_address"])
+            assert address in subnet, name
+            addresses.append(address)
+        for port in svc.get("ports", []):
+            host_ports.append(tuple(port.rsplit(":", 1)[0].split(":")) + (port.split("/")[-1],))
+    assert len(addresses) == len(set(addresses)), "duplicate static addresses"
+    assert len(host_ports) == len(set(host_ports)), "a host port is published twice"
+
+
+def listen_port(svc: dict) -> int:
+    text = " ".join(svc.get("command", []))
+    found = re.findall(r"--(?:listen|http) 0\.0\.0\.0:(\d+)", text)
+    return {int(p) for p in found}
+
+
+def test_prometheus_scrapes_services_on_their_ports():
+    services = compose()["services"]
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"]
+               for t in sc["targets"]]
+    assert len(targets) >= 7
+    for target in targets:
+        host, port = target.split(":")
+        assert host in services, f"scrape target {target}: no such service"
+        assert int(port) in listen_port(services[host]), f"{host} does not listen on {port}"
+    scraped = {t.split(":")[0] for t in targets}
+    assert scraped == set(services) - {"redis", "prometheus"}
+
+
+def test_compose_zone_loads_and_points_at_the_edge_containers():
+    zones, problems = load_zones(ROOT / "deploy" / "compose" / "zones")
+    assert problems == []
+    pool = zones["cdn.example."].steering.pools["edges"]
+    services = compose()["services"]
+    for member in pool.members:
+        svc = services[f"edge-{member.name}"]
+        assert member.ipv4 == (svc["networks"]["cdn"]["ipv4_address"],)
+        assert member.health_url == f"http://{member.ipv4[0]}:8000/health"
+
+
+@cache
+def cli_help(*argv: str) -> str:
+    return subprocess.run([str(BIN / argv[0]), *argv[1:], "--help"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def check_flags(argv: list[str]) -> None:
+    """Every --flag of a command is one the real program documents in its --help."""
+    if argv[0] == "sh":
+        argv = shlex.split(argv[2].split("&&")[-1].replace("exec ", "").replace("$$", "$"))
+    prog = [argv[0], argv[1]] if argv[0] in ("edge", "geodns") else [argv[0]]
+    helptext = cli_help(*prog)
+    for flag in (a.split("=")[0] for a in argv if a.startswith("--")):
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", helptext), (
+            f"{' '.join(prog)}: no {flag}")
+
+
+@pytest.mark.parametrize("service", ["origin", "edge-tokyo", "healthcheck", "geodns-1"])
+def test_compose_commands_use_real_flags(service):
+    check_flags(compose()["services"][service]["command"])
+
+
+# -- Kubernetes ------------------------------------------------------------------------
+
+
+@cache
+def manifests() -> list[dict]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+    return docs
+
+
+def by_kind(kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in manifests() if d["kind"] == kind}
+
+
+def test_k8s_manifests_have_the_expected_objects():
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in manifests()}
+    for expected in [("Deployment", "edge"), ("Service", "edge"), ("ConfigMap", "edge-config"),
+                     ("Deployment", "geodns"), ("Service", "geodns"),
+                     ("Deployment", "healthcheck"), ("Deployment", "redis"),
+                     ("Service", "redis"), ("Deployment", "origin"), ("Service", "origin")]:
+        assert expected in kinds
+    for doc in manifests():
+        assert doc["apiVersion"] in ("v1", "apps/v1"), doc["metadata"]["name"]
+
+
+def test_k8s_references_resolve():
+    deployments, configmaps = by_kind("Deployment"), by_kind("ConfigMap")
+    secrets = by_kind("Secret")
+    for name, svc in by_kind("Service").items():
+        pods = [d for d in deployments.values()
+                if svc["spec"]["selector"].items()
+                <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert pods, f"service {name} selects no deployment"
+        port_names = {p["name"] for d in pods for c in d["spec"]["template"]["spec"]["containers"]
+                      for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in port_names, f"service {name}: {port['targetPort']}"
+    for name, dep in deployments.items():
+        spec = dep["spec"]
+        assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"][
+            "labels"].items(), name
+        pod = spec["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            for mount in c.get("volumeMounts", []):
+                assert mount["name"] in volumes, f"{name}/{c['name']}: {mount['name']}"
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in secrets[ref["name"]]["stringData"]
+            if c["image"].startswith("geocdn"):
+                check_flags([a.replace("$(GEODNS_ADMIN_TOKEN)", "token")
+                             for a in c["command"] + c.get("args", [])])
+        for v in volumes.values():
+            if "configMap" in v:
+                assert v["configMap"]["name"] in configmaps, f"{name}: {v['configMap']}"
+
+
+def test_k8s_configs_load_with_the_real_loaders(tmp_path):
+    zones_dir = tmp_path / "zones"
+    zones_dir.mkdir()
+    for fname, text in by_kind("ConfigMap")["geodns-zones"]["data"].items():
+        (zones_dir / fname).write_text(text)
+    zones, problems = load_zones(zones_dir)
+    assert problems == [] and "cdn.example." in zones
+    edge_file = tmp_path / "edge.yaml"
+    edge_file.write_text(by_kind("ConfigMap")["edge-config"]["data"]["edge.yaml"])
+    config = load_config(edge_file)
+    assert config.upstream == "http://origin:8000" and config.l1 == "redis"
