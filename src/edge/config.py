@@ -149,7 +149,10 @@ def config_from_mapping(values: dict[str, Any], base: EdgeConfig | None = None,
             raise ConfigError(f"{source}: {raw_key}: {e}") from None
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {raw_key}: {e}") from None
-    return dataclasses.replace(base or EdgeConfig(), **changes).validate()
+    try:
+        return dataclasses.replace(base or EdgeConfig(), **changes).validate()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def load_config(path: str | Path, base: EdgeConfig | None = None) -> EdgeConfig:

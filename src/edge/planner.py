@@ -211,7 +211,7 @@ def run_plan(args: argparse.Namespace) -> int:
           f"{'latency ms':>10} {'$/month':>9}")
     for r in rows:
         print(f"{_human(r.l1_bytes):>8} {_human(r.l2_bytes):>8} {r.l1_hit:7.3f} {r.l2_hit:7.3f} "
-              f"{r.hit:8.3f} {r.latency_ms:10.2f} {r.monthly_cost:9.2f}")
+              f"{r.hit:8.3f} {r.latency_ms:10.2f} {r.monthly_cost:9.4f}")
     ok = [r for r in rows if r.hit >= args.target
           and (args.max_latency_ms is None or r.latency_ms <= args.max_latency_ms)]
     if not ok:
@@ -221,6 +221,6 @@ def run_plan(args: argparse.Namespace) -> int:
     best = min(ok, key=lambda r: (r.monthly_cost, r.latency_ms))
     print(f"cheapest meeting the target {args.target}: L1 {_human(best.l1_bytes)}, "
           f"L2 {_human(best.l2_bytes)}: hit {best.hit:.3f}, {best.latency_ms:.2f} ms, "
-          f"${best.monthly_cost:.2f}/month")
+          f"${best.monthly_cost:.4f}/month")
     return 0
 

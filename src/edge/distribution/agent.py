@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,6 +115,8 @@ class RolloutAgent:
         self._locks: dict[str, asyncio.Lock] = {}
         self._lazy: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
+        self._last_poll = 0.0
+        self.on_applied: Callable[[Event], None] | None = None  # e.g. to time propagation
 
     # ----- life cycle
     async def start(self) -> None:
@@ -248,8 +251,10 @@ class RolloutAgent:
             return None
 
     def _save_position(self, pos: Position) -> None:
+        """Not fsynced: after a crash the position may be older (entries are applied again,
+        which is harmless) or unreadable (a full resync), never wrong."""
         self.position = pos
-        atomic_write(self._position_file, json.dumps(asdict(pos)).encode())
+        atomic_write(self._position_file, json.dumps(asdict(pos)).encode(), durable=False)
 
     async def resync(self) -> None:
         """Align with the origin's current manifests and forget every cached entry."""
@@ -308,6 +313,7 @@ class RolloutAgent:
                 self.last_error = f"stream: {exc}"
                 log.warning("%s: invalidation stream unreachable (%s); retrying in %.1fs",
                             self.config.edge_id, exc, backoff)
+                await self._poll_while_disconnected()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except FETCH_ERRORS as exc:  # origin unreachable during a resync
@@ -316,17 +322,35 @@ class RolloutAgent:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    async def _poll_while_disconnected(self) -> None:
+        """Activations still reach this edge while Redis is down (purges wait for it)."""
+        now = time.monotonic()
+        if now - self._last_poll < self.config.poll_interval_s:
+            return
+        self._last_poll = now
+        with contextlib.suppress(*FETCH_ERRORS):
+            await self._reconcile(await self.origin.summary())
+
     async def _apply_entry(self, event: Event) -> None:
-        try:
-            await self.apply(event)
-        except FETCH_ERRORS as exc:
-            self.last_error = f"{event.describe()}: {exc}"
-            log.error("%s: applying %s failed: %s", self.config.edge_id, event.describe(), exc)
+        """Apply one entry (purges are retried a few times), then move past it."""
+        for attempt in range(self.config.attempts):
+            try:
+                await self.apply(event)
+                break
+            except (*FETCH_ERRORS, RedisError) as exc:
+                if attempt + 1 < self.config.attempts:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                self.last_error = f"{event.describe()}: {exc}"
+                log.error("%s: applying %s failed: %s", self.config.edge_id,
+                          event.describe(), exc)
         self._save_position(Position(event.id, event.seq))
         EVENTS_APPLIED.labels(self.config.edge_id, event.kind).inc()
         if event.ts:
             PROPAGATION.labels(self.config.edge_id, event.kind).observe(
                 max(0.0, time.time() - event.ts))
+        if self.on_applied is not None:
+            self.on_applied(event)
 
     async def _run_poll(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from edge.distribution.blobs import BlobStore, atomic_write, sha256_file
 from edge.distribution.errors import Conflict, DistributionError, NotFound
 from edge.distribution.manifest import BlobRef, Delta, FileEntry, Manifest
 from edge.distribution.names import check_name, check_version
+from edge.distribution.samples import open_session, sample_inputs
 
 HISTORY_LIMIT = 20
 DELTA_BASES = 2  # default: deltas from the current version and the one before it
@@ -59,6 +60,11 @@ def describe_model(path: Path) -> dict[str, Any]:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises several unrelated types for bad files
         raise InvalidModel(f"{path.name} is not a valid ONNX model: {exc}") from None
+    try:  # edges must be able to serve it: load it and run a sample batch here
+        session = open_session(str(path))
+        session.run(None, sample_inputs(session, batch=2))
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        raise InvalidModel(f"{path.name}: onnxruntime cannot run it: {exc}") from None
 
     def shape(v) -> list[int | str]:
         return [d.dim_value or d.dim_param or "?" for d in v.type.tensor_type.shape.dim]

@@ -1,0 +1,100 @@
+"""Edge test fixtures: example models, in-process nodes on free loopback ports, and
+`edge serve` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from edgetest import RunningNode
+
+from cdn.redis_server import free_port
+from edge.app import build_app
+from edge.config import EdgeConfig
+from edge.modelgen import make_models
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models")
+    make_models(path)
+    return path
+
+
+@pytest.fixture
+async def start_node(tmp_path: Path) -> AsyncIterator[Callable]:
+    """`await start_node(**config)` starts an in-process node; all stop at the end."""
+    running: list[RunningNode] = []
+
+    async def start(**overrides) -> RunningNode:
+        port = overrides.pop("port", None) or free_port()
+        defaults = {"listen": f"127.0.0.1:{port}", "cache_dir": tmp_path / f"cache-{port}",
+                    "l2_fsync": False}
+        config = EdgeConfig().replace(**{**defaults, **overrides})
+        runner = web.AppRunner(build_app(config), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        node = RunningNode(config, runner)
+        running.append(node)
+        return node
+
+    yield start
+    for node in running:
+        await node.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@dataclass
+class ServeProcess:
+    proc: subprocess.Popen
+    url: str
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start `edge serve ARGS` and wait for its /health; stopped by PID at the end."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> ServeProcess:
+        port = free_port()
+        cmd = [sys.executable, "-m", "edge.cli", "serve", "--listen", f"127.0.0.1:{port}",
+               "--cache-dir", str(tmp_path / f"cache-{port}"), "--no-fsync", *args]
+        log = open(tmp_path / f"edge-{port}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp_path / f"edge-{port}.log").read_text())
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1):
+                    return ServeProcess(proc, url)
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("edge serve did not start")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

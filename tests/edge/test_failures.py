@@ -1,0 +1,120 @@
+"""A failing tier never fails a request: Redis lost, upstream lost (stale within grace,
+then 503), and model version changes never answer from the old version's entries."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import redis.asyncio as aioredis
+from edgetest import features, metric, predict
+
+from edge.modelgen import write_ranker
+
+
+async def test_redis_l1_shared_then_lost_mid_test(start_node, http, models_dir, redis_server):
+    common = {"models_dir": models_dir, "l1": "redis", "redis_url": redis_server.url}
+    a = await start_node(**common)
+    b = await start_node(**common)
+    first = await predict(http, a.url, 7)
+    assert first["tier"] == "compute"
+    assert (await predict(http, a.url, 7))["tier"] == "l1"
+    # The other worker of the site shares the Redis L1.
+    assert (await predict(http, b.url, 7))["tier"] == "l1"
+    r = aioredis.Redis.from_url(redis_server.url)
+    keys = await r.keys("edge:p/ranker/*")
+    assert len(keys) == 1
+    assert await r.smembers("edge:tag:model:ranker") == {keys[0]}
+    await r.aclose()
+
+    redis_server.stop()
+    doc = await predict(http, a.url, 7)
+    assert doc["tier"] == "l2" and doc["prediction"] == first["prediction"]
+    assert (await predict(http, a.url, 8))["tier"] == "compute"
+    assert (await predict(http, b.url, 9))["tier"] == "compute"
+    async with http.get(f"{a.url}/health") as resp:
+        health = await resp.json()
+    assert health["status"] == "degraded" and health["l1"] == {"kind": "redis", "ok": False}
+    assert await metric(http, a.url, 'edge_cache_errors_total{tier="l1"}') >= 1
+
+
+async def test_upstream_down_serves_stale_within_grace_then_503(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir)
+    edge = await start_node(upstream=origin.url, l1_ttl_s=0.3, l2_ttl_s=0.3,
+                            stale_grace_s=1.2, catalog_ttl_s=0.3)
+    first = await predict(http, edge.url, 3)
+    assert first["tier"] == "upstream/compute"
+    await origin.stop()
+    assert (await predict(http, edge.url, 3))["tier"] == "l1"
+    await asyncio.sleep(0.5)
+    stale = await predict(http, edge.url, 3)
+    assert stale["tier"] == "stale" and stale["prediction"] == first["prediction"]
+    async with http.post(f"{edge.url}/predict", json={"features": features(4)}) as r:
+        assert r.status == 503
+        assert "unreachable" in (await r.json())["error"]
+    async with http.get(f"{edge.url}/health") as r:
+        assert (await r.json())["status"] == "degraded"
+    await asyncio.sleep(1.2)
+    async with http.post(f"{edge.url}/predict", json={"features": features(3)}) as r:
+        assert r.status == 503
+        assert "error" in await r.json()
+    assert await metric(http, edge.url, "edge_stale_served_total") == 1
+
+
+async def test_edge_with_the_model_computes_when_upstream_is_down(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir)
+    edge = await start_node(upstream=origin.url, models_dir=models_dir)
+    await origin.stop()
+    assert (await predict(http, edge.url, 5))["tier"] == "compute"
+
+
+async def test_new_version_never_served_from_old_entries(start_node, http, models_dir,
+                                                         tmp_path):
+    store = tmp_path / "models"
+    shutil.copytree(models_dir, store)
+    origin = await start_node(models_dir=store)
+    edge = await start_node(upstream=origin.url, catalog_ttl_s=0.2)
+    v1 = await predict(http, origin.url, 11)
+    assert (await predict(http, edge.url, 11))["tier"] == "upstream/l1"
+
+    path = write_ranker(store, version="2", seed=99)
+    registry = origin.node.registry
+    await asyncio.to_thread(registry.stage, "ranker", "2", path)
+    registry.activate("ranker", "2")
+
+    v2 = await predict(http, origin.url, 11)
+    assert (v2["tier"], v2["model_version"]) == ("compute", "2")
+    assert v2["prediction"] != v1["prediction"]
+    await asyncio.sleep(0.25)  # the edge trusts the version it learned for catalog_ttl_s
+    at_edge = await predict(http, edge.url, 11)
+    assert (at_edge["model_version"], at_edge["prediction"]) == ("2", v2["prediction"])
+    assert at_edge["tier"] == "upstream/l1"
+
+    # Rollback: version 1's entries are still keyed by its digest.
+    registry.rollback("ranker")
+    back = await predict(http, origin.url, 11)
+    assert (back["tier"], back["model_version"], back["prediction"]) == \
+        ("l1", "1", v1["prediction"])
+    # An explicit version is served as asked.
+    pinned = await predict(http, origin.url, 11, version="2")
+    assert (pinned["model_version"], pinned["prediction"]) == ("2", v2["prediction"])
+
+
+async def test_staging_a_corrupt_model_keeps_the_old_one(start_node, http, models_dir,
+                                                         tmp_path):
+    from edge.registry import DigestMismatch, ModelError
+
+    origin = await start_node(models_dir=models_dir)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    registry = origin.node.registry
+    for call, error in ((lambda: registry.stage("ranker", "9", bad), ModelError),
+                        (lambda: registry.stage("ranker", "9", models_dir / "ranker/1/model.onnx",
+                                                expected_sha256="0" * 64), DigestMismatch)):
+        try:
+            call()
+        except error as e:
+            assert "ranker 9" in str(e)
+        else:
+            raise AssertionError("staging should fail")
+    assert (await predict(http, origin.url, 1))["model_version"] == "1"

@@ -1,0 +1,87 @@
+"""/health is real (load from requests in flight, hit rate, draining), /metrics has the
+Triton-style series, and micro-batching joins concurrent requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from edgetest import metric, predict
+
+
+async def health(http, url: str) -> dict:
+    async with http.get(f"{url}/health") as r:
+        assert r.status == 200
+        return await r.json()
+
+
+async def test_health_document_load_and_hit_rate(start_node, http, models_dir):
+    node = await start_node(models_dir=models_dir, capacity=4, max_batch=64,
+                            max_queue_delay_ms=400, region="paris", location="48.85,2.35")
+    idle = await health(http, node.url)
+    assert idle["status"] == "ok" and idle["models"] == {"embedder": "1", "ranker": "1"}
+    assert idle["region"] == "paris" and idle["location"] == [48.85, 2.35]
+    assert idle["load"] <= 0.25 and idle["hit_rate"] == 0.0 and idle["role"] == "origin"
+
+    # Six requests wait for their batch (400 ms): load is in-flight over capacity.
+    pending = [asyncio.ensure_future(predict(http, node.url, s)) for s in range(6)]
+    await asyncio.sleep(0.15)
+    busy = await health(http, node.url)
+    assert busy["load"] == 1.0 and busy["inflight"] >= 6 and busy["status"] == "degraded"
+    await asyncio.gather(*pending)
+    for s in range(6):
+        await predict(http, node.url, s)
+    after = await health(http, node.url)
+    assert after["status"] == "ok" and after["load"] <= 0.25
+    assert after["hit_rate"] == 0.5
+
+
+async def test_drain_and_admin_token(start_node, http, models_dir):
+    node = await start_node(models_dir=models_dir, admin_token="s3cret")
+    async with http.post(f"{node.url}/admin/drain") as r:
+        assert r.status == 401 and "Bearer" in (await r.json())["error"]
+    auth = {"Authorization": "Bearer s3cret"}
+    async with http.post(f"{node.url}/admin/drain", headers=auth) as r:
+        assert r.status == 200 and (await r.json()) == {"draining": True}
+    assert (await health(http, node.url))["status"] == "draining"
+    assert (await predict(http, node.url, 1))["tier"] == "compute"  # still serving
+    async with http.get(f"{node.url}/v2/health/ready") as r:
+        assert r.status == 503
+    async with http.post(f"{node.url}/admin/drain", headers=auth, json={"draining": False}) as r:
+        assert r.status == 200
+    assert (await health(http, node.url))["status"] == "ok"
+
+
+async def test_micro_batching_joins_concurrent_requests(start_node, http, models_dir):
+    batched = await start_node(models_dir=models_dir, max_batch=64, max_queue_delay_ms=50)
+    single = await start_node(models_dir=models_dir, max_batch=1)
+    for node in (batched, single):
+        docs = await asyncio.gather(*(predict(http, node.url, s) for s in range(32)))
+        assert all(d["tier"] == "compute" for d in docs)
+    assert await metric(http, batched.url, "nv_inference_count_total") == 32
+    assert await metric(http, batched.url, "nv_inference_exec_count_total") <= 4
+    assert await metric(http, single.url, "nv_inference_exec_count_total") == 32
+    assert await metric(http, batched.url, 'edge_inference_batch_size_bucket{le="1.0"}') == 0
+    # Same answers either way.
+    a = await predict(http, batched.url, 5)
+    b = await predict(http, single.url, 5)
+    assert a["prediction"] == b["prediction"]
+
+
+async def test_metrics_series(start_node, http, models_dir):
+    node = await start_node(models_dir=models_dir)
+    await predict(http, node.url, 1)
+    await predict(http, node.url, 1)
+    async with http.post(f"{node.url}/predict", data=b"x") as r:
+        assert r.status == 400
+    async with http.get(f"{node.url}/metrics") as r:
+        text = await r.text()
+    for line in ('nv_cache_num_hits_per_model_total{model="ranker"} 1.0',
+                 'nv_cache_num_misses_per_model_total{model="ranker"} 1.0',
+                 'nv_inference_request_success_total{model="ranker",version="1"} 1.0',
+                 'nv_inference_exec_count_total{model="ranker",version="1"} 1.0',
+                 'edge_cache_hits_total{tier="l1"} 1.0',
+                 'edge_http_requests_total{endpoint="predict",status="200"} 2.0',
+                 'edge_http_requests_total{endpoint="predict",status="400"} 1.0'):
+        assert line in text, line
+    assert "nv_inference_queue_duration_us_total" in text
+    assert "edge_inference_queue_delay_seconds_bucket" in text

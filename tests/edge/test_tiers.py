@@ -1,0 +1,117 @@
+"""A prediction travels the tiers: computed once at the origin, then served from L1, L2,
+the shield; single flight; purges; restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from edgetest import features, metric, predict
+
+
+async def flush(http, url: str, *tiers: str) -> dict:
+    async with http.post(f"{url}/admin/flush", json={"tiers": list(tiers)}) as r:
+        assert r.status == 200
+        return await r.json()
+
+
+async def test_prediction_computed_once_then_l1_l2_and_shield(start_node, http, models_dir,
+                                                              tmp_path):
+    origin = await start_node(models_dir=models_dir, region="origin")
+    shield = await start_node(upstream=origin.url, region="shield")
+    edge_cache = tmp_path / "edge-cache"
+    edge = await start_node(upstream=shield.url, region="tokyo", cache_dir=edge_cache)
+
+    first = await predict(http, edge.url, 1)
+    assert first["tier"] == "upstream/upstream/compute" and first["cached"] is False
+    assert first["region"] == "tokyo" and first["model_version"] == "1"
+    assert 0.0 < first["prediction"] < 1.0
+
+    again = await predict(http, edge.url, 1)
+    assert (again["tier"], again["cached"]) == ("l1", True)
+    assert again["prediction"] == first["prediction"]
+
+    await flush(http, edge.url, "l1")
+    from_l2 = await predict(http, edge.url, 1)
+    assert from_l2["tier"] == "l2" and from_l2["prediction"] == first["prediction"]
+    assert (await predict(http, edge.url, 1))["tier"] == "l1"  # promoted
+
+    # Restart with the same cache folder: L2 survived.
+    port = edge.config.host_port[1]
+    await edge.stop()
+    edge = await start_node(upstream=shield.url, port=port, cache_dir=edge_cache)
+    assert (await predict(http, edge.url, 1))["tier"] == "l2"
+
+    # A fresh edge (empty caches) is answered by the shield's L1.
+    await edge.stop()
+    fresh = await start_node(upstream=shield.url, cache_dir=tmp_path / "fresh")
+    doc = await predict(http, fresh.url, 1)
+    assert doc["tier"] == "upstream/l1" and doc["prediction"] == first["prediction"]
+
+    # The model ran once in the whole network.
+    assert await metric(http, origin.url, "nv_inference_count_total") == 1
+    assert await metric(http, shield.url, "nv_inference_count_total") == 0
+
+
+async def test_concurrent_misses_share_one_computation(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir, max_queue_delay_ms=20)
+    edge = await start_node(upstream=origin.url)
+    docs = await asyncio.gather(*(predict(http, edge.url, 42) for _ in range(40)))
+    assert len({d["prediction"] for d in docs}) == 1
+    assert await metric(http, origin.url, "nv_inference_count_total") == 1
+    async with http.get(f"{origin.url}/metrics") as r:
+        assert "nv_inference_count_total" in await r.text()
+    assert await metric(http, edge.url, "edge_singleflight_waiters_total") == 39
+    assert await metric(http, edge.url, 'edge_cache_misses_total{tier="upstream"}') == 1
+
+
+async def test_purge_by_key_prefix_and_tag(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir)
+    a, b = await predict(http, origin.url, 1), await predict(http, origin.url, 2)
+    assert a["tier"] == b["tier"] == "compute"
+    info, _ = await origin.node.resolve("ranker")
+    key_a = info.cache_key({"features": np.array([features(1)], dtype=np.float32)})
+
+    async def purge(**body) -> dict:
+        async with http.post(f"{origin.url}/admin/purge", json=body) as r:
+            assert r.status == 200
+            return (await r.json())["removed"]
+
+    assert await purge(keys=[key_a]) == {"l1": 1, "l2": 1}
+    assert (await predict(http, origin.url, 1))["tier"] == "compute"
+    assert (await predict(http, origin.url, 2))["tier"] == "l1"
+
+    assert await purge(tags=[f"digest:{info.key_digest}"]) == {"l1": 2, "l2": 2}
+    assert (await predict(http, origin.url, 2))["tier"] == "compute"
+
+    assert await purge(prefixes=["p/ranker/"]) == {"l1": 1, "l2": 1}
+    assert (await predict(http, origin.url, 2))["tier"] == "compute"
+
+    async with http.post(f"{origin.url}/admin/purge", json={"tags": "model:ranker"}) as r:
+        assert r.status == 400 and "list" in (await r.json())["error"]
+
+
+async def test_l2_is_rebuilt_after_a_crash_and_drops_debris(start_node, http, models_dir,
+                                                             tmp_path):
+    cache = tmp_path / "crashy"
+    node = await start_node(models_dir=models_dir, cache_dir=cache)
+    for seed in range(5):
+        await predict(http, node.url, seed)
+    await node.stop()
+    entries = sorted((cache / "l2").glob("*/*.entry"))
+    assert len(entries) == 5
+    # Debris a crash could leave: a temporary file, and (by disk damage) a short file.
+    (entries[0].parent / ".abc.tmp").write_bytes(b"partial")
+    entries[1].write_bytes(entries[1].read_bytes()[:-3])
+    node = await start_node(models_dir=models_dir, cache_dir=cache)
+    tiers = [(await predict(http, node.url, seed))["tier"] for seed in range(5)]
+    assert sorted(tiers) == ["compute", "l2", "l2", "l2", "l2"]
+    assert not list((cache / "l2").glob("*/.*.tmp"))
+
+
+async def test_l1_bound_holds(start_node, http, models_dir):
+    node = await start_node(models_dir=models_dir, l1_bytes=4000)
+    for seed in range(40):
+        await predict(http, node.url, seed)
+    stats = node.node.cache.l1.stats()
+    assert stats["bytes"] <= 4000 and 0 < stats["entries"] < 40
