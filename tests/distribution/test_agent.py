@@ -178,3 +178,16 @@ async def test_cold_models_load_lazily_and_are_evicted_when_idle(origin, edges, 
         await until(lambda: active(e1) == "2")
         await until(lambda: active(e1) is None, timeout=5)  # idle: evicted
     assert e1.agent.snapshot()["models"]["ranker"]["desired"] == "2"
+
+
+async def test_activations_still_arrive_while_redis_is_down(origin, edges, model_files,
+                                                           redis_server):
+    async with origin.client() as c:
+        await c.publish(model_files.v1, "ranker", "1", activate=True)
+        e1 = await edges.start("r-e1", poll_interval_s=0.2)
+        await until(lambda: e1.agent.ready and active(e1) == "1")
+        redis_server.stop()
+        out = await c.publish(model_files.last_layer, "ranker", "2", activate=True)
+        assert out["activate"]["announced"] is False
+        await until(lambda: active(e1) == "2")
+    assert not e1.agent.connected and e1.agent.ready
