@@ -4,10 +4,13 @@ Read with maxminddb (the C extension when installed), which also gives the lengt
 of the database network that matched: every address inside that network has the same
 record, which is what the ECS scope is built from. The database is reloadable: a file
 that fails to open raises `GeoIPError` and the previous database keeps serving.
+The file is memory-mapped: replace it by renaming a new file over it (as MaxMind's
+geoipupdate does), not by rewriting it in place.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,10 @@ from typing import Any
 
 import maxminddb
 
+from .addresses import GRAIN
 from .model import IPAddress, Location
+
+log = logging.getLogger("geodns")
 
 DEMO_MMDB = Path(__file__).with_name("data") / "geo-demo.mmdb"
 
@@ -87,7 +93,14 @@ class GeoDB:
     def lookup(self, address: IPAddress) -> GeoRecord:
         if address.version == 6 and self._ipv4_only:
             return GeoRecord(None, 0)
-        rec, prefix = self._reader.get_with_prefix_len(address)
+        try:
+            rec, prefix = self._reader.get_with_prefix_len(address)
+        except maxminddb.InvalidDatabaseError as e:
+            # The file was rewritten in place under the memory map: answer without a
+            # location (for this /24 or /56 only) until the next reload.
+            log.error("GeoIP lookup of %s failed (%s); replace database files by renaming "
+                      "a new file over the old one, then reload", address, e)
+            return GeoRecord(None, GRAIN[address.version])
         if not isinstance(rec, dict):
             return GeoRecord(None, prefix)
         return GeoRecord(_location(rec), prefix, rec)

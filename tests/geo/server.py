@@ -1,0 +1,80 @@
+"""A real `geodns serve` process on loopback for the end-to-end geo tests."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.edns
+import dns.exception
+import dns.message
+import dns.query
+
+from cdn.redis_server import free_port
+
+from .conftest import EXAMPLE_ZONE, ROOT
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+    http_port: int
+    log: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def query(self, name: str, rdtype: str = "A", ecs: str | None = None, source: str | None = None,
+              tcp: bool = False, options: list | None = None) -> dns.message.Message:
+        opts = list(options or [])
+        if ecs is not None:
+            addr, plen = ecs.split("/")
+            opts.append(dns.edns.ECSOption(addr, int(plen)))
+        q = dns.message.make_query(name, rdtype, use_edns=0, options=opts)
+        send = dns.query.tcp if tcp else dns.query.udp
+        return send(q, "127.0.0.1", port=self.port, timeout=3, source=source)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def example_zones(tmp: Path) -> Path:
+    """The example zone without health URLs: steering is tested with every edge up
+    (no edge processes run here; health checking has its own tests)."""
+    out = tmp / "zones"
+    out.mkdir(exist_ok=True)
+    text = re.sub(r', health_url: "[^"]*"', "", EXAMPLE_ZONE.read_text())
+    (out / "cdn.example.yaml").write_text(text)
+    return out
+
+
+def start(zones: Path, tmp: Path, *args: str) -> Server:
+    port, http_port = free_port(), free_port()
+    log = tmp / f"geodns-{port}.log"
+    cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    server = Server(proc, port, http_port, log)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"geodns exited: {log.read_text()}")
+        try:
+            server.query("www.cdn.example")
+            return server
+        except (dns.exception.Timeout, OSError):
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"geodns did not answer: {log.read_text()}")
