@@ -35,7 +35,7 @@ class StackConfig:
     redis_url: str | None = None  # None: start a Redis-protocol server of our own
     dns: str = "127.0.0.1:5353"
     http: str = "127.0.0.1:8053"
-    origin: str = "127.0.2.1:8000"
+    origin: str = "127.0.9.1:8000"  # outside the zone's demo client nets
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     geoip: Path | None = None  # None: geodns's own default (the demo database)
     ready_timeout: float = 60.0
@@ -113,12 +113,15 @@ class Stack:
 
     def geodns_child(self) -> Child:
         c = self.config
+        # The health checker runs inside the server and publishes to Redis as vantage
+        # "local", where more DNS servers or standalone checkers could join it.
         argv = [
             program("geodns"), "serve",
             "--zones", str(Path(c.zones).resolve()),
             "--listen", c.dns,
             "--http", c.http,
             "--redis", self.redis_url,
+            "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.json"),
             "--admin-token", c.admin_token,
         ]

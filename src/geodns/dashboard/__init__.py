@@ -64,7 +64,7 @@ class DashboardSources:
 
     health_rows: Callable[[], list[dict[str, Any]]]  # HealthService.rows()
     places: Callable[[], list[Place]]  # the pools' members, from the loaded zones
-    registry: CollectorRegistry = REGISTRY  # the server's counters
+    registry: Callable[[], CollectorRegistry] = lambda: REGISTRY  # the server's counters
     interval: float = 1.0
     edge_timeout: float = 0.8
 
@@ -158,7 +158,7 @@ class Sampler:
         await asyncio.gather(*(fetch(u) for u in urls))
 
     def observe_counters(self, now: float) -> None:
-        registry = self.sources.registry
+        registry = self.sources.registry()
         self.query_total = sum(_counter_totals(registry, QUERIES_METRIC).values())
         self._query_rate.update(self.query_total, now)
         self._answer_totals = _counter_totals(registry, ANSWERS_METRIC)

@@ -1,0 +1,58 @@
+"""The `geodns serve` plugin (entry point `geodns.plugins: dashboard`): mounts the live
+dashboard on the admin HTTP port (see `geodns.dashboard`).
+
+It reads the health service that the health plugin runs (`server.health_service`);
+without one (``--no-health``) every member shows as the server steers by it: up, not
+probed. Member places come from the zones being served, so a reload shows at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geodns.dashboard import DashboardSources, Place, add_dashboard_routes
+
+
+def places(server: Any) -> list[Place]:
+    out = []
+    for origin, zone in sorted(server.zones.items()):
+        if zone.steering is None:
+            continue
+        for pool in zone.steering.pools.values():
+            for m in pool.members:
+                address = (m.ipv4 or m.ipv6 or ("",))[0]
+                out.append(Place(origin, pool.name, m.name, address, m.lat, m.lon))
+    return out
+
+
+def unprobed_rows(server: Any) -> list[dict[str, Any]]:
+    """Rows in the health service's shape for when no health checking runs."""
+    return [
+        {"zone": p.zone, "pool": p.pool, "member": p.member, "target": None,
+         "status": "up", "reason": "not probed (health checking is off)", "since": None,
+         "load": None, "hit_rate": None, "latency_ms": None, "override": None,
+         "changing": False}
+        for p in places(server)
+    ]
+
+
+class DashboardPlugin:
+    def setup(self, server: Any) -> None:
+        if server.http_app is None:  # a worker process: no HTTP port
+            return
+        from geodns.admin import _registry
+
+        def health_rows() -> list[dict[str, Any]]:
+            service = getattr(server, "health_service", None)
+            return service.rows() if service is not None else unprobed_rows(server)
+
+        def counters():
+            server.tally.flush()
+            return _registry()
+
+        add_dashboard_routes(server.http_app, DashboardSources(
+            health_rows=health_rows, places=lambda: places(server), registry=counters,
+        ))
+
+
+plugin = DashboardPlugin()
