@@ -17,7 +17,7 @@ Interface for the features that plug in (see also `geodns.plugins`):
   worker process, where no HTTP port is served.
 * `server.on_start` / `server.on_stop`: lists of `async def hook(server)` run after the
   sockets are up / before they close (start background tasks there).
-* `server.on_reload`: list of `def hook(server)` called after each successful swap.
+* `server.on_reload`: list of `def hook(server)` called after each successful reload.
 * `server.zones`: the zones being served (origin -> Zone); `server.config.extra`: the
   options that plugins added to the command line.
 
@@ -146,8 +146,6 @@ class GeoDNSServer:
                 ZONE_SERIAL.remove(origin)
             for origin, zone in zones.items():
                 ZONE_SERIAL.labels(origin).set(zone.serial)
-        for hook in self.on_reload:
-            hook(self)
 
     def _serials(self) -> dict[str, int]:
         return {origin: zone.serial for origin, zone in sorted(self.zones.items())}
@@ -167,6 +165,8 @@ class GeoDNSServer:
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
             self._swap(zones)
+            for hook in self.on_reload:
+                hook(self)
             log.info("reload ok: %s", ", ".join(f"{o} serial {s}"
                                                 for o, s in self._serials().items()))
             if self.reports:
@@ -206,9 +206,9 @@ class GeoDNSServer:
         for hook in self.on_start:
             await hook(self)
         where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
-        log.info("started (%s, pid %d): %s on %s%s", self.role, os.getpid(),
+        log.info("started (%s, pid %d): %s; %s%s", self.role, os.getpid(),
                  ", ".join(f"{o} serial {s}" for o, s in self._serials().items()),
-                 "DNS " + where if self.role != "supervisor" else "no DNS",
+                 "DNS on " + where if self.role != "supervisor" else "DNS in the workers",
                  f", HTTP {self.config.http[0]}:{self.config.http[1]}"
                  if self.http_app is not None else "")
 

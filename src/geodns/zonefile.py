@@ -47,9 +47,11 @@ class _File:
     def __init__(self, path: Path) -> None:
         self.path = str(path)
         self.problems: list[Problem] = []
+        self.written: dict[str, str] = {}  # absolute owner -> as written in the file
 
     def report(self, node: yaml.Node | None, message: str, owner: str | None = None) -> None:
         line = node.start_mark.line + 1 if node is not None else None
+        owner = self.written.get(owner, owner) if owner else None
         self.problems.append(Problem(self.path, line, owner, message))
 
     def mapping(self, node: yaml.Node, what: str, owner: str | None = None) -> dict[str, Any]:
@@ -129,6 +131,7 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
         if key not in TOP_KEYS:
             f.report(key_node, f"unknown key {key!r} (expected one of {sorted(TOP_KEYS)})")
     zone = _read_zone(f, root, top, loader)
+    f.problems.sort(key=lambda p: p.line or 0)
     return (zone if not f.problems else None), f.problems
 
 
@@ -161,6 +164,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) ->
                          f"{owner_nodes[owner].start_mark.line + 1}", owner)
                 continue
             owner_nodes[owner] = key_node
+            f.written[owner] = key
             _read_node(f, value_node, owner, origin, ttl, nodes, pools)
     steering = _read_steering(f, root, top, origin, loader)
     for owner, (pool, node) in pools.items():

@@ -1,0 +1,100 @@
+"""Response rate limiting (BIND style, with slip) and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import dns.edns
+import dns.flags
+import dns.message
+import pytest
+from dnstest import start_geodns, zones_copy
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rrl")
+    server = start_geodns(zones_copy(tmp), tmp, "--rrl-rate", "5", "--rrl-slip", "2",
+                          wait="ns1.cdn.example")
+    yield server
+    server.stop()
+
+
+def burst(server, name: str, count: int) -> tuple[int, int]:
+    """Send `count` queries at once from one socket; (full answers, TC slips)."""
+    full = slips = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        for i in range(count):
+            s.sendto(dns.message.make_query(name, "A", id=i).to_wire(),
+                     ("127.0.0.1", server.port))
+        try:
+            while True:
+                r = dns.message.from_wire(s.recv(4096))
+                if r.flags & dns.flags.TC:
+                    assert not r.answer
+                    slips += 1
+                else:
+                    full += 1
+        except TimeoutError:
+            pass
+    return full, slips
+
+
+def test_rate_limit_with_slip(limited):
+    full, slips = burst(limited, "www.cdn.example", 40)
+    assert 5 <= full <= 7  # the bucket's credit (5/s), plus what a fraction of a second earns
+    assert 14 <= slips <= 20  # every second limited response slips, the others are dropped
+    full, _ = burst(limited, "mail.cdn.example", 3)  # another response: its own bucket
+    assert full == 3
+    r = limited.ask("www.cdn.example", "A", tcp=True)  # TCP is never limited
+    assert r.answer
+
+
+def test_nxdomain_shares_one_bucket_per_zone(limited):
+    full = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        for i in range(30):
+            s.sendto(dns.message.make_query(f"r{i}.cdn.example", "A").to_wire(),
+                     ("127.0.0.1", limited.port))
+        try:
+            while True:
+                full += not dns.message.from_wire(s.recv(4096)).flags & dns.flags.TC
+        except TimeoutError:
+            pass
+    assert full <= 7
+
+
+async def scrape(server) -> str:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.http + "/metrics") as resp:
+            return await resp.text()
+
+
+def sample(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_metrics(limited):
+    before = await scrape(limited)
+    for _ in range(3):
+        limited.ask("ns2.cdn.example", "A", tcp=True)
+        limited.ask("nope.cdn.example", "AAAA", tcp=True)
+    limited.ask("medium.test.example", "A")  # truncated over UDP
+    limited.ask("ns2.cdn.example", "A", use_edns=0,
+                options=[dns.edns.ECSOption("198.51.100.0", 24)])
+    await asyncio.sleep(0.1)
+    after = await scrape(limited)
+    tcp_a = 'geodns_queries_total{qtype="A",rcode="NOERROR",transport="tcp"}'
+    assert sample(after, tcp_a) - sample(before, tcp_a) == 3
+    nx = 'geodns_queries_total{qtype="AAAA",rcode="NXDOMAIN",transport="tcp"}'
+    assert sample(after, nx) - sample(before, nx) == 3
+    tc = 'geodns_truncated_responses_total{transport="udp"}'
+    assert sample(after, tc) - sample(before, tc) == 1
+    assert sample(after, "geodns_ecs_queries_total") - sample(before,
+                                                              "geodns_ecs_queries_total") == 1
+    assert sample(after, "geodns_rate_limited_responses_total") >= 20
+    assert sample(after, 'geodns_zone_serial{zone="test.example."}') == 7
