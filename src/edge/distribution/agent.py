@@ -45,7 +45,7 @@ from edge.distribution.metrics import (
     STREAM_LAG,
 )
 from edge.distribution.placement import Demand, PlacementPolicy
-from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX
+from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ModelState:
 
 class RolloutAgent:
     def __init__(self, config: AgentConfig, models: ModelPort, cache: CachePort,
-                 origin: OriginClient, stream: EventStream | None = None) -> None:
+                 origin: OriginClient | LocalOrigin, stream: EventStream | None = None) -> None:
         self.config = config
         self.models = models
         self.cache = cache
@@ -420,7 +420,7 @@ class RolloutAgent:
             if self.stream is not None:
                 await self.stream.redis.set(ROLLOUT_PREFIX + self.config.edge_id,
                                             json.dumps(state), ex=int(REPORT_TTL))
-            elif self.origin.token:
+            else:
                 await self.origin.report(self.config.edge_id, state)
         except (*FETCH_ERRORS, RedisError) as exc:
             log.debug("%s: state report failed: %s", self.config.edge_id, exc)

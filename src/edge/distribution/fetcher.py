@@ -20,6 +20,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError, TransferFailed
 from edge.distribution.manifest import FileEntry
 from edge.distribution.metrics import TRANSFER_BYTES, TRANSFER_FAILURES
+from edge.distribution.service import LocalOrigin
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ FETCH_ERRORS = (DistributionError, aiohttp.ClientError, asyncio.TimeoutError,
 
 
 class Fetcher:
-    def __init__(self, origin: OriginClient, local: BlobStore, edge_id: str) -> None:
+    def __init__(self, origin: OriginClient | LocalOrigin, local: BlobStore,
+                 edge_id: str) -> None:
         self.origin = origin
         self.local = local
         self.edge_id = edge_id

@@ -1,7 +1,8 @@
 """The origin's distribution HTTP API (mounted by `add_distribution_routes`).
 
 Reads are public (edges download from them); every mutation needs
-`Authorization: Bearer <token>`: 401 without it, 403 with a wrong one.
+`Authorization: Bearer <token>`: 401 without it, 403 with a wrong one. Without a
+configured token, mutations are accepted from loopback clients only (403 otherwise).
 
     GET  /dist/v1/models                                  summary of every model
     GET  /dist/v1/models/{name}/versions/{version}        manifest (ETag = its digest)
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -64,7 +66,10 @@ def _guarded(token: str | None, handler: Handler) -> Handler:
     """Require the admin token, and turn distribution errors into 4xx/5xx answers."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        if token is not None:
+        if token is None:
+            if not _is_loopback(request.remote):
+                return _error(403, "no admin token configured: loopback clients only")
+        else:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer "):
                 return web.json_response(
@@ -75,6 +80,13 @@ def _guarded(token: str | None, handler: Handler) -> Handler:
         return await _public(handler)(request)
 
     return wrapped
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _public(handler: Handler) -> Handler:
@@ -206,8 +218,8 @@ def add_distribution_routes(
     max_upload: int = MAX_UPLOAD,
     stream_key: str | None = None,
 ) -> Distribution:
-    """Mount the distribution API on `app`. `token=None` disables auth (tests, loopback
-    demos only); `redis=None` disables announcements and purges (edges then poll)."""
+    """Mount the distribution API on `app`. `token=None` accepts mutations from loopback
+    clients only; `redis=None` disables announcements and purges (edges then poll)."""
     if not isinstance(store, ModelStore):
         store = ModelStore(Path(store))
     stream = None

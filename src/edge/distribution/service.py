@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from edge.distribution.errors import DistributionError
 from edge.distribution.events import Event, EventStream
+from edge.distribution.manifest import Manifest
 from edge.distribution.names import check_component
 from edge.distribution.store import ModelStore
 
@@ -112,3 +113,26 @@ class Distribution:
                 return {"edges": edges, "warning": f"Redis unreachable: {exc}"}
             return {"edges": edges, "stream": {"head_id": head.id, "head_seq": head.seq}}
         return {"edges": edges}
+
+
+class LocalOrigin:
+    """The read side of OriginClient served from this process's store: the origin's own
+    rollout agent uses it instead of calling itself over HTTP."""
+
+    def __init__(self, dist: Distribution) -> None:
+        self.dist = dist
+
+    async def summary(self) -> dict[str, Any]:
+        return await self.dist.summary()
+
+    async def manifest(self, name: str, version: str) -> Manifest:
+        return self.dist.store.manifest(name, version)
+
+    async def blob(self, digest: str, max_size: int) -> bytes:
+        return await asyncio.to_thread(self.dist.store.blobs.read, digest)
+
+    async def report(self, edge_id: str, state: dict[str, Any]) -> None:
+        self.dist.record_report(edge_id, state)
+
+    async def close(self) -> None:
+        return None
