@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 import threading
@@ -45,10 +44,26 @@ def shell_cmd(name: str) -> str:
 # -- cdn up ------------------------------------------------------------------------------
 
 
-def summary(stack: Stack) -> str:
+def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
+    """The commands `cdn up` prints, exactly as a user would type them."""
     c, topo = stack.config, stack.topology
-    tokyo = city_network("tokyo")
     cdn = shell_cmd("cdn")
+    run = "" if c.run_dir == Path("run") else f" --run-dir {c.run_dir}"
+    host, port = c.dns_host_port
+    return [
+        (f"dig @{host} -p {port} {topo.steered_name} A +subnet={city_network('tokyo')}",
+         "a client in Tokyo gets the tokyo edge"),
+        (f"{cdn} client{run} --city tokyo", "resolve as Tokyo, predict on the edge it got"),
+        (f"{cdn} client{run} --city sao-paulo --kserve", "the same over KServe v2"),
+        (f"{cdn} client{run} --source 127.0.3.1", "a host in London (the zone's demo nets)"),
+        (f"{cdn} simulate{run} --requests 3000", "a world of clients, with plots"),
+        (f"{cdn} simulate{run} --duration 40 --kill tokyo --at 10 --restart-after 15",
+         "failover"),
+    ]
+
+
+def summary(stack: Stack) -> str:
+    c = stack.config
     lines = ["", "The local CDN is up:", ""]
     lines.append(f"  {'redis':<16} {stack.redis_url}" + ("" if stack.redis else " (given)"))
     for ch in stack.children:
@@ -60,16 +75,11 @@ def summary(stack: Stack) -> str:
         f"  Logs:        {stack.run_dir / 'logs'}/",
         "",
         "Try:",
-        f"  dig @{c.dns_host_port[0]} -p {c.dns_host_port[1]} {topo.steered_name} A "
-        f"+subnet={tokyo}     # a client in Tokyo gets the tokyo edge",
-        f"  {cdn} client --city tokyo                        "
-        "# resolve as Tokyo, predict on the edge it got",
-        f"  {cdn} client --city sao-paulo --kserve           # the same over KServe v2",
-        f"  {cdn} simulate --requests 3000                   # a world of clients, with plots",
-        f"  {cdn} simulate --duration 40 --kill tokyo --at 10 --restart-after 15",
-        "",
-        "Ctrl-C stops everything.",
     ]
+    commands = commands_to_try(stack)
+    width = max(len(cmd) for cmd, _ in commands)
+    lines += [f"  {cmd:<{width}}   # {why}" for cmd, why in commands]
+    lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)
 
 
@@ -111,7 +121,20 @@ def cmd_up(args: argparse.Namespace) -> int:
 # -- cdn client --------------------------------------------------------------------------
 
 
+def use_running_stack(args: argparse.Namespace) -> None:
+    """Fill --server and --zones from the stack that `cdn up` runs (run/stack.json)."""
+    try:
+        state = read_state(args.run_dir)
+    except StartError:
+        state = {}
+    if args.server is None:
+        args.server = hostport(state.get("dns", "127.0.0.1:5353"))
+    if args.zones is None:
+        args.zones = Path(state.get("zones", "zones"))
+
+
 async def client_once(args: argparse.Namespace) -> int:
+    use_running_stack(args)
     topo = load_topology(args.zones)
     ecs = args.ecs or (str(city_network(args.city)) if args.city else None)
     who = (f"city {args.city} (ECS {ecs})" if args.city else f"ECS {ecs}" if ecs
@@ -167,13 +190,13 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    use_running_stack(args)
     topo = load_topology(args.zones)
     controller = None
     if args.kill:
-        state = read_state(args.run_dir)
+        read_state(args.run_dir)  # kill needs a stack started by `cdn up`
         topo.edge(args.kill)  # an unknown edge is an error before the run starts
         controller = StateFileController(args.run_dir)
-        args.server = hostport(state["dns"])
     config = SimConfig(
         requests=None if args.duration else args.requests, duration=args.duration,
         concurrency=args.concurrency, zipf_s=args.zipf, inputs=args.inputs, seed=args.seed,
@@ -186,7 +209,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for t, what in sim.events:
         text += f"\n{t:6.1f} s  {what}"
     print(text)
-    for path in plot(samples, sim.events, args.plot_dir):
+    for path in plot(samples, sim.events, args.plot_dir or args.run_dir / "plots"):
         print(f"wrote {path}")
     return 0
 
@@ -197,7 +220,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cdn", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    default_zones = Path(os.environ.get("CDN_ZONES", "zones"))
+    default_zones = Path("zones")
 
     up = sub.add_parser("up", help="start the whole network on loopback")
     up.add_argument("--zones", type=Path, default=default_zones)
@@ -206,15 +229,19 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--redis", help="use this Redis URL instead of starting a server")
     up.add_argument("--dns", default="127.0.0.1:5353", help="DNS listen address")
     up.add_argument("--http", default="127.0.0.1:8053", help="GeoDNS admin/dashboard address")
-    up.add_argument("--origin", default="127.0.2.1:8000", help="origin listen address")
+    up.add_argument("--origin", default="127.0.9.1:8000", help="origin listen address")
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
     up.add_argument("--admin-token", help="admin token (default: a random one, printed)")
     up.set_defaults(func=cmd_up)
 
     def dns_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--zones", type=Path, default=default_zones)
-        p.add_argument("--server", type=hostport, default=("127.0.0.1", 5353),
-                       help="our DNS server (default 127.0.0.1:5353)")
+        p.add_argument("--run-dir", type=Path, default=Path("run"),
+                       help="where `cdn up` keeps stack.json (default: run)")
+        p.add_argument("--zones", type=Path,
+                       help="zone files (default: the running stack's, else ./zones)")
+        p.add_argument("--server", type=hostport,
+                       help="our DNS server (default: the running stack's, else "
+                       "127.0.0.1:5353)")
 
     cl = sub.add_parser("client", help="resolve as a client, then call the edge it got")
     dns_args(cl)
@@ -238,8 +265,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--kill", metavar="EDGE", help="kill this edge during the run")
     sim.add_argument("--at", type=float, default=5.0, help="when to kill it (s)")
     sim.add_argument("--restart-after", type=float, help="restart it this long after (s)")
-    sim.add_argument("--plot-dir", type=Path, default=Path("run/plots"))
-    sim.add_argument("--run-dir", type=Path, default=Path("run"))
+    sim.add_argument("--plot-dir", type=Path, help="where to write the PNGs "
+                     "(default: RUN_DIR/plots)")
     sim.set_defaults(func=cmd_simulate)
     return ap
 

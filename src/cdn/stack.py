@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import shutil
 import subprocess
 import sys
@@ -170,8 +171,7 @@ class Stack:
         with urllib.request.urlopen(url, timeout=2) as resp:
             doc = json.load(resp)
         return {
-            m["member"] if "member" in m else m["name"]: m["state"]
-            for m in iter_members(doc, self.config.pool)
+            m["member"]: m["status"] for m in doc["members"] if m["pool"] == self.config.pool
         }
 
     def wait_all_up(self, timeout: float) -> None:
@@ -248,21 +248,8 @@ class Stack:
         return [e["pid"] for e in recorded if e.get("pid") and e["pid"] not in ours]
 
 
-def iter_members(doc: dict | list, pool: str):
-    """Members of `pool` in a /admin/health document (list or {pool: [...]} shapes)."""
-    if isinstance(doc, dict) and "members" in doc:
-        doc = doc["members"]
-    if isinstance(doc, dict):
-        doc = doc.get(pool, [])
-    for m in doc:
-        if m.get("pool", pool) == pool:
-            yield m
-
-
 def stop_pid(pid: int, grace: float = 5.0) -> None:
     """SIGTERM one process by PID, SIGKILL after `grace`; gone already is fine."""
-    import signal
-
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
