@@ -1,1 +1,39 @@
-"""Health checking of pool members: probes, hysteresis, shared state."""
+"""Health checking of pool members: probes, hysteresis, shared state.
+
+Using it from a DNS server (this is what `geodns serve` does through `plugin`)::
+
+    from healthcheck.service import HealthService
+
+    service = HealthService(
+        {origin: zone.steering.pools for origin, zone in zones.items()},
+        redis_url=None,          # or "redis://...": combine the checkers' votes
+        vantage=None,            # with Redis: also publish our own probes as this name
+        overrides_path="var/health-overrides.yaml",
+    )
+    for origin, zone in zones.items():
+        zone.steering.set_health(service.view_for(origin))   # a state.HealthView
+    await service.start()        # probes begin (one per distinct target)
+    ...
+    service.update_targets(new_pools_by_zone)   # after each zone reload
+    service.reload_overrides()                  # on SIGHUP (file changes are watched too)
+    await service.stop()
+
+What a zone's view (`ZoneHealthView`) offers the answer path:
+
+* `get(pool, member) -> MemberHealth` and `generation` (the `HealthView` contract);
+* `settled(pool)`: False while the pool's members are UNKNOWN (no verdict yet) and
+  the pool's `settle` deadline (default 2 s after start or reload) has not passed.
+  The server must not answer from such a pool (it answers SERVFAIL, so resolvers
+  retry); `await view.wait_settled(pool)` and `await service.settled(timeout)` wait;
+* `ttl_for(pool, ttl)`: the answer TTL - the pool's `min_ttl` while any member is
+  DOWN, UNKNOWN or changing (failures or successes being counted), else `max_ttl`
+  (default: the pool's own `ttl`).
+
+Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
+checker: `cli` (the `healthcheck` command). Modules: `settings` (a pool's `health:`
+settings and their defaults), `probes`, `hysteresis`, `smoothing` (EWMA), `checks`
+(one target's state), `overrides`, `quorum`, `shared` (Redis), `service`, `admin`,
+`metrics`, `plugin`, `zonefiles`, `state` (the contract with `geodns`).
+
+This package module imports nothing, so `geodns.steering` importing `state` stays cheap.
+"""

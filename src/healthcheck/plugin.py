@@ -79,11 +79,15 @@ class HealthPlugin:
             service.reload_overrides()
 
         async def start(server: Any) -> None:
+            follow_zones(server)
             await service.start()
 
         async def stop(server: Any) -> None:
             await service.stop()
 
+        # Every zone gets the service-wide view at once (so no answer is ever given
+        # before states settle); start and each reload then give each zone its own.
+        server.set_health(service.view)
         server.on_reload.append(follow_zones)
         server.on_start.append(start)
         server.on_stop.append(stop)

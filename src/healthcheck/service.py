@@ -63,11 +63,15 @@ class ZoneHealthView:
     def settled(self, pool: str) -> bool:
         """False while the pool's members are UNKNOWN and its settle deadline has not passed:
         the server must not answer from the pool yet."""
+        if not self._service.has_targets:
+            return False  # not even told the zones yet: nothing has settled
         binding = self._service.binding(self.zone, pool)
         return binding is None or binding.settled.is_set()
 
     async def wait_settled(self, pool: str) -> None:
         """Return once `settled(pool)` (at most the pool's `settle` seconds after start)."""
+        while not self._service.has_targets:
+            await asyncio.sleep(TICK)
         binding = self._service.binding(self.zone, pool)
         if binding is not None:
             await binding.settled.wait()
@@ -100,6 +104,7 @@ class HealthService:
         poll_interval: float = 0.2,
     ) -> None:
         self.generation = 0
+        self.has_targets = False  # update_targets() was called at least once
         self.vantage = vantage
         self.quorum = quorum
         self.poll_interval = poll_interval
@@ -185,6 +190,7 @@ class HealthService:
         for key in set(self._tasks) - set(checks):
             self._tasks.pop(key).cancel()
         self._pools, self._checks, self._users = pools, checks, users
+        self.has_targets = True
         self._effective = {k: v for k, v in self._effective.items() if k in checks}
         for key in checks:
             self._effective.setdefault(key, checks[key].health)
@@ -230,10 +236,11 @@ class HealthService:
 
     async def settled(self, timeout: float | None = None) -> bool:
         """Wait until every pool has settled (or `timeout`); True when all have."""
-        waits = [b.settled.wait() for b in self._pools.values()]
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.gather(*waits)
+                while not self.has_targets:
+                    await asyncio.sleep(TICK)
+                await asyncio.gather(*(b.settled.wait() for b in self._pools.values()))
         except TimeoutError:
             return False
         return True
