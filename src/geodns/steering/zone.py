@@ -83,6 +83,7 @@ class ZoneSteering:
     nets: NetTable = field(default_factory=lambda: NetTable([]))
     geoip: GeoDB = field(default_factory=shared)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
+    _geo_swaps: int = field(default=0, repr=False)
 
     @property
     def pool_names(self) -> set[str]:
@@ -94,11 +95,13 @@ class ZoneSteering:
 
     def set_geoip(self, db: GeoDB) -> None:
         self.geoip = db
+        self._geo_swaps += 1
 
     @property
     def generation(self) -> int:
         """Changes whenever an answer may change (health, load, GeoIP database)."""
-        return hash((self.health.generation, id(self.geoip), self.geoip.generation))
+        # Read on every cached answer the server sends, hence plain integer arithmetic.
+        return (self.health.generation << 32) + (self.geoip.generation << 16) + self._geo_swaps
 
     def decide(self, pool: str, qtype: str, client: Client) -> Decision:
         """The full decision, uncached (what `answer` caches and `explain` shows)."""
