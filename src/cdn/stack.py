@@ -108,7 +108,7 @@ class Stack:
             "--upstream", f"http://{self.config.origin}",
             "--cache-dir", str(self.run_dir / "cache" / site.name),
             "--region", site.name,
-            "--location", f"{site.lat},{site.lon}",
+            f"--location={site.lat},{site.lon}",  # "=": a latitude may be negative
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 

@@ -19,6 +19,7 @@ from prometheus_client import Counter
 
 from edge import http_artifacts, http_kserve, http_ops, http_predict
 from edge.artifacts import ArtifactNotFound
+from edge.cache import TierUnavailable
 from edge.config import EdgeConfig
 from edge.node import NODE, EdgeNode, ModelNotFound, Unavailable
 from edge.tensors import BadInput
@@ -37,7 +38,7 @@ def _error_response(e: BaseException) -> web.StreamResponse:
         return json_error(400, str(e))
     if isinstance(e, ModelNotFound | ArtifactNotFound):
         return json_error(404, str(e))
-    if isinstance(e, Unavailable):
+    if isinstance(e, Unavailable | TierUnavailable):
         return json_error(503, str(e))
     if isinstance(e, UpstreamError):
         return json_error(e.status, str(e))
@@ -55,7 +56,6 @@ def _error_response(e: BaseException) -> web.StreamResponse:
 def _observe(node: EdgeNode):
     counters: dict[tuple[str, int], Counter] = {}
     http_requests = node.metrics.http_requests
-    inflight_gauge = node.metrics.inflight
 
     @web.middleware
     async def observe(request: web.Request, handler) -> web.StreamResponse:
@@ -79,7 +79,6 @@ def _observe(node: EdgeNode):
             if counter is None:
                 counter = counters[(route, status)] = http_requests.labels(route, str(status))
             counter.inc()
-            inflight_gauge.set(node.inflight)
 
     return observe
 

@@ -105,6 +105,13 @@ class RemoteCatalog:
         self._entries[key] = (doc, info, time.monotonic())
         return doc, info
 
+    def peek(self, name: str, version: str | None) -> ModelInfo | None:
+        """The known info if still fresh, without asking the upstream."""
+        entry = self._entries.get((name, version))
+        if entry and time.monotonic() - entry[2] < self._ttl_s:
+            return entry[1]
+        return None
+
     def forget(self, name: str) -> None:
         for key in [k for k in self._entries if k[0] == name]:
             del self._entries[key]
@@ -195,13 +202,28 @@ class EdgeNode:
         await self.resolve(name, version, hops)  # maps upstream errors
         return (await self.catalog.get(name, version, hops))[0]
 
+    def current_info(self, name: str, version: str | None) -> ModelInfo | None:
+        """What `name`/`version` resolves to right now, if known without any I/O."""
+        mv = self.registry.get(name, version)
+        if mv is not None:
+            return mv.info
+        return self.catalog.peek(name, version) if self.catalog else None
+
     # -- predictions -----------------------------------------------------------------
+    async def l1_hit(self, info: ModelInfo, key: str) -> bytes | None:
+        """A fresh L1 value for a key computed earlier (see http_predict's body aliases)."""
+        value = await self.cache.l1_fresh(key)
+        if value is not None:
+            self.hits.record(True)
+            self._model_counters(info.name)[0].inc()
+        return value
+
     async def predict(self, info: ModelInfo, mv: ModelVersion | None,
                       feeds: dict[str, np.ndarray], version: str | None = None,
-                      hops: int = 0) -> tuple[bytes, str]:
+                      hops: int = 0, key: str | None = None) -> tuple[bytes, str]:
         """(cache value, tier) for one request; tier is l1, l2, compute, stale or
-        upstream/<the upstream's tier>."""
-        key = info.cache_key(feeds)
+        upstream/<the upstream's tier>. `key` is `info.cache_key(feeds)` if known."""
+        key = key or info.cache_key(feeds)
         found = await self.cache.get(key)
         hit, miss = self._model_counters(info.name)
         if found.value is not None:

@@ -12,6 +12,7 @@ simple API and KServe answers are built from these bytes.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import struct
@@ -144,6 +145,11 @@ _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
 def to_array(name: str, data: object, dtype: np.dtype) -> np.ndarray:
     """JSON numbers → `dtype`, refusing strings, ragged lists, fractions for integer
     types and values out of the type's range (numpy alone would coerce all of these)."""
+    if dtype.kind == "f" and type(data) is list:
+        try:  # fast path: a flat list of numbers (array() refuses strings and lists)
+            return np.frombuffer(array.array("d", data), dtype=np.float64).astype(dtype)
+        except TypeError:
+            pass  # the general path says what is wrong
     try:
         raw = np.asarray(data)
     except (TypeError, ValueError) as e:

@@ -98,9 +98,20 @@ def _check(directory: Path) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, plugins: list) -> int:
-    if args.workers > 1:  # before prometheus-client is imported (see geodns.workers)
+def _multiprocess_metrics(argv: list[str]) -> None:
+    """With several workers, point prometheus-client at a directory shared by the
+    processes; this must happen before anything imports it (plugins do)."""
+    workers = "1"
+    for i, arg in enumerate(argv):
+        if arg == "--workers" and i + 1 < len(argv):
+            workers = argv[i + 1]
+        elif arg.startswith("--workers="):
+            workers = arg.split("=", 1)[1]
+    if workers.isdigit() and int(workers) > 1 and argv[:1] == ["serve"]:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="geodns-metrics-")
+
+
+def _serve(args: argparse.Namespace, plugins: list) -> int:
     from geodns.rrl import RRLConfig
     from geodns.server import ServerConfig
     from geodns.workers import run
@@ -127,6 +138,8 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _multiprocess_metrics(argv)
     from geodns.plugins import load_plugins
 
     plugins = load_plugins()

@@ -6,11 +6,13 @@ response bytes after the ID; a hit is an ID patch and a send. Everything else co
 here: `Engine.handle()` parses strictly, answers errors, CHAOS, cookies and NSID,
 resolves in the zone and encodes, and fills the caches:
 
-* `cache`: static answers (and REFUSED), keyed by the query bytes after the ID. A
-  pool-bound name stores a marker there instead, pointing at
-* `pool_cache`: keyed by (query bytes, client network) -- the network is empty when
-  the query carries ECS (the answer depends on the ECS option, which is in the key),
-  else the source's /24 or /56 -- and checked against the steering `generation`.
+* `cache`: static answers (and REFUSED), keyed by the query bytes after the ID.
+* `markers`: the query bytes of pool-bound names, saying whether their answers are
+  keyed on the source network too: always without ECS, and with ECS when steering
+  located the client by its source (`PoolAnswer.by_source`).
+* `pool_cache`: pool answers keyed by (query bytes, the source's /24 or /56, or ""
+  when the ECS option in the query bytes decides), with the steering `generation`
+  they were computed at; an entry of an older generation is recomputed.
 
 Queries with a cookie are never cached (the server cookie is per client). Both caches
 are emptied on reload; each is cleared when it reaches `MAX_ENTRIES`.
@@ -18,8 +20,10 @@ are emptied on reload; each is cleared when it reaches `MAX_ENTRIES`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from dnslib import CLASS, QTYPE, RCODE, TXT
 
@@ -29,7 +33,7 @@ from geodns.edns import OPT_COOKIE, OPT_NSID, OUR_UDP_SIZE, build_opt, option
 from geodns.message import Drop, FormErr, Query
 from geodns.metrics import Tally
 from geodns.names import parent
-from geodns.rrl import DROP, SEND, RateLimiter, client_net
+from geodns.rrl import DROP, SEND, RateLimiter
 from geodns.steering import Client
 from geodns.zone import Answer, RRset, Zone
 
@@ -40,17 +44,24 @@ CLASS_ANY = 255
 NO_TRANSFER = {QTYPE.AXFR, QTYPE.IXFR}
 
 
+def netkey(ip: str) -> str:
+    """The client network a pool answer is cached for: /24 (IPv4) or /56 (IPv6)."""
+    return _v6net(ip) if ":" in ip else ip.rpartition(".")[0]
+
+
+@functools.lru_cache(maxsize=65536)
+def _v6net(ip: str) -> str:
+    return str(ipaddress.ip_network(ip.split("%")[0] + "/56", strict=False))
+
+
 @dataclass(slots=True)
 class Entry:
-    """A cached response: the bytes after the ID and what accounting needs."""
+    """A response and what accounting needs (cached as `(body, slot, entry, ...)`)."""
 
-    body: bytes | None  # None: a pool marker (see pool_cache)
-    slot: int = 0  # Tally slot
+    body: bytes  # the response after the ID
+    slot: int  # Tally slot
     kind: str = ""  # RRL response kind
     slip: bytes = b""  # the truncated empty response after the ID, for RRL slips
-    ecs: bool = False  # (markers) the query carries ECS
-    generation: int = 0  # (pool entries) steering generation of the answer
-    zone: Zone | None = None  # (pool entries) whose steering decided
 
 
 class Engine:
@@ -61,8 +72,9 @@ class Engine:
         self.cookies = cookies
         self.rrl = rrl
         self.tally = tally
-        self.cache: dict[bytes, Entry] = {}
-        self.pool_cache: dict[tuple[bytes, str], Entry] = {}
+        self.cache: dict[bytes, tuple[bytes, int, Entry]] = {}
+        self.markers: dict[bytes, bool] = {}  # pool-bound query -> keyed on the source too
+        self.pool_cache: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, Any]] = {}
         self._dropped = tally.index(("dropped",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
@@ -70,6 +82,7 @@ class Engine:
         """Swap in a new zone set (one assignment) and forget every cached answer."""
         self.zones = zones
         self.cache.clear()
+        self.markers.clear()
         self.pool_cache.clear()
 
     def find_zone(self, qname: str) -> Zone | None:
@@ -80,17 +93,21 @@ class Engine:
                 return zone
             name = parent(name)
 
-    # -- UDP entry points ------------------------------------------------------
+    # -- UDP entry point -------------------------------------------------------
 
-    def udp(self, data: bytes, addr: tuple, hit: Entry | None) -> bytes | None:
-        """Everything the hot path did not answer itself (misses, pools, RRL)."""
+    def udp(self, data: bytes, addr: tuple) -> bytes | None:
+        """A UDP query the protocol's own fast path did not answer (or every query
+        when rate limiting is on)."""
+        key = data[2:]
+        hit = self.cache.get(key)
+        if hit is None:
+            by_source = self.markers.get(key)
+            if by_source is not None:
+                hit = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
+                if hit is not None and hit[3] != hit[4].generation:
+                    hit = None
         if hit is not None:
-            if hit.body is not None:
-                return self._send(hit, data, addr)
-            key = (data[2:], "" if hit.ecs else client_net(addr[0]))
-            entry = self.pool_cache.get(key)
-            if entry is not None and entry.zone.steering.generation == entry.generation:
-                return self._send(entry, data, addr)
+            return self._send(hit[2], data, addr)
         return self.handle(data, addr, tcp=False)
 
     def _send(self, entry: Entry, data: bytes, addr: tuple) -> bytes | None:
@@ -193,12 +210,14 @@ class Engine:
         if ans.dynamic and zone is not None and zone.steering is not None:
             if len(self.pool_cache) >= MAX_ENTRIES:
                 self.pool_cache.clear()
-            entry.zone, entry.generation = zone, zone.steering.generation
-            self.pool_cache[(key, "" if ecs else client_net(addr[0]))] = entry
-            entry = Entry(None, ecs=ecs)
+            by_source = not ecs or ans.by_source or self.markers.get(key, False)
+            self.markers[key] = by_source
+            self.pool_cache[(key, netkey(addr[0]) if by_source else "")] = (
+                entry.body, entry.slot, entry, zone.steering.generation, zone.steering)
+            return
         if len(self.cache) >= MAX_ENTRIES:
             self.cache.clear()
-        self.cache[key] = entry
+        self.cache[key] = (entry.body, entry.slot, entry)
 
     def _opt(self, query: Query, options: bytes = b"") -> bytes:
         if query.edns is None:

@@ -1,7 +1,7 @@
 """asyncio protocols: DNS over UDP, and over TCP per RFC 7766.
 
-UDP: `datagram_received` is the hot path. A cached static answer is a dict lookup,
-an ID patch and `sendto`; anything else goes to `Engine.udp()`.
+UDP: `datagram_received` is the hot path. A cached answer is a dict lookup (two
+for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.udp()`.
 
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
@@ -14,29 +14,46 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from geodns.engine import Engine
+from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
 MAX_TCP_BUFFER = 65535 + 2
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
+    """The fast path: answers from the engine's caches without a call, else asks it."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.cache = engine.cache  # the same dict for the server's life (cleared on reload)
+        # The same objects for the server's life (emptied on reload, never replaced).
+        self.cache = engine.cache
+        self.markers = engine.markers
+        self.pool_cache = engine.pool_cache
+        self.counts = engine.tally.counts
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        hit = self.cache.get(data[2:])
-        if hit is not None and hit.body is not None and self.engine.rrl is None:
-            self.transport.sendto(data[:2] + hit.body, addr)
-            self.engine.tally.counts[hit.slot] += 1
+        key = data[2:]
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.transport.sendto(data[:2] + hit[0], addr)
+            self.counts[hit[1]] += 1
             return
+        by_source = self.markers.get(key)
+        if by_source is not None:
+            hit = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
+            if hit is not None and hit[3] == hit[4].generation:
+                self.transport.sendto(data[:2] + hit[0], addr)
+                self.counts[hit[1]] += 1
+                return
+        self.slow(data, addr)
+
+    def slow(self, data: bytes, addr) -> None:
         try:
-            out = self.engine.udp(data, addr, hit)
+            out = self.engine.udp(data, addr)
         except Exception:  # a bug must cost one answer, never the server
             log.exception("internal error answering a UDP query from %s", addr[0])
             return
@@ -45,6 +62,13 @@ class UDPProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors from clients that went away: nothing to do
+
+
+class RateLimitedUDPProtocol(UDPProtocol):
+    """With RRL on, every response is accounted, so every query goes to the engine."""
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.slow(data, addr)
 
 
 class TCPProtocol(asyncio.Protocol):

@@ -31,6 +31,7 @@ SIGHUP to do the same swap.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -46,7 +47,7 @@ from geodns.cookies import CookieJar
 from geodns.engine import Engine
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import load_plugins
-from geodns.protocols import TCPProtocol, UDPProtocol
+from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.zone import Zone
 from geodns.zonefile import Problem, load_zones
@@ -187,9 +188,10 @@ class GeoDNSServer:
             LAST_RELOAD_OK.set(1)
         loop = asyncio.get_running_loop()
         if self.role != "supervisor":
+            udp = UDPProtocol if self.engine.rrl is None else RateLimitedUDPProtocol
             for host, port in self.config.listen:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UDPProtocol(self.engine), local_addr=(host, port),
+                    functools.partial(udp, self.engine), local_addr=(host, port),
                     reuse_port=True)
                 self._transports.append(transport)
                 self._servers.append(await loop.create_server(

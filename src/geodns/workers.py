@@ -19,6 +19,7 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
 
 from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError
@@ -142,4 +143,7 @@ def run(config: ServerConfig) -> int:
         run_loop(supervisor.main())
     finally:
         supervisor.shutdown()
+        metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -65,6 +65,7 @@ class Answer:
     glue_required: bool = False  # referral glue: set TC rather than drop it (RFC 9471)
     dynamic: bool = False  # a pool chose (part of) the answer: it depends on the client
     scope: int = 0  # ECS scope prefix length for the response
+    by_source: bool = False  # steering located the client by the packet's source
     kind: str = "answer"  # answer, nodata, nxdomain, referral (for RRL and metrics)
 
 
@@ -199,6 +200,7 @@ class Zone:
         for family in families:
             pa = self.steering.answer(pool, family, client)
             ans.scope = max(ans.scope, pa.scope)
+            ans.by_source = ans.by_source or getattr(pa, "by_source", False)
             if pa.cname:
                 ans.answer.append(RRset(name, QTYPE.CNAME, pa.ttl, [CNAME(pa.cname)]))
                 return pa.cname.lower()

@@ -4,3 +4,7 @@ Every tier stores bytes under string keys with an absolute expiry time (unix sec
 and a set of tags (surrogate keys, e.g. ``model:ranker`` and ``digest:<16 hex>``), and
 supports purge by exact key, by key prefix and by tag.
 """
+
+
+class TierUnavailable(Exception):
+    """A purge or flush could not reach a tier (e.g. Redis down); nothing is lost: retry."""

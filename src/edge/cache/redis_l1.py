@@ -19,6 +19,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from edge.cache import TierUnavailable
+
 log = logging.getLogger(__name__)
 _EXPIRES = struct.Struct("<d")
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
@@ -90,7 +92,7 @@ class RedisL1:
             keys = await self._redis.smembers(self._tag_key(tag))
         except (RedisError, OSError) as e:
             self._failed("purge", e)
-            raise
+            raise TierUnavailable(f"redis L1 unreachable: {e}") from None
         n = await self._delete(list(keys))
         await self._delete([self._tag_key(tag)])
         return n
@@ -114,7 +116,7 @@ class RedisL1:
             return int(await self._redis.delete(*keys))
         except (RedisError, OSError) as e:
             self._failed("delete", e)
-            raise
+            raise TierUnavailable(f"redis L1 unreachable: {e}") from None
 
     async def _delete_matching(self, pattern: str) -> int:
         n, batch = 0, []
@@ -126,5 +128,5 @@ class RedisL1:
                     batch = []
         except (RedisError, OSError) as e:
             self._failed("scan", e)
-            raise
+            raise TierUnavailable(f"redis L1 unreachable: {e}") from None
         return n + await self._delete(batch)

@@ -53,6 +53,15 @@ class TieredCache:
         self._l1_errors_seen = 0
         self._l1_error_counter = m.tier_errors.labels("l1")
 
+    async def l1_fresh(self, key: str) -> bytes | None:
+        """A fresh L1 value, counted as a hit; None (counting nothing) otherwise. The hot
+        path of repeated requests; on None the caller does a full `get`."""
+        found = await self.l1.get(key)
+        if found is not None and found[1] > time.time():
+            self._l1_hit.inc()
+            return found[0]
+        return None
+
     async def get(self, key: str) -> Lookup:
         now = time.time()
         stale = None

@@ -6,10 +6,11 @@
   served from this package: nothing is loaded from the Internet).
 * ``GET /api/dashboard`` - one JSON document with everything the page shows (below).
 
-A sampler task (started with the app) looks once per `interval` at the health
-service's rows, at every edge's health document and /metrics (for its request rate)
-and at the server's Prometheus counters, so rates are computed the same way whoever polls, and
-state changes are remembered even while nobody has the page open.
+A sampler task (started with the app) looks once per `interval` at the members' health
+rows (the health service's, as GET /admin/health lists them), at every edge's health
+document and /metrics (for its request rate) and at the server's Prometheus counters,
+so rates are computed the same way whoever polls, and state changes are remembered
+even while nobody has the page open.
 
 The JSON document::
 
@@ -29,7 +30,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ class Place:
 class DashboardSources:
     """What the dashboard reads; `geodns serve` fills it from its own objects."""
 
-    health_rows: Callable[[], list[dict[str, Any]]]  # HealthService.rows()
+    # The members' health rows, as GET /admin/health lists them under "members".
+    health_rows: Callable[[aiohttp.ClientSession], Awaitable[list[dict[str, Any]]]]
     places: Callable[[], list[Place]]  # the pools' members, from the loaded zones
     registry: Callable[[], CollectorRegistry] = lambda: REGISTRY  # the server's counters
     interval: float = 1.0
@@ -122,6 +124,7 @@ class Sampler:
     _answer_rates: dict[tuple, Rate] = field(default_factory=dict)
     _answer_totals: dict[tuple, float] = field(default_factory=dict)
     query_total: float = 0.0
+    rows: list[dict] = field(default_factory=list)  # the last health rows
 
     def observe_health(self, rows: list[dict], now: float) -> None:
         for row in rows:
@@ -174,7 +177,11 @@ class Sampler:
 
     async def sample(self, session: aiohttp.ClientSession) -> None:
         now = time.time()
-        rows = self.sources.health_rows()
+        try:
+            rows = await self.sources.health_rows(session)
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+            rows = self.rows  # keep showing the last known rows
+        self.rows = rows
         self.observe_health(rows, now)
         self.observe_counters(now)
         await self.observe_edges(session, rows, now)
@@ -200,7 +207,7 @@ class Sampler:
         places = {(p.zone, p.pool, p.member): p for p in self.sources.places()}
         per_member, regions = self._answers()
         members = []
-        for row in self.sources.health_rows():
+        for row in self.rows:
             key = (row["zone"], row["pool"], row["member"])
             place = places.get(key)
             target = row.get("target") or ""

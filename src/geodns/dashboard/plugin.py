@@ -1,14 +1,17 @@
 """The `geodns serve` plugin (entry point `geodns.plugins: dashboard`): mounts the live
 dashboard on the admin HTTP port (see `geodns.dashboard`).
 
-It reads the health service that the health plugin runs (`server.health_service`);
-without one (``--no-health``) every member shows as the server steers by it: up, not
+It reads the members' health through the health plugin's own API, GET /admin/health on
+this same port (so it shows exactly what operators and scripts see); without health
+checking (``--no-health``) every member shows as the server steers by it: up, not
 probed. Member places come from the zones being served, so a reload shows at once.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import aiohttp
 
 from geodns.dashboard import DashboardSources, Place, add_dashboard_routes
 
@@ -36,15 +39,26 @@ def unprobed_rows(server: Any) -> list[dict[str, Any]]:
     ]
 
 
+def self_address(host: str, port: int) -> str:
+    """How this process reaches its own admin port (a wildcard bind means loopback)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class DashboardPlugin:
     def setup(self, server: Any) -> None:
         if server.http_app is None:  # a worker process: no HTTP port
             return
         from geodns.admin import _registry
 
-        def health_rows() -> list[dict[str, Any]]:
-            service = getattr(server, "health_service", None)
-            return service.rows() if service is not None else unprobed_rows(server)
+        url = f"http://{self_address(*server.config.http)}/admin/health"
+
+        async def health_rows(session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+            async with session.get(url) as resp:
+                if resp.status == 404:
+                    return unprobed_rows(server)
+                resp.raise_for_status()
+                return (await resp.json())["members"]
 
         def counters():
             server.tally.flush()

@@ -1,0 +1,100 @@
+"""The live dashboard in a real browser (Debian's headless Chromium driven by Playwright)
+against the running stack: every edge shown with its state, drain and undrain from the
+page, a killed edge turning down without a reload; the screenshot goes to the README."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+from cdn.cities import city_network, demo_cities
+from cdn.client import resolve
+from cdn.simulate import SimConfig, Simulation
+
+from .conftest import ROOT, require
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+
+
+def marker(page: Page, member: str):
+    return page.locator(f'#markers g.edge[data-member="{member}"]')
+
+
+def row(page: Page, member: str):
+    return page.locator(f'#pools tr[data-member="{member}"]')
+
+
+def answer_for(stack, city: str) -> str:
+    res = asyncio.run(resolve(stack.topology.steered_name, stack.config.dns_host_port,
+                              ecs=str(city_network(city))))
+    return stack.topology.by_address(res.addresses[0]).name
+
+
+def some_traffic(stack) -> None:
+    """Clients in every city for a few seconds, so rates and answers are not zero."""
+    sim = Simulation(stack.topology, demo_cities(), stack.config.dns_host_port,
+                     SimConfig(requests=None, duration=4.0, concurrency=8))
+    asyncio.run(sim.run())
+
+
+def test_dashboard_shows_edges_drains_and_sees_a_killed_edge_go_down(stack, tmp_path):
+    chromium = require("chromium", "chromium")
+    edges = [s.name for s in stack.topology.edges]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, args=CHROMIUM_ARGS,
+            headless=True, viewport={"width": 1400, "height": 980},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"http://{stack.config.http}/")
+            expect(page.locator("#markers g.edge")).to_have_count(len(edges))
+            states = stack.member_states()
+            for name in edges:
+                expect(marker(page, name)).to_have_attribute("data-status", states[name])
+                expect(row(page, name)).to_have_attribute("data-status", states[name])
+            assert set(states.values()) == {"up"}
+            assert len(page.locator("#land").get_attribute("d")) > 1000  # the world map
+
+            # Drain london from the page with the admin token; DNS stops answering it.
+            page.fill("#token", stack.config.admin_token)
+            page.click("#token-form button[type=submit]")
+            row(page, "london").locator("button[data-action=drain]").click()
+            expect(row(page, "london")).to_have_attribute("data-status", "draining")
+            expect(marker(page, "london")).to_have_attribute("data-status", "draining")
+            assert answer_for(stack, "london") != "london"
+            row(page, "london").locator("button[data-action=undrain]").click()
+            expect(row(page, "london")).to_have_attribute("data-status", "up")
+            assert answer_for(stack, "london") == "london"
+
+            # Kill an edge: the page turns it down by itself (no reload).
+            some_traffic(stack)
+            loaded_at = page.evaluate("performance.timeOrigin")
+            stack.kill("sydney")
+            killed = time.monotonic()
+            expect(marker(page, "sydney")).to_have_attribute("data-status", "down",
+                                                             timeout=15_000)
+            expect(row(page, "sydney")).to_have_attribute("data-status", "down")
+            expect(page.locator('#changes li[data-member="sydney"][data-to="down"]')
+                   ).to_have_count(1)
+            assert time.monotonic() - killed < 15
+            assert page.evaluate("performance.timeOrigin") == loaded_at  # same page
+            expect(page.locator("#regions .bar").first).to_be_visible()
+            for name in edges:
+                if name != "sydney":
+                    expect(marker(page, name)).to_have_attribute("data-status", "up")
+            page.wait_for_timeout(1500)  # one more poll, so rates show the traffic
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+            stack.restart("sydney")
+    deadline = time.monotonic() + 20
+    while stack.member_states()["sydney"] != "up":
+        assert time.monotonic() < deadline, "sydney did not come back up"
+        time.sleep(0.2)
