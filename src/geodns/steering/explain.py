@@ -133,10 +133,13 @@ def format_text(e: dict[str, Any]) -> str:
         lines.append(f"no candidate left: all_down policy {e['all_down']}")
     answer = e["cname"] and f"CNAME {e['cname']}" or ", ".join(e["addresses"]) or "NODATA"
     lines.append(f"pick: {', '.join(e['pick']) or '(none)'} -> {answer}")
-    lines.append(
-        f"decided for {e['decided_for']}; ECS scope /{e['scope']}; TTL {e['ttl']}"
-        + ("; depends on the resolver's address" if e["by_source"] else "")
-    )
+    if c["ecs"] is None:
+        scope = "no ECS in the query (the server caches the answer per source /24 or /56)"
+    else:
+        scope = f"ECS scope /{e['scope']}"
+        if e["by_source"]:
+            scope += " (the answer also depends on the resolver's address)"
+    lines.append(f"decided for {e['decided_for']}; {scope}; TTL {e['ttl']}")
     return "\n".join(lines)
 
 

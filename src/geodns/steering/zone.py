@@ -7,16 +7,17 @@ from typing import Any
 
 from healthcheck.state import AllUp, HealthView
 
-from .addresses import BITS, GRAIN, Normalized, normalize
+from .addresses import BITS, Normalized, normalize
 from .config import Report, parse_nets, parse_pools
 from .decide import Decision, decide
-from .explain import explanation
+from .explain import explanation, format_text
 from .geoip import GeoDB, shared
 from .locate import Locator, client_address, grain_address
 from .model import Client, Pool, PoolAnswer
 from .nets import NetTable
 
 _FAMILY = {"A": 4, "AAAA": 6}
+EXPLAIN_LABEL = "_explain."  # `_explain.NAME TXT`: the decision for NAME, as text
 
 
 class DecisionCache:
@@ -128,6 +129,13 @@ class ZoneSteering:
         d = self.decide(pool, qtype, client)
         return explanation(self.zone, pool, qtype, client, d, self.geoip)
 
+    def explain_txt(self, name: str, pool: str, client: Client) -> tuple[list[bytes], int]:
+        """The A decision for `name` as TXT strings (one per line, at most 255 octets
+        each) and its ECS scope: the answer to `_explain.NAME TXT`."""
+        e = {"name": name, **self.explain(pool, "A", client)}
+        lines = [line.strip().encode()[:255] for line in format_text(e).splitlines()]
+        return [line for line in lines if line], e["scope"]
+
 
 def load_steering(zone: str, pools: Any, nets: Any, report: Report) -> ZoneSteering:
     """Parse a zone's `pools:` (and `nets:`) sections; every problem goes to `report`."""
@@ -135,5 +143,3 @@ def load_steering(zone: str, pools: Any, nets: Any, report: Report) -> ZoneSteer
     overrides = parse_nets(nets, parsed, report)
     return ZoneSteering(zone=zone, pools=parsed, nets=NetTable(overrides))
 
-
-__all__ = ["GRAIN", "ZoneSteering", "load_steering", "DecisionCache"]
