@@ -118,3 +118,13 @@ async def test_staging_a_corrupt_model_keeps_the_old_one(start_node, http, model
         else:
             raise AssertionError("staging should fail")
     assert (await predict(http, origin.url, 1))["model_version"] == "1"
+
+
+async def test_purge_while_redis_is_down_is_a_clear_503(start_node, http, models_dir,
+                                                       redis_server):
+    node = await start_node(models_dir=models_dir, l1="redis", redis_url=redis_server.url)
+    await predict(http, node.url, 1)
+    redis_server.stop()
+    async with http.post(f"{node.url}/admin/purge", json={"tags": ["model:ranker"]}) as r:
+        assert r.status == 503 and "redis" in (await r.json())["error"]
+    assert (await predict(http, node.url, 1))["tier"] == "l2"

@@ -10,7 +10,8 @@ is deleted.
 
 Reads are synchronous: prediction values are a few hundred bytes in the page cache,
 cheaper to read than a thread hop. Writes go through a write-behind queue drained by a
-background task in a worker thread (`start()`); `drain()` waits until it is empty.
+background task, a burst at a time in a worker thread (`start()`); `drain()` waits
+until it is empty.
 """
 
 from __future__ import annotations
@@ -99,17 +100,32 @@ class DiskL2:
             self._queue = None
 
     async def _write_loop(self) -> None:
+        """Write everything queued in one worker-thread call per wake-up (one thread hop
+        for a whole burst of misses, not one per entry)."""
         assert self._queue is not None
         while True:
-            key, value, expires, tags = await self._queue.get()
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 256:
+                batch.append(self._queue.get_nowait())
             try:
-                meta = await asyncio.to_thread(self._write_file, key, value, expires, tags)
-                self._install(key, meta)
+                written = await asyncio.to_thread(self._write_many, batch)
+                for (key, *_), meta in zip(batch, written, strict=True):
+                    if meta is not None:
+                        self._install(key, meta)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _write_many(self, batch: list[tuple]) -> list[_Meta | None]:
+        written: list[_Meta | None] = []
+        for key, value, expires, tags in batch:
+            try:
+                written.append(self._write_file(key, value, expires, tags))
             except OSError as e:
                 self.errors += 1
                 log.warning("L2 write failed: %s", e)
-            finally:
-                self._queue.task_done()
+                written.append(None)
+        return written
 
     def _write_file(self, key: str, value: bytes, expires: float,
                     tags: tuple[str, ...]) -> _Meta:

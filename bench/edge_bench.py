@@ -1,0 +1,222 @@
+"""Load benchmark of one edge worker with wrk (Debian package `wrk`).
+
+Measures, at 64 concurrent connections, requests/second and p50/p99 latency for:
+
+* ceiling:     a bare aiohttp handler answering a fixed body (same loop: uvloop)
+* l1-hit:      POST /predict, the same features every time (served from L1)
+* l2-hit:      POST /predict over 2,000 prewarmed inputs with L1 too small to hold one
+* miss-batch:  POST /predict, fresh random features each request (inference, max batch 64)
+* miss-single: the same without batching (--max-batch 1)
+* artifact:    GET a 64 KB artifact (embeddings.npy) from the node's store
+
+Each scenario runs --runs times (default 3) for --seconds each; the medians are printed.
+Usage: .venv/bin/python bench/edge_bench.py [--seconds 5] [--runs 3] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+from edge.modelgen import make_models
+
+BARE_SERVER = textwrap.dedent("""
+    import sys, uvloop
+    from aiohttp import web
+    BODY = b'{"cached":true,"tier":"l1","prediction":0.5}'
+    async def handler(request):
+        await request.read()
+        return web.Response(body=BODY, content_type="application/json")
+    async def health(request):
+        return web.Response(text="ok")
+    app = web.Application()
+    app.router.add_post("/predict", handler)
+    app.router.add_get("/health", health)
+    uvloop.install() if hasattr(uvloop, "install") else None
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
+                print=None)
+""")
+
+FIXED_BODY_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"features": [%s]}'
+"""
+
+CYCLE_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = %d
+local i = 0
+request = function()
+  i = (i %% n) + 1
+  local f = {}
+  for j = 1, 32 do f[j] = string.format("%%.3f", ((i * 7919 + j * 104729) %% 1000) / 1000) end
+  return wrk.format(nil, nil, nil, '{"features": [' .. table.concat(f, ",") .. ']}')
+end
+"""
+
+RANDOM_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time() + %d)
+request = function()
+  local f = {}
+  for j = 1, 32 do f[j] = string.format("%%.6f", math.random()) end
+  return wrk.format(nil, nil, nil, '{"features": [' .. table.concat(f, ",") .. ']}')
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([*args[:1], *[a.replace("{port}", str(port)) for a in args[1:]]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return proc, url
+
+
+def start_edge(tmp: Path, name: str, *flags: str) -> tuple[subprocess.Popen, str]:
+    return start([sys.executable, "-m", "edge.cli", "serve", "--listen", "127.0.0.1:{port}",
+                  "--models", str(tmp / "models"), "--cache-dir", str(tmp / name),
+                  "--capacity", "1024", "--log-level", "WARNING", *flags])
+
+
+def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of one wrk run."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        if script:
+            f.write(script)
+    if script:
+        cmd[1:1] = ["-s", f.name]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors during the run:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return rps, _percentile(out, "50"), _percentile(out, "99")
+
+
+def _percentile(out: str, p: str) -> float:
+    value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def features(i: int) -> list[float]:
+    return [round(((i * 7919 + j * 104729) % 1000) / 1000, 3) for j in range(1, 33)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=64, help="ranker hidden width")
+    ap.add_argument("--only", help="comma-separated scenario name prefixes to run")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    make_models(tmp / "models", hidden=args.hidden)
+    procs: list[subprocess.Popen] = []
+    try:
+        bare, bare_url = start([sys.executable, "-c", BARE_SERVER, "{port}"])
+        procs.append(bare)
+        hits, hits_url = start_edge(tmp, "hits", "--no-fsync")
+        procs.append(hits)
+        l2, l2_url = start_edge(tmp, "l2", "--no-fsync", "--l1-bytes", "1")
+        procs.append(l2)
+        batch, batch_url = start_edge(tmp, "batch", "--no-fsync", "--max-batch", "64",
+                                      "--max-queue-delay-ms", "2")
+        procs.append(batch)
+        single, single_url = start_edge(tmp, "single", "--no-fsync", "--max-batch", "1")
+        procs.append(single)
+
+        fixed = ", ".join(str(x) for x in features(1))
+        assert post(hits_url + "/predict", {"features": features(1)})["tier"] == "compute"
+        assert post(hits_url + "/predict", {"features": features(1)})["tier"] == "l1"
+        n_l2 = 2000
+        for i in range(1, n_l2 + 1):
+            post(l2_url + "/predict", {"features": features(i)})
+        time.sleep(1)  # write-behind queue to disk
+        assert post(l2_url + "/predict", {"features": features(5)})["tier"] == "l2"
+
+        scenarios = [
+            ("ceiling (bare aiohttp)", bare_url + "/predict", FIXED_BODY_LUA % fixed),
+            ("l1-hit  POST /predict", hits_url + "/predict", FIXED_BODY_LUA % fixed),
+            ("l2-hit  POST /predict", l2_url + "/predict", CYCLE_LUA % n_l2),
+            ("miss, batched (64, 2 ms)", batch_url + "/predict", RANDOM_LUA % 1),
+            ("miss, unbatched", single_url + "/predict", RANDOM_LUA % 2),
+            ("artifact GET 64 KB", hits_url + "/models/embedder/1/embeddings.npy", None),
+        ]
+        print(f"one worker per server, wrk -t1 -c{args.connections}, {args.seconds}s x "
+              f"{args.runs} runs, medians; ranker hidden={args.hidden}")
+        print(f"{'scenario':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        results = {}
+        if args.only:
+            wanted = args.only.split(",")
+            scenarios = [s for s in scenarios if s[0].startswith(tuple(wanted))]
+        runs: dict[str, list] = {name: [] for name, _, _ in scenarios}
+        for _ in range(args.runs):  # rounds interleave the scenarios: fair under shared load
+            for name, url, script in scenarios:
+                runs[name].append(wrk(url, script, args.seconds, args.connections))
+        for name, measured in runs.items():
+            rps, p50, p99 = (statistics.median(col) for col in zip(*measured, strict=True))
+            results[name] = rps
+            print(f"{name:28} {rps:9.0f} {p50:8.2f} {p99:8.2f}", flush=True)
+        ratios = (("l1-hit  POST /predict", "ceiling (bare aiohttp)", "l1-hit / ceiling"),
+                  ("miss, batched (64, 2 ms)", "miss, unbatched", "batched / unbatched"))
+        for a, b, label in ratios:
+            if a in results and b in results:
+                print(f"{label}: {results[a] / results[b]:.2f}x")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
