@@ -12,8 +12,11 @@ process, e.g. in tests). Names follow Triton's where the meaning matches:
   ``edge_cache_errors_total{tier}``: per tier (l1, l2, upstream).
 * ``edge_singleflight_waiters_total``: requests that waited on another's computation.
 * ``edge_inference_batch_size`` (histogram of rows per batch),
-  ``edge_inference_queue_delay_seconds``, ``edge_stale_served_total``,
-  ``edge_http_requests_total{endpoint,status}``, ``edge_inflight_requests``.
+  ``edge_inference_compute_seconds``, ``edge_inference_queue_delay_seconds``,
+  ``edge_stale_served_total``, ``edge_http_requests_total{endpoint,status}``,
+  ``edge_inflight_requests``.
+
+prometheus-client appends ``_total`` to counter names in the exposition.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class NodeMetrics:
                                   ["model", "version"], registry=r)
         self.batch_size = Histogram("edge_inference_batch_size", "Rows per inference batch",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
+        self.compute_seconds = Histogram("edge_inference_compute_seconds",
+                                         "Time to run one inference batch",
+                                         buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1,
+                                                  0.5), registry=r)
         self.queue_delay = Histogram("edge_inference_queue_delay_seconds",
                                      "Time a request waited for its batch",
                                      buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1),
@@ -87,5 +94,6 @@ class _Observer(BatchObserver):
         self.compute_us.inc(compute_s * 1e6)
         self.queue_us.inc(sum(queue_s) * 1e6)
         self.m.batch_size.observe(rows)
+        self.m.compute_seconds.observe(compute_s)
         for q in queue_s:
             self.m.queue_delay.observe(q)

@@ -28,7 +28,7 @@ from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
 from edge.metrics import NodeMetrics
-from edge.registry import ModelRegistry, ModelVersion
+from edge.registry import ModelError, ModelRegistry, ModelVersion
 from edge.tensors import ModelInfo, prediction_value
 from edge.upstream import MAX_HOPS, Upstream, UpstreamError, UpstreamUnavailable
 
@@ -146,6 +146,7 @@ class EdgeNode:
         self.started = time.time()
         self.hits = HitWindow()
         self._flights: dict[str, asyncio.Task] = {}
+        self._loads: dict[str, asyncio.Task] = {}
         self._upstream_hit = self.metrics.tier_hits.labels("upstream")
         self._upstream_miss = self.metrics.tier_misses.labels("upstream")
         self._upstream_err = self.metrics.tier_errors.labels("upstream")
@@ -182,6 +183,9 @@ class EdgeNode:
         mv = self.registry.get(name, version)
         if mv is not None:
             return mv.info, mv
+        mv = await self._reload(name, version)
+        if mv is not None:
+            return mv.info, mv
         if self.catalog is None:
             raise ModelNotFound(_not_found(name, version))
         try:
@@ -193,13 +197,30 @@ class EdgeNode:
                 raise ModelNotFound(_not_found(name, version)) from None
             raise
 
+    async def _reload(self, name: str, version: str | None) -> ModelVersion | None:
+        """Load a model of the local folder that is not in memory (unloaded while idle)."""
+        models_dir = self.config.models_dir
+        if self.registry.get(name) is not None or not models_dir \
+                or not (Path(models_dir) / name).is_dir():
+            return None
+        task = self._loads.get(name)
+        if task is None:
+            task = asyncio.ensure_future(
+                asyncio.to_thread(self.registry.load_model, Path(models_dir), name))
+            self._loads[name] = task
+            task.add_done_callback(lambda _t: self._loads.pop(name, None))
+        try:
+            await asyncio.shield(task)
+        except ModelError as e:
+            log.error("%s", e)
+            return None
+        return self.registry.get(name, version)
+
     async def model_metadata(self, name: str, version: str | None, hops: int = 0) -> dict:
-        mv = self.registry.get(name, version)
+        info, mv = await self.resolve(name, version, hops)  # maps upstream errors
         if mv is not None:
-            return mv.info.metadata(self.registry.versions(name))
-        if self.catalog is None:
-            raise ModelNotFound(_not_found(name, version))
-        await self.resolve(name, version, hops)  # maps upstream errors
+            return info.metadata(self.registry.versions(name))
+        assert self.catalog is not None  # resolve() found the model upstream
         return (await self.catalog.get(name, version, hops))[0]
 
     def current_info(self, name: str, version: str | None) -> ModelInfo | None:

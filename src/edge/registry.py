@@ -205,16 +205,29 @@ class ModelRegistry:
                 log.error("%s", e)
         return errors
 
+    def load_model(self, models_dir: Path, name: str) -> ModelVersion | None:
+        """Stage and activate the current version of one model from the folder (used to
+        bring back a model unloaded while idle); None when the folder lacks it."""
+        version = current_versions(models_dir, only=name).get(name)
+        if version is None:
+            return None
+        self.stage(name, version, models_dir / name / version / MODEL_FILE)
+        return self.activate(name, version)
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def current_versions(models_dir: Path) -> dict[str, str]:
+def current_versions(models_dir: Path, only: str | None = None) -> dict[str, str]:
     """name → version to serve: the CURRENT file's content, else the highest version."""
     found: dict[str, str] = {}
     if not models_dir or not Path(models_dir).is_dir():
         return found
-    for model_dir in sorted(Path(models_dir).iterdir()):
+    if only is not None:
+        candidates = [Path(models_dir) / only] if SAFE_NAME.match(only) else []
+    else:
+        candidates = sorted(Path(models_dir).iterdir())
+    for model_dir in candidates:
         if not model_dir.is_dir() or not SAFE_NAME.match(model_dir.name):
             continue
         versions = [v.name for v in model_dir.iterdir()

@@ -128,3 +128,18 @@ async def test_purge_while_redis_is_down_is_a_clear_503(start_node, http, models
     async with http.post(f"{node.url}/admin/purge", json={"tags": ["model:ranker"]}) as r:
         assert r.status == 503 and "redis" in (await r.json())["error"]
     assert (await predict(http, node.url, 1))["tier"] == "l2"
+
+
+async def test_idle_models_unload_and_come_back_on_demand(start_node, http, models_dir):
+    node = await start_node(models_dir=models_dir)
+    first = await predict(http, node.url, 1)
+    assert sorted(node.node.registry.unload_idle(0)) == ["embedder", "ranker"]
+    async with http.get(f"{node.url}/health") as r:
+        assert (await r.json())["models"] == {}
+    doc = await predict(http, node.url, 2)
+    assert doc["tier"] == "compute" and doc["model_version"] == "1"
+    assert (await predict(http, node.url, 1))["prediction"] == first["prediction"]
+    async with http.post(f"{node.url}/predict",
+                         json={"features": [0.0] * 32, "version": "7"}) as r:
+        assert r.status == 404
+    assert node.node.registry.versions("ranker") == ["1"]
