@@ -44,7 +44,11 @@ def combine(votes: list[Vote], quorum: int | None = None) -> MemberHealth | None
             changing=split or any(v.health.changing for v in known),
         )
     if not alive:  # a quorum larger than the vantage points alive: cannot call it down
-        alive = known
+        return MemberHealth(
+            status=Status.UP, since=max(v.health.since for v in known),
+            reason=f"{len(down)} vantage points say down, short of the quorum of {need}",
+            changing=True,
+        )
     draining = any(v.health.status == Status.DRAINING for v in alive)
     latencies = [v.health.latency_ms for v in alive if v.health.latency_ms is not None]
     return MemberHealth(
