@@ -45,8 +45,9 @@ NO_TRANSFER = {QTYPE.AXFR, QTYPE.IXFR}
 
 
 def netkey(ip: str) -> str:
-    """The client network a pool answer is cached for: /24 (IPv4) or /56 (IPv6)."""
-    return _v6net(ip) if ":" in ip else ip.rpartition(".")[0]
+    """The client network a pool answer is cached for: /24 (IPv4, also when mapped
+    into IPv6 as ::ffff:a.b.c.d) or /56 (IPv6)."""
+    return ip.rpartition(".")[0] if "." in ip else _v6net(ip)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from geodns.engine import Engine, netkey
 
@@ -31,9 +32,11 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.pool_cache = engine.pool_cache
         self.counts = engine.tally.counts
         self.transport: asyncio.DatagramTransport | None = None
+        self.ipv4 = True
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.ipv4 = transport.get_extra_info("socket").family == socket.AF_INET
 
     def datagram_received(self, data: bytes, addr) -> None:
         key = data[2:]
@@ -44,7 +47,12 @@ class UDPProtocol(asyncio.DatagramProtocol):
             return
         by_source = self.markers.get(key)
         if by_source is not None:
-            hit = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
+            if by_source:
+                ip = addr[0]
+                net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
+            else:
+                net = ""
+            hit = self.pool_cache.get((key, net))
             if hit is not None and hit[3] == hit[4].generation:
                 self.transport.sendto(data[:2] + hit[0], addr)
                 self.counts[hit[1]] += 1

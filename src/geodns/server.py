@@ -192,13 +192,13 @@ class GeoDNSServer:
             for host, port in self.config.listen:
                 transport, _ = await loop.create_datagram_endpoint(
                     functools.partial(udp, self.engine), local_addr=(host, port),
-                    reuse_port=True)
+                    reuse_port=self.role == "worker")
                 self._transports.append(transport)
                 self._servers.append(await loop.create_server(
                     lambda: TCPProtocol(self.engine, self._tcp_connections,
                                         self.config.tcp_idle_timeout,
                                         self.config.tcp_max_connections),
-                    host, port, reuse_port=True))
+                    host, port, reuse_port=self.role == "worker"))
         if self.http_app is not None:
             self._runner = web.AppRunner(self.http_app, access_log=None)
             await self._runner.setup()

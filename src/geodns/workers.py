@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
+import socket
 
 from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError
 from geodns.zonefile import load_zones
@@ -122,6 +123,21 @@ class Supervisor:
                 proc.join()
 
 
+def ports_free(listen: list[tuple[str, int]]) -> bool:
+    """Workers bind with SO_REUSEPORT, which would let them join another server's
+    port silently; so first check that each address is free, binding without it."""
+    for host, port in listen:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, kind) as s:
+                try:
+                    s.bind((host, port))
+                except OSError as e:
+                    log.error("cannot listen on %s port %d: %s", host, port, e.strerror)
+                    return False
+    return True
+
+
 def run(config: ServerConfig) -> int:
     """Serve with `config.workers` processes; the exit status for the CLI."""
     if config.workers <= 1:
@@ -130,11 +146,16 @@ def run(config: ServerConfig) -> int:
             run_loop(server.serve_forever())
         except ZoneLoadError:
             return 1
+        except OSError as e:
+            log.error("cannot listen: %s", e)
+            return 1
         return 0
     zones, problems = load_zones(config.zones_dir)
     for p in problems:
         log.error("zone rejected: %s", p)
     if problems:
+        return 1
+    if not ports_free(config.listen):
         return 1
     supervisor = Supervisor(config)
     if not supervisor.start_workers():
