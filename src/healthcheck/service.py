@@ -416,6 +416,7 @@ class HealthService:
             else:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
+            self.table()  # keeps the member-state gauges current without queries
 
     # -- Redis ---------------------------------------------------------------------
 
