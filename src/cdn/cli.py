@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from dns.exception import DNSException
+
 from cdn.cities import city_network, demo_cities
 from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
@@ -141,7 +143,7 @@ async def client_once(args: argparse.Namespace) -> int:
            else f"source {args.source or 'default'}")
     try:
         res = await resolve(topo.steered_name, args.server, source=args.source, ecs=ecs)
-    except (TimeoutError, ResolveError, OSError) as err:
+    except (ResolveError, DNSException, OSError) as err:
         print(f"DNS: {err}", file=sys.stderr)
         return 1
     address = res.addresses[0]
@@ -167,9 +169,20 @@ async def client_once(args: argparse.Namespace) -> int:
           f"cache tier {reply.tier}")
     print(f"timing:   DNS {res.elapsed_ms:.1f} ms, connect {reply.connect_ms:.1f} ms, "
           f"connect+request {reply.request_ms:.1f} ms")
-    shown = {k: v for k, v in reply.body.items() if k not in ("region",)}
-    print(f"answer:   {shown}")
+    print(f"answer:   {args.model} → {brief(reply.prediction)}")
     return 0 if reply.status == 200 else 1
+
+
+def brief(value) -> str:
+    """A prediction on one line: a score, or the head of a vector."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, list) and all(isinstance(v, float) for v in value):
+        head = ", ".join(f"{v:.4f}" for v in value[:4])
+        return f"[{head}{', …' if len(value) > 4 else ''}] ({len(value)} values)"
+    return str(value)
 
 
 def kserve_request(body: dict) -> dict:
@@ -258,9 +271,10 @@ def parser() -> argparse.ArgumentParser:
     dns_args(sim)
     sim.add_argument("--requests", type=int, default=2000)
     sim.add_argument("--duration", type=float, help="run for seconds instead of --requests")
-    sim.add_argument("--concurrency", type=int, default=16)
+    sim.add_argument("--concurrency", type=int, default=8,
+                     help="requests in flight at once")
     sim.add_argument("--zipf", type=float, default=1.1, help="popularity exponent")
-    sim.add_argument("--inputs", type=int, default=500, help="distinct inputs per model")
+    sim.add_argument("--inputs", type=int, default=1000, help="distinct inputs per model")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--kill", metavar="EDGE", help="kill this edge during the run")
     sim.add_argument("--at", type=float, default=5.0, help="when to kill it (s)")

@@ -43,7 +43,16 @@ class EdgeReply:
 
     @property
     def region(self) -> str:
-        return str(self.body.get("region") or "?")
+        """The answering node's region (KServe v2 answers carry it in `parameters`)."""
+        params = self.body.get("parameters") or {}
+        return str(self.body.get("region") or params.get("region") or "?")
+
+    @property
+    def prediction(self) -> list | float | None:
+        if "prediction" in self.body:
+            return self.body["prediction"]
+        outputs = self.body.get("outputs") or [{}]
+        return outputs[0].get("data")
 
 
 async def resolve(

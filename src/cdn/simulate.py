@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+from dns.exception import DNSException
 
 from cdn.client import ResolveError, resolve
 from cdn.control import Controller
@@ -50,10 +51,10 @@ class City:
 class SimConfig:
     requests: int | None = 2000  # stop after this many requests...
     duration: float | None = None  # ...or after this many seconds
-    concurrency: int = 16
+    concurrency: int = 8
     clients_per_city: int = 8
     zipf_s: float = 1.1  # popularity exponent for inputs and models
-    inputs: int = 500  # distinct inputs per model
+    inputs: int = 1000  # distinct inputs per model
     models: tuple[str, ...] = ("ranker", "embedder")
     seed: int = 7
     kill: str | None = None  # an edge to kill at `kill_at` seconds...
@@ -151,7 +152,7 @@ class Simulation:
         if cache.address is None or now >= cache.expires:
             try:
                 res = await resolve(self.topology.steered_name, self.dns_server, ecs=str(net))
-            except (TimeoutError, ResolveError, OSError, EOFError):
+            except (ResolveError, DNSException, OSError, EOFError):
                 self.samples.append(Sample(now - started, city.name, "?", False, "", 0, None, 0))
                 return
             cache.address, cache.expires = res.addresses[0], now + res.ttl
@@ -257,27 +258,37 @@ def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path) 
     out_dir.mkdir(parents=True, exist_ok=True)
     cities = sorted({s.city for s in samples})
     colors = {"L1": "tab:green", "L2": "tab:blue", "origin": "tab:red"}
-    fig, axes = plt.subplots(len(cities), 1, figsize=(9, 2.2 * len(cities)), sharex=True,
+    ncols = 3 if len(cities) > 4 else 1
+    nrows = -(-len(cities) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 2.5 * nrows), sharex=True,
                              squeeze=False)
     ok = [s for s in samples if s.ok]
-    top = max([s.latency_ms for s in ok] or [1.0])
-    bins = np.logspace(np.log10(max(0.1, min([s.latency_ms for s in ok] or [0.1]))),
-                       np.log10(top * 1.05), 50)
-    for ax, city in zip(axes[:, 0], cities, strict=True):
+    lows = [s.latency_ms for s in ok] or [1.0]
+    bins = np.logspace(np.log10(max(0.1, min(lows))), np.log10(max(lows) * 1.05), 50)
+    for ax, city in zip(axes.flat, cities, strict=False):
         for tier in TIERS:
             data = [s.latency_ms for s in ok if s.city == city and s.tier == tier]
             if data:
                 ax.hist(data, bins=bins, alpha=0.55, color=colors[tier],
                         label=f"{tier} ({len(data)})")
         failed = sum(1 for s in samples if s.city == city and not s.ok)
-        ax.set_title(f"{city}" + (f" — {failed} failed" if failed else ""), fontsize=10)
+        served = sorted({s.edge for s in ok if s.city == city})
+        ax.set_title(f"{city} → {', '.join(served)}" + (f" ({failed} failed)" if failed else ""),
+                     fontsize=10)
         ax.set_xscale("log")
-        ax.set_ylabel("requests")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right")
-    axes[-1, 0].set_xlabel("latency (ms, log scale)")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in axes.flat[len(cities):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("requests")
+    for col in range(ncols):  # the lowest panel of each column carries the x axis
+        bottom = axes[(len(cities) - 1 - col) // ncols, col] if col < len(cities) else None
+        if bottom is not None:
+            bottom.xaxis.set_tick_params(labelbottom=True)
+            bottom.set_xlabel("latency (ms, log scale)")
     fig.suptitle("Latency distribution per client region, by cache tier")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     paths = [out_dir / "simulate-latency.png"]
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)

@@ -38,6 +38,9 @@ class StackConfig:
     http: str = "127.0.0.1:8053"
     origin: str = "127.0.9.1:8000"  # outside the zone's demo client nets
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # Small on purpose: the example inputs fit in a few MiB, and with a big L1 the demo
+    # would never show the L2 tier at work.
+    edge_l1_bytes: str = "64KiB"
     geoip: Path | None = None  # None: geodns's own default (the demo database)
     ready_timeout: float = 60.0
 
@@ -107,6 +110,7 @@ class Stack:
             "--listen", site.listen,
             "--upstream", f"http://{self.config.origin}",
             "--cache-dir", str(self.run_dir / "cache" / site.name),
+            "--l1-bytes", self.config.edge_l1_bytes,
             "--region", site.name,
             f"--location={site.lat},{site.lon}",  # "=": a latitude may be negative
         ]
@@ -123,7 +127,7 @@ class Stack:
             "--http", c.http,
             "--redis", self.redis_url,
             "--vantage", "local",
-            "--overrides", str(self.run_dir / "overrides.json"),
+            "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token", c.admin_token,
         ]
         if c.geoip:
