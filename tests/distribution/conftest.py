@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from aiohttp import web
+from disttest import TOKEN
 from onnx import numpy_helper
 from redis.asyncio import Redis
 
@@ -25,8 +26,6 @@ from edge.distribution.placement import PlacementPolicy
 from edge.distribution.store import ModelStore
 from edge.modelgen import write_ranker
 from edge.registry import ModelRegistry
-
-TOKEN = "s3cret-token"
 
 
 def nudged(src: Path, dest: Path, *, scale: float, only: tuple[str, ...] = ()) -> Path:
@@ -136,14 +135,3 @@ async def edges(tmp_path, origin, redis_server):
     for edge in factory.edges:
         await edge.stop()
 
-
-async def until(predicate, timeout: float = 15.0, interval: float = 0.05) -> None:
-    """Wait until `predicate()` is true (fails the test after `timeout` seconds)."""
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from disttest import until
 from prometheus_client import REGISTRY
-
-from conftest import until
 
 
 def transferred(edge_id: str, variant: str) -> float:

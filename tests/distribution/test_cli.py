@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from conftest import TOKEN
+from disttest import TOKEN
 
 
 async def run_cli(*args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
