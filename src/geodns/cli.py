@@ -1,4 +1,6 @@
-"""The `geodns` command: serve, check (and explain, added by geo steering).
+"""The `geodns` command: serve, check (and explain, which geo steering adds as a plugin
+command: `add_commands(subparsers)` registering a subparser with `set_defaults(func=f)`,
+`f(args) -> int` being its exit status).
 
 A thin layer over `ServerConfig` / `GeoDNSServer`: the same server starts from code
 in tests. Options of other features come from plugins (`geodns.plugins`).
@@ -81,6 +83,9 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate zone files; print every error",
                            description="Validate every zone file of DIR; exit 1 on any error.")
     check.add_argument("dir", type=Path, metavar="DIR")
+    for plugin in plugins:  # e.g. `geodns explain` from geo steering
+        if hasattr(plugin, "add_commands"):
+            plugin.add_commands(sub)
     return parser
 
 
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.dir)
     if args.command == "serve":
         return _serve(args, plugins)
-    return 2
+    return int(args.func(args) or 0)  # a plugin's command, set with set_defaults(func=...)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """How other features (geo steering, health checking, the dashboard) plug into the
 server without editing it.
 
-A plugin is any object with some of these three methods, registered as a Python
+A plugin is any object with some of these methods, registered as a Python
 entry point in the group `geodns.plugins` (one line in pyproject.toml, e.g.
 `health = "healthcheck.plugin:plugin"`), or passed in `ServerConfig.plugins`:
 
 * `add_arguments(parser)`: add options to `geodns serve` (argparse).
+* `add_commands(subparsers)`: add a `geodns` subcommand (e.g. `explain`); its parser
+  sets `set_defaults(func=f)` and `f(args)` returns the exit status.
 * `configure(args, config)`: copy its parsed options into `config.extra[...]`.
 * `setup(server)`: called once in every server process (`server.role` says which:
   "single", "supervisor" or "worker"); may add HTTP routes to `server.http_app`
