@@ -59,8 +59,8 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
         (f"{cdn} client{run} --city sao-paulo --kserve", "the same over KServe v2"),
         (f"{cdn} client{run} --source 127.0.3.1", "a host in London (the zone's demo nets)"),
         (f"{cdn} simulate{run} --requests 3000", "a world of clients, with plots"),
-        (f"{cdn} simulate{run} --duration 40 --kill tokyo --at 10 --restart-after 15",
-         "failover"),
+        (f"{cdn} simulate{run} --duration 60 --kill tokyo --at 10 --restart-after 35",
+         "failover: Tokyo's clients move on as their TTL ends"),
     ]
 
 
@@ -222,7 +222,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for t, what in sim.events:
         text += f"\n{t:6.1f} s  {what}"
     print(text)
-    for path in plot(samples, sim.events, args.plot_dir or args.run_dir / "plots"):
+    for path in plot(samples, sim.events, args.plot_dir or args.run_dir / "plots", args.kill):
         print(f"wrote {path}")
     return 0
 

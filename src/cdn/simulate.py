@@ -248,7 +248,8 @@ def report(samples: list[Sample], elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path) -> list[Path]:
+def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path,
+         killed: str | None = None) -> list[Path]:
     """Latency distribution per client region by tier; with events, a failover timeline."""
     import matplotlib
 
@@ -293,29 +294,44 @@ def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path) 
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
     if events:
-        paths.append(_timeline(plt, samples, events, out_dir / "simulate-failover.png"))
+        paths.append(_timeline(plt, samples, events, killed, out_dir / "simulate-failover.png"))
     return paths
 
 
-def _timeline(plt, samples: list[Sample], events, path: Path) -> Path:
+def _timeline(plt, samples: list[Sample], events, killed: str | None, path: Path) -> Path:
+    """Requests per second per edge over time: every client (top), and the clients that
+    the killed edge was serving (bottom), with the failed requests as black bars."""
     end = max(s.t for s in samples)
-    bins = np.arange(0, end + 1.0, 0.5)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    step = 0.5
+    bins = np.arange(0, end + step, step)
+    first_event = events[0][0] if events else end
+    affected = {s.city for s in samples if s.edge == killed and s.t < first_event}
+    panels = [("every client", samples)]
+    if affected:
+        panels.append((f"clients of {killed} ({', '.join(sorted(affected))})",
+                       [s for s in samples if s.city in affected]))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), sharex=True,
+                             squeeze=False)
     edges = sorted({s.edge for s in samples if s.ok})
-    for edge in edges:
-        counts, _ = np.histogram([s.t for s in samples if s.ok and s.edge == edge], bins)
-        ax.plot(bins[:-1], counts / 0.5, label=edge, linewidth=1.2)
-    failed, _ = np.histogram([s.t for s in samples if not s.ok], bins)
-    ax.bar(bins[:-1], failed / 0.5, width=0.5, align="edge", color="black", alpha=0.6,
-           label=f"failed ({int(failed.sum())})")
-    for t, what in events:
-        ax.axvline(t, color="red", linestyle="--")
-        ax.text(t, ax.get_ylim()[1] * 0.92, f" {what}", color="red", fontsize=8)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("requests/s answered")
-    ax.set_title("Requests per edge over time")
-    ax.legend(fontsize=7, ncol=4, loc="lower right")
-    ax.grid(True, alpha=0.3)
+    colors = {e: plt.cm.tab10(i % 10) for i, e in enumerate(edges)}
+    for ax, (title, group) in zip(axes[:, 0], panels, strict=True):
+        for edge in edges:
+            counts, _ = np.histogram([s.t for s in group if s.ok and s.edge == edge], bins)
+            if counts.any():
+                ax.plot(bins[:-1], counts / step, label=edge, color=colors[edge],
+                        linewidth=1.6 if edge == killed else 1.0)
+        failed, _ = np.histogram([s.t for s in group if not s.ok], bins)
+        ax.bar(bins[:-1], failed / step, width=step, align="edge", color="black", alpha=0.55,
+               label=f"failed ({int(failed.sum())})")
+        for t, what in events:
+            ax.axvline(t, color="red", linestyle="--")
+            ax.annotate(f" {what}", (t, 1), xycoords=("data", "axes fraction"), color="red",
+                        fontsize=8, va="top")
+        ax.set_title(f"Requests per edge over time: {title}", fontsize=10)
+        ax.set_ylabel("requests/s")
+        ax.legend(fontsize=7, ncol=4, loc="upper right")
+        ax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds since start")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -24,6 +24,7 @@ def zones_on_port(directory: Path, port: int, members: list[str] | None = None) 
     pool["ttl"] = POOL_TTL
     if members is not None:
         pool["members"] = [m for m in pool["members"] if m["name"] in members]
+        doc["nets"] = {net: v for net, v in doc.get("nets", {}).items() if "members" not in v}
     for m in pool["members"]:
         m["health_url"] = f"http://{m['ipv4']}:{port}/health"
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,75 @@
+"""`cdn up` as a user runs it: it starts everything, prints what runs where and what to
+try, and Ctrl-C (SIGINT) stops every process it started; bad input is a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .conftest import ROOT, stack_config
+
+CDN = str(Path(sys.executable).parent / "cdn")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is gone for our purpose.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
+    c = stack_config(tmp_path, members=["tokyo", "london"])
+    proc = subprocess.Popen(
+        [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+         "--http", c.http, "--origin", c.origin, "--admin-token", c.admin_token],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        out = "".join(lines)
+        assert "The local CDN is up" in out, out
+        for name in ("origin", "edge-tokyo", "edge-london", "geodns", "redis"):
+            assert f"  {name} " in out
+        assert f"Dashboard:   http://{c.http}/" in out
+        assert f"dig @127.0.0.1 -p {c.dns.split(':')[1]} edge.cdn.example A +subnet=" in out
+        assert f"cdn client --run-dir {c.run_dir} --city tokyo" in out
+        state = json.loads((c.run_dir / "stack.json").read_text())
+        pids = [ch["pid"] for ch in state["children"]]
+        assert len(pids) == 4 and all(alive(p) for p in pids)
+        children = [int(p) for p in subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+        assert set(pids) < set(children)  # and the Redis server it started
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert rest.strip().endswith("stopped.")
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in children)
+    assert not (c.run_dir / "stack.json").exists()
+
+
+def test_cdn_up_with_a_zone_without_the_pool_says_what_is_wrong(tmp_path):
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "x.yaml").write_text("zone: x.example\nrecords: {www: {A: 192.0.2.1}}\n")
+    done = subprocess.run([CDN, "up", "--zones", str(zones), "--run-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "no zone file under" in done.stderr and "defines pool 'edges'" in done.stderr
+    assert not (tmp_path / "run" / "stack.json").exists()
