@@ -6,12 +6,10 @@ import time
 
 import numpy as np
 from disttest import until
-from prometheus_client import REGISTRY
 
 
-def transferred(edge_id: str, variant: str) -> float:
-    return REGISTRY.get_sample_value(
-        "dist_transfer_bytes_total", {"edge": edge_id, "variant": variant}) or 0.0
+def metric(edge, name: str, **labels: str) -> float:
+    return edge.agent.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def active(edge) -> str | None:
@@ -27,7 +25,8 @@ async def test_activate_delta_rollback_and_stage(origin, edges, model_files):
         await c.publish(model_files.last_layer, "ranker", "2", activate=True)
         await until(lambda: active(e1) == "2")
         # version 2 came as a delta against version 1, far smaller than the file
-        assert 0 < transferred("a-e1", "delta") < model_files.last_layer.stat().st_size / 4
+        delta_bytes = metric(e1, "dist_transfer_bytes_total", variant="delta")
+        assert 0 < delta_bytes < model_files.last_layer.stat().st_size / 4
         assert e1.registry.get("ranker", "1") is not None  # previous stays loaded
         await c.rollback("ranker")
         await until(lambda: active(e1) == "1")
@@ -73,8 +72,7 @@ async def test_corrupt_delta_falls_back_to_a_verified_variant(origin, edges, mod
         flip_byte(origin.store.blobs.path(delta))
         await c.activate("ranker", "2")
         await until(lambda: active(e1) == "2")
-    assert REGISTRY.get_sample_value("dist_transfer_failures_total",
-                                     {"edge": "c-e1", "variant": "delta"}) == 1
+    assert metric(e1, "dist_transfer_failures_total", variant="delta") == 1
 
 
 async def test_corrupt_transfer_keeps_the_old_version_serving(origin, edges, model_files):
@@ -91,7 +89,7 @@ async def test_corrupt_transfer_keeps_the_old_version_serving(origin, edges, mod
         state = (await c.rollout())["edges"]["x-e1"]
     assert active(e1) == "1" and e1.registry.versions("ranker") == ["1"]
     assert "verified" in state["models"]["ranker"]["error"]
-    assert REGISTRY.get_sample_value("dist_rollout_failures_total", {"edge": "x-e1"}) >= 1
+    assert metric(e1, "dist_rollout_failures_total") >= 1
     # and version 1 still answers
     mv = e1.registry.get("ranker")
     out = await mv.infer({"features": np.ones((2, 32), np.float32)})

@@ -37,13 +37,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.errors import DigestMismatch, NotFound
 from edge.distribution.events import Event, EventStream, Position
 from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
-from edge.distribution.metrics import (
-    EVENTS_APPLIED,
-    PROPAGATION,
-    RESYNCS,
-    ROLLOUT_FAILURES,
-    STREAM_LAG,
-)
+from edge.distribution.metrics import AgentMetrics
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
 
@@ -95,15 +89,18 @@ class ModelState:
 
 class RolloutAgent:
     def __init__(self, config: AgentConfig, models: ModelPort, cache: CachePort,
-                 origin: OriginClient | LocalOrigin, stream: EventStream | None = None) -> None:
+                 origin: OriginClient | LocalOrigin, stream: EventStream | None = None,
+                 metrics: AgentMetrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or AgentMetrics()
         self.models = models
         self.cache = cache
         self.origin = origin
         self.stream = stream
         self.demand = Demand(config.placement)
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.fetcher = Fetcher(origin, BlobStore(config.state_dir / "blobs"), config.edge_id)
+        self.fetcher = Fetcher(origin, BlobStore(config.state_dir / "blobs"), config.edge_id,
+                               self.metrics)
         self._position_file = config.state_dir / "stream.json"
         self.position: Position | None = self._load_position()
         self.head_seq = 0
@@ -206,7 +203,7 @@ class RolloutAgent:
         st.error = f"{version}: {exc}"
         st.failed_version, st.failed_at = version, time.monotonic()
         self.last_error = f"{model} {st.error}"
-        ROLLOUT_FAILURES.labels(self.config.edge_id).inc()
+        self.metrics.rollout_failures.inc()
         log.error("%s: %s %s failed, %s keeps serving: %s", self.config.edge_id, model,
                   version, self.models.active(model) or "nothing", exc)
 
@@ -263,7 +260,7 @@ class RolloutAgent:
         await self._reconcile(await self.origin.summary())
         await self.cache.purge("all", "")
         self.resyncs += 1
-        RESYNCS.labels(self.config.edge_id).inc()
+        self.metrics.resyncs.inc()
         log.info("%s: resynced from the origin at stream entry %s", self.config.edge_id,
                  head.id)
         self._save_position(head)
@@ -345,9 +342,9 @@ class RolloutAgent:
                 log.error("%s: applying %s failed: %s", self.config.edge_id,
                           event.describe(), exc)
         self._save_position(Position(event.id, event.seq))
-        EVENTS_APPLIED.labels(self.config.edge_id, event.kind).inc()
+        self.metrics.events_applied.labels(event.kind).inc()
         if event.ts:
-            PROPAGATION.labels(self.config.edge_id, event.kind).observe(
+            self.metrics.propagation.labels(event.kind).observe(
                 max(0.0, time.time() - event.ts))
         if self.on_applied is not None:
             self.on_applied(event)
@@ -405,7 +402,7 @@ class RolloutAgent:
             }
         pos = self.position or Position()
         lag = max(0, self.head_seq - pos.seq) if self.stream else 0
-        STREAM_LAG.labels(self.config.edge_id).set(lag)
+        self.metrics.stream_lag.set(lag)
         return {
             "edge": self.config.edge_id, "mode": "stream" if self.stream else "poll",
             "ready": self.ready, "synced": self.synced, "connected": self.connected,

@@ -19,7 +19,7 @@ from edge.distribution.blobs import BlobStore
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError, TransferFailed
 from edge.distribution.manifest import FileEntry
-from edge.distribution.metrics import TRANSFER_BYTES, TRANSFER_FAILURES
+from edge.distribution.metrics import AgentMetrics
 from edge.distribution.service import LocalOrigin
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,9 @@ FETCH_ERRORS = (DistributionError, aiohttp.ClientError, asyncio.TimeoutError,
 
 class Fetcher:
     def __init__(self, origin: OriginClient | LocalOrigin, local: BlobStore,
-                 edge_id: str) -> None:
+                 edge_id: str, metrics: AgentMetrics) -> None:
         self.origin = origin
+        self.metrics = metrics
         self.local = local
         self.edge_id = edge_id
 
@@ -43,11 +44,11 @@ class Fetcher:
         for step in transfer.plan(entry, set(self.local.digests())):
             try:
                 payload = await self.origin.blob(step.digest, step.size)
-                TRANSFER_BYTES.labels(self.edge_id, step.kind).inc(len(payload))
+                self.metrics.transfer_bytes.labels(step.kind).inc(len(payload))
                 base = self.local.read(step.base_digest) if step.kind == "delta" else None
                 data = await asyncio.to_thread(transfer.rebuild, step, payload, entry, base)
             except FETCH_ERRORS as exc:
-                TRANSFER_FAILURES.labels(self.edge_id, step.kind).inc()
+                self.metrics.transfer_failures.labels(step.kind).inc()
                 log.warning("%s: %s transfer of %s rejected: %s", self.edge_id, step.kind,
                             entry.digest[:19], exc)
                 errors.append(f"{step.kind}: {exc}")
