@@ -147,11 +147,12 @@ class Engine:
         if edns is not None and edns.version > 0:
             return self._error(data, BADVERS, transport, query.question,
                                build_opt(ext_rcode=BADVERS >> 4))
-        options, cacheable = b"", not tcp
+        options, cacheable, verified = b"", not tcp, False
         if edns is not None:
             if edns.cookie is not None:
                 options += option(OPT_COOKIE, self.cookies.make(edns.cookie[:8], addr[0]))
                 cacheable = False
+                verified = self.cookies.valid(edns.cookie, addr[0])
             if edns.nsid:
                 options += option(OPT_NSID, self.nsid)
         if not query.question:  # RFC 7873 §5.4: a cookie-only query
@@ -173,7 +174,7 @@ class Engine:
             entry.slip = message.encode(query, slip, opt, 0)[2:]  # limit 0: TC, no records
         if cacheable:
             self._store(data, addr, entry, ans, zone, ecs)
-        if tcp:
+        if tcp or verified:  # a valid server cookie proves the source: no rate limit
             self.tally.counts[entry.slot] += 1
             return response
         return self._send(entry, data, addr)

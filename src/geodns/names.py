@@ -28,6 +28,8 @@ def check(name: str) -> str:
     """Validate an absolute name; return it, or raise NameError_ saying what is wrong."""
     if name == ".":
         return name
+    if not name.isascii():
+        raise NameError_(f"name {name!r} is not ASCII: write it in its IDNA form (xn--...)")
     labels = name[:-1].split(".")
     wire = 1
     for label in labels:

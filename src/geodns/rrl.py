@@ -7,7 +7,8 @@ delegation for referrals, and one bucket for errors. Each bucket earns `rate`
 credits per second and may owe at most `window` seconds' worth. A response is
 limited when its bucket is in debt: every `slip`-th limited response is sent as an
 empty truncated answer (TC=1, so a real client retries over TCP), the others are
-dropped. Off by default, like BIND. TCP is never limited.
+dropped. Off by default, like BIND. TCP is never limited, nor a query with a valid
+server cookie (its source address is proven).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dnstest import start_geodns, zones_copy
 @pytest.fixture(scope="package")
 def geodns(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("geodns")
-    server = start_geodns(zones_copy(tmp), tmp, "--nsid", "test-node")
+    server = start_geodns(zones_copy(tmp), tmp, "--nsid", "test-node", ipv6=True)
     yield server
     server.stop()
 

@@ -53,9 +53,13 @@ class GeoDNS:
         return self.log.read_text()
 
 
-def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.example") -> GeoDNS:
-    """Start `geodns serve` on free ports; return once it answers `wait` over UDP."""
+def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.example",
+                 ipv6: bool = False) -> GeoDNS:
+    """Start `geodns serve` on free ports (also on [::1] when `ipv6`); return once it
+    answers `wait` over UDP."""
     port, http_port = free_port(), free_port()
+    if ipv6:
+        args = (*args, "--listen", f"[::1]:{port}")
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
            "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]

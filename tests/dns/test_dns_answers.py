@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dns.flags
 import dns.message
+import dns.query
 import dns.rdatatype
 import dns.rrset
 from dnstest import rcode
@@ -167,3 +168,12 @@ def test_chaos_id_server_and_class_checks(geodns, tcp):
 
 def test_zone_transfer_refused(geodns):
     assert rcode(geodns.ask("cdn.example", "AXFR", tcp=True)) == "REFUSED"
+
+
+def test_ipv6_listener(geodns, tcp):
+    q = dns.message.make_query("www.cdn.example", "AAAA")
+    if tcp:
+        r = dns.query.tcp(q, "::1", port=geodns.port, timeout=3)
+    else:
+        r = dns.query.udp(q, "::1", port=geodns.port, timeout=3)
+    assert [x.to_text() for x in r.answer[0]] == ["2001:db8::10"]

@@ -53,6 +53,49 @@ def test_rate_limit_with_slip(limited):
     assert r.answer
 
 
+def test_valid_server_cookie_is_not_limited(limited):
+    first = limited.ask("ns1.cdn.example", "A", use_edns=0,
+                        options=[dns.edns.GenericOption(dns.edns.COOKIE, b"abcdefgh")])
+    (cookie,) = [o for o in first.options if o.otype == dns.edns.COOKIE]
+    full = cookie.client + cookie.server
+    answered = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        for i in range(30):
+            q = dns.message.make_query("ns1.cdn.example", "A", id=i, use_edns=0,
+                                       options=[dns.edns.GenericOption(dns.edns.COOKIE, full)])
+            s.sendto(q.to_wire(), ("127.0.0.1", limited.port))
+        try:
+            while True:
+                r = dns.message.from_wire(s.recv(4096))
+                answered += bool(r.answer)
+        except TimeoutError:
+            pass
+    assert answered == 30
+    # a forged server cookie earns nothing
+    forged = full[:16] + bytes(8)
+    _, slips = burst_with_cookie(limited, forged)
+    assert slips > 0
+
+
+def burst_with_cookie(server, cookie: bytes) -> tuple[int, int]:
+    full = slips = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        for i in range(30):
+            q = dns.message.make_query("ns1.cdn.example", "A", id=i, use_edns=0,
+                                       options=[dns.edns.GenericOption(dns.edns.COOKIE, cookie)])
+            s.sendto(q.to_wire(), ("127.0.0.1", server.port))
+        try:
+            while True:
+                r = dns.message.from_wire(s.recv(4096))
+                slips += bool(r.flags & dns.flags.TC)
+                full += bool(r.answer)
+        except TimeoutError:
+            pass
+    return full, slips
+
+
 def test_nxdomain_shares_one_bucket_per_zone(limited):
     full = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

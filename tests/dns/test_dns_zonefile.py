@@ -49,6 +49,8 @@ def problems_of(tmp_path: Path, body: str, head: str = HEAD) -> list[str]:
     ("  www: {pool: nosuch}\n", 7, "pool 'nosuch' is not defined"),
     ("  a.*.b: {A: 192.0.2.1}\n", 7, "'*' is allowed only"),
     ("  www: {SOA: x}\n", 7, "SOA belongs in the top-level"),
+    ("  bücher: {A: 192.0.2.1}\n", 7, "is not ASCII"),
+    ("  www: {CNAME: [a, b]}\n", 7, "only one CNAME"),
 ])
 def test_each_problem_is_named_with_its_line(tmp_path, body, line, needle):
     problems = problems_of(tmp_path, body)
