@@ -19,7 +19,7 @@ from . import geoip
 from .explain import ExplainError, explain_name, format_text
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="explain the answer to a pool-bound name for a client",
                        description=__doc__.split("\n\n")[1])
     p.add_argument("name", help="a pool-bound name, e.g. edge.cdn.example")
@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--geoip", type=Path, metavar="PATH",
                    help="GeoIP City database (default: the demo database)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

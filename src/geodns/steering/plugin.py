@@ -1,5 +1,6 @@
-"""Geo steering's plugin for `geodns serve` (entry point group `geodns.plugins`).
+"""Geo steering's plugin for `geodns` (entry point group `geodns.plugins`).
 
+* `geodns explain ...` (`steering.cli`).
 * `--geoip PATH`: the City database (MaxMind format: GeoIP2/GeoLite2 City, DB-IP City
   Lite); default the demo database. Re-read after every successful zone reload
   (SIGHUP or POST /admin/reload); a file that fails to open is logged and the
@@ -18,13 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import geoip
+from . import cli, geoip
 from .explain import ExplainError, explain_name
 
 log = logging.getLogger("geodns")
 
 
 class GeoPlugin:
+    def add_commands(self, sub: argparse._SubParsersAction) -> None:
+        cli.add_parser(sub).set_defaults(func=cli.run)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--geoip", type=Path, metavar="PATH",
