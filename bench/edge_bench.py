@@ -9,7 +9,8 @@ Measures, at 64 concurrent connections, requests/second and p50/p99 latency for:
 * miss-single: the same without batching (--max-batch 1)
 * artifact:    GET a 64 KB artifact (embeddings.npy) from the node's store
 
-Each scenario runs --runs times (default 3) for --seconds each; the medians are printed.
+Scenarios run in --runs interleaved rounds (default 5) of --seconds each (default 3);
+the medians are printed.
 Usage: .venv/bin/python bench/edge_bench.py [--seconds 5] [--runs 3] [--connections 64]
 """
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from edge.modelgen import make_models
 
 BARE_SERVER = textwrap.dedent("""
-    import sys, uvloop
+    import asyncio, sys, uvloop
     from aiohttp import web
     BODY = b'{"cached":true,"tier":"l1","prediction":0.5}'
     async def handler(request):
@@ -41,12 +42,15 @@ BARE_SERVER = textwrap.dedent("""
         return web.Response(body=BODY, content_type="application/json")
     async def health(request):
         return web.Response(text="ok")
-    app = web.Application()
-    app.router.add_post("/predict", handler)
-    app.router.add_get("/health", health)
-    uvloop.install() if hasattr(uvloop, "install") else None
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
-                print=None)
+    async def main():  # started like `edge serve`: AppRunner, no access log, uvloop
+        app = web.Application()
+        app.router.add_post("/predict", handler)
+        app.router.add_get("/health", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1]), backlog=1024).start()
+        await asyncio.Event().wait()
+    uvloop.run(main())
 """)
 
 FIXED_BODY_LUA = """
@@ -148,8 +152,8 @@ def features(i: int) -> list[float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64, help="ranker hidden width")
     ap.add_argument("--only", help="comma-separated scenario name prefixes to run")

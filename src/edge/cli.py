@@ -29,7 +29,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
     p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
                    "the origin): <name>/<version>/model.onnx")
-    p.add_argument("--cache-dir", help=f"L2 and artifact cache folder (default {d.cache_dir})")
+    p.add_argument("--cache-dir",
+                   help="L2 and artifact cache folder (default var/edge-cache/<host>-<port>)")
     p.add_argument("--l1", choices=["memory", "redis"], help="L1 tier (default memory)")
     p.add_argument("--redis", dest="redis_url", help="Redis URL for --l1 redis")
     p.add_argument("--l1-bytes", help="L1 memory bound, e.g. 64MiB")

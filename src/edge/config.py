@@ -64,7 +64,9 @@ class EdgeConfig:
     listen: str = "127.0.0.1:8000"
     upstream: str | None = None  # base URL of the shield or origin; None = this is the origin
     models_dir: Path | None = None  # local model folder (master store on the origin)
-    cache_dir: Path = Path("var/edge-cache")  # L2 entries and downloaded artifacts
+    # L2 entries and downloaded artifacts; default var/edge-cache/<host>-<port>, so that
+    # several nodes on one machine never share a folder
+    cache_dir: Path | None = None
     l1: str = "memory"  # "memory" (per process) or "redis" (shared by a site's workers)
     redis_url: str | None = None
     redis_prefix: str = "edge:"  # namespace of this node's keys in a shared Redis
@@ -103,10 +105,15 @@ class EdgeConfig:
             raise ConfigError(f"l1 must be 'memory' or 'redis', got {self.l1!r}")
         if self.l1 == "redis" and not self.redis_url:
             raise ConfigError("l1 = redis needs redis_url (e.g. redis://127.0.0.1:6379/0)")
-        if self.upstream and not re.match(r"https?://", self.upstream):
+        if self.upstream and not re.match(r"[a-z]+://", self.upstream):
+            self.upstream = "http://" + self.upstream  # HOST:PORT is enough
+        if self.upstream and not re.match(r"http://[^/]", self.upstream):
             raise ConfigError(f"upstream must be an http:// URL, got {self.upstream!r}")
         if self.upstream:
             self.upstream = self.upstream.rstrip("/")
+        if self.cache_dir is None:
+            host, port = self.host_port
+            self.cache_dir = Path("var/edge-cache") / f"{host}-{port}"
         for name in ("capacity", "max_batch", "inference_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -122,7 +129,7 @@ class EdgeConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(EdgeConfig)}
 _CONVERTERS: dict[str, Any] = {
     "models_dir": lambda v: Path(v) if v else None,
-    "cache_dir": Path,
+    "cache_dir": lambda v: Path(v) if v else None,
     "location": parse_location,
     "l1_bytes": parse_size, "l2_bytes": parse_size, "artifact_bytes": parse_size,
     "max_body_bytes": parse_size,

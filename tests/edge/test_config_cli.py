@@ -60,6 +60,13 @@ def test_flags_override_the_config_file(tmp_path: Path):
     assert EdgeConfig().replace(max_batch="8").max_batch == 8
 
 
+def test_defaults_suit_many_nodes_on_one_machine():
+    a = EdgeConfig().replace(listen="127.0.1.1:8000", upstream="127.0.2.1:8000")
+    b = EdgeConfig().replace(listen="127.0.1.2:8000", upstream="127.0.2.1:8000")
+    assert a.upstream == b.upstream == "http://127.0.2.1:8000"
+    assert a.cache_dir == Path("var/edge-cache/127.0.1.1-8000") != b.cache_dir
+
+
 def test_serve_with_a_config_file_and_bad_one(serve_process, models_dir, tmp_path: Path):
     conf = tmp_path / "origin.toml"
     conf.write_text(f'models_dir = "{models_dir}"\nregion = "origin-eu"\ncapacity = 8\n')
