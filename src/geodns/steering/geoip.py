@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,12 @@ class GeoDB:
     @property
     def description(self) -> str:
         meta = self._reader.metadata()
-        return f"{meta.database_type} ({self.path}, built {meta.build_epoch})"
+        built = datetime.fromtimestamp(meta.build_epoch, UTC).date()
+        try:
+            shown = self.path.resolve().relative_to(Path.cwd())
+        except ValueError:
+            shown = self.path
+        return f"{meta.database_type} ({shown}, built {built})"
 
     def lookup(self, address: IPAddress) -> GeoRecord:
         if address.version == 6 and self._ipv4_only:
