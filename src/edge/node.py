@@ -333,7 +333,8 @@ class EdgeNode:
             "inflight": self.inflight,
             "capacity": self.config.capacity,
             "queue_delay_ms": round(queue_ms * 1000, 3),
-            "l1": {"kind": self.cache.l1.kind, "ok": l1_ok},
+            "l1": self.cache.l1.stats(),
+            "l2": self.cache.l2.stats(),
             "upstream": {"url": self.config.upstream, "ok": upstream_ok}
             if self.upstream else None,
             "uptime_s": round(time.time() - self.started, 1),

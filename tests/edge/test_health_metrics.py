@@ -33,6 +33,7 @@ async def test_health_document_load_and_hit_rate(start_node, http, models_dir):
     after = await health(http, node.url)
     assert after["status"] == "ok" and after["load"] <= 0.25
     assert after["hit_rate"] == 0.5
+    assert after["l1"]["entries"] == 6 and after["l2"]["kind"] == "disk"
 
 
 async def test_drain_and_admin_token(start_node, http, models_dir):

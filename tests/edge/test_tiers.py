@@ -94,7 +94,7 @@ async def test_purge_by_key_prefix_and_tag(start_node, http, models_dir):
 async def test_l2_is_rebuilt_after_a_crash_and_drops_debris(start_node, http, models_dir,
                                                              tmp_path):
     cache = tmp_path / "crashy"
-    node = await start_node(models_dir=models_dir, cache_dir=cache)
+    node = await start_node(models_dir=models_dir, cache_dir=cache, l2_fsync=True)
     for seed in range(5):
         await predict(http, node.url, seed)
     await node.stop()

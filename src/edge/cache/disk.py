@@ -112,6 +112,9 @@ class DiskL2:
                 for (key, *_), meta in zip(batch, written, strict=True):
                     if meta is not None:
                         self._install(key, meta)
+            except Exception:  # noqa: BLE001 - the writer must outlive any one bad batch
+                self.errors += 1
+                log.exception("L2 writer: batch of %d entries lost", len(batch))
             finally:
                 for _ in batch:
                     self._queue.task_done()
