@@ -173,7 +173,8 @@ class Engine:
             slip = Answer(rcode=ans.rcode, aa=ans.aa)
             entry.slip = message.encode(query, slip, opt, 0)[2:]  # limit 0: TC, no records
         if cacheable:
-            self._store(data, addr, entry, ans, zone, ecs)
+            # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
+            self._store(data, addr, entry, ans, zone, ecs and edns.ecs.source > 0)
         if tcp or verified:  # a valid server cookie proves the source: no rate limit
             self.tally.counts[entry.slot] += 1
             return response

@@ -3,6 +3,7 @@ SOA and the RFC 2308 TTL, CNAME chains, referrals, wildcards, ANY, 0x20."""
 
 from __future__ import annotations
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.query
@@ -177,3 +178,25 @@ def test_ipv6_listener(geodns, tcp):
     else:
         r = dns.query.udp(q, "::1", port=geodns.port, timeout=3)
     assert [x.to_text() for x in r.answer[0]] == ["2001:db8::10"]
+
+
+def steered(server, source: str, tcp: bool, ecs: str | None = None) -> str:
+    options = [dns.edns.ECSOption(ecs, 24)] if ecs else None
+    q = dns.message.make_query("steered.test.example", "A", use_edns=0 if ecs else None,
+                               options=options)
+    query = dns.query.tcp if tcp else dns.query.udp
+    r = query(q, "127.0.0.1", port=server.port, timeout=3, source=source)
+    (rrset,) = r.answer
+    return rrset[0].to_text()
+
+
+def test_pool_answers_are_cached_per_client_network(geodns, tcp):
+    # Without ECS the source network decides: the cache must keep one answer per /24.
+    for _ in range(3):
+        assert steered(geodns, "127.0.2.1", tcp) == "10.0.0.1"
+        assert steered(geodns, "127.0.3.1", tcp) == "10.0.0.2"
+        assert steered(geodns, "127.0.2.77", tcp) == "10.0.0.1"
+    # With ECS the ECS network decides, whoever sends it.
+    for source in ("127.0.2.1", "127.0.3.1"):
+        assert steered(geodns, source, tcp, ecs="198.51.100.0") == "10.0.0.2"
+        assert steered(geodns, source, tcp, ecs="203.0.113.0") == "10.0.0.1"

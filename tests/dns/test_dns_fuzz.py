@@ -52,7 +52,10 @@ def test_engine_answers_any_bytes(data, tcp):
             continue
         assert out[:2] == data[:2] and out[2] & 0x80  # our ID, a response
         assert len(out) <= (65535 if tcp else 1232)
-        dns.message.from_wire(out)  # and a well-formed message
+        if (data[2] >> 3) & 0xF:  # other opcodes: NOTIMP (dnspython reads UPDATE its own way)
+            assert out[3] & 0x0F == 4
+        else:
+            dns.message.from_wire(out)  # a well-formed message
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

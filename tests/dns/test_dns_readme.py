@@ -21,6 +21,7 @@ def readme_rows() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def dig() -> str:
     if shutil.which("dig") is None:  # Debian's bind9-dnsutils
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "bind9-dnsutils"], check=True,
                        capture_output=True)
     return shutil.which("dig")
