@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 import redis.asyncio as aioredis
 from edgetest import features, metric, predict
@@ -41,13 +42,14 @@ async def test_redis_l1_shared_then_lost_mid_test(start_node, http, models_dir, 
 
 async def test_upstream_down_serves_stale_within_grace_then_503(start_node, http, models_dir):
     origin = await start_node(models_dir=models_dir)
-    edge = await start_node(upstream=origin.url, l1_ttl_s=0.3, l2_ttl_s=0.3,
-                            stale_grace_s=1.2, catalog_ttl_s=0.3)
+    edge = await start_node(upstream=origin.url, l1_ttl_s=1.0, l2_ttl_s=1.0,
+                            stale_grace_s=1.5, catalog_ttl_s=1.0)
     first = await predict(http, edge.url, 3)
+    cached_at = time.monotonic()
     assert first["tier"] == "upstream/compute"
     await origin.stop()
     assert (await predict(http, edge.url, 3))["tier"] == "l1"
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(cached_at + 1.2 - time.monotonic())
     stale = await predict(http, edge.url, 3)
     assert stale["tier"] == "stale" and stale["prediction"] == first["prediction"]
     async with http.post(f"{edge.url}/predict", json={"features": features(4)}) as r:
@@ -55,7 +57,7 @@ async def test_upstream_down_serves_stale_within_grace_then_503(start_node, http
         assert "unreachable" in (await r.json())["error"]
     async with http.get(f"{edge.url}/health") as r:
         assert (await r.json())["status"] == "degraded"
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(cached_at + 2.7 - time.monotonic())
     async with http.post(f"{edge.url}/predict", json={"features": features(3)}) as r:
         assert r.status == 503
         assert "error" in await r.json()
