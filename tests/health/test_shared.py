@@ -148,3 +148,35 @@ def test_checker_refuses_to_start_on_bad_zone_files(tmp_path, redis_server):
     )
     assert done.returncode == 1
     assert "bad.yaml" in done.stderr and "not starting" in done.stderr
+
+
+async def test_checker_follows_zone_reloads_on_sighup(members, checkers, redis_server,
+                                                       tmp_path, unused_port):
+    m0, m1 = await members(2, block=63)
+    write_zone(tmp_path / "zones", [m0])
+    proc = checkers("a", redis_server.url, "--http", f"127.0.0.1:{unused_port}")
+    url = f"http://127.0.0.1:{unused_port}/admin/health"
+
+    async def members_seen() -> list[str]:
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.get(url) as r:
+                    return [m["member"] for m in (await r.json())["members"]]
+            except aiohttp.ClientError:
+                return []
+
+    async def wait_members(expected: list[str]) -> None:
+        for _ in range(200):
+            if await members_seen() == expected:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"checker never listed {expected}")
+
+    await wait_members(["m0"])
+    write_zone(tmp_path / "zones", [m0, m1])
+    proc.send_signal(signal.SIGHUP)
+    await wait_members(["m0", "m1"])
+    (tmp_path / "zones" / "shared.example.yaml").write_text("zone: shared.example\npools: 5\n")
+    proc.send_signal(signal.SIGHUP)  # a bad edit: the last good pools stay probed
+    await asyncio.sleep(0.5)
+    assert await members_seen() == ["m0", "m1"] and proc.poll() is None
