@@ -10,8 +10,8 @@ accept each other's cookies, which is what RFC 9018 is for within one operator.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
+import socket
 import struct
 import time
 
@@ -25,7 +25,8 @@ class CookieJar:
 
     def _hash(self, client: bytes, head: bytes, address: str) -> bytes:
         h = hashlib.blake2b(key=self.secret, digest_size=8)
-        h.update(client + head + ipaddress.ip_address(address).packed)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        h.update(client + head + socket.inet_pton(family, address.split("%")[0]))
         return h.digest()
 
     def make(self, client: bytes, address: str, now: float | None = None) -> bytes:

@@ -14,8 +14,11 @@ resolves in the zone and encodes, and fills the caches:
   when the ECS option in the query bytes decides), with the steering `generation`
   they were computed at; an entry of an older generation is recomputed.
 
-Queries with a cookie are never cached (the server cookie is per client). Both caches
-are emptied on reload; each is cleared when it reaches `MAX_ENTRIES`.
+* `cookie_cache`: static answers to queries with a cookie, keyed by the parsed query
+  (flags, question, EDNS fields): the response minus its OPT record, which is rebuilt
+  with each client's server cookie (pool answers with a cookie take the full path).
+
+Every cache is emptied on reload and cleared when it reaches `MAX_ENTRIES`.
 """
 
 from __future__ import annotations
@@ -76,15 +79,17 @@ class Engine:
         self.cache: dict[bytes, tuple[bytes, int, Entry]] = {}
         self.markers: dict[bytes, bool] = {}  # pool-bound query -> keyed on the source too
         self.pool_cache: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, Any]] = {}
+        # static answers to queries with a cookie: all but the OPT record, which is
+        # rebuilt around each client's server cookie
+        self.cookie_cache: dict[tuple, tuple[bytes, bytes, Entry]] = {}
         self._dropped = tally.index(("dropped",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
     def set_zones(self, zones: dict[str, Zone]) -> None:
         """Swap in a new zone set (one assignment) and forget every cached answer."""
         self.zones = zones
-        self.cache.clear()
-        self.markers.clear()
-        self.pool_cache.clear()
+        for cache in (self.cache, self.markers, self.pool_cache, self.cookie_cache):
+            cache.clear()
 
     def find_zone(self, qname: str) -> Zone | None:
         name = qname
@@ -147,38 +152,62 @@ class Engine:
         if edns is not None and edns.version > 0:
             return self._error(data, BADVERS, transport, query.question,
                                build_opt(ext_rcode=BADVERS >> 4))
-        options, cacheable, verified = b"", not tcp, False
-        if edns is not None:
-            if edns.cookie is not None:
-                options += option(OPT_COOKIE, self.cookies.make(edns.cookie[:8], addr[0]))
-                cacheable = False
-                verified = self.cookies.valid(edns.cookie, addr[0])
-            if edns.nsid:
-                options += option(OPT_NSID, self.nsid)
+        cookie, verified, ckey = b"", False, None
+        if edns is not None and edns.cookie is not None:
+            cookie = option(OPT_COOKIE, self.cookies.make(edns.cookie[:8], addr[0]))
+            verified = self.cookies.valid(edns.cookie, addr[0])
+            if not tcp:
+                ckey = (query.flags, query.question, edns.udp_size, edns.do, edns.ecs,
+                        edns.nsid)
+                hit = self.cookie_cache.get(ckey)
+                if hit is not None:
+                    prefix, options, entry = hit
+                    opt = build_opt(options + cookie, do=edns.do)
+                    return self._account(entry, data[:2] + prefix + opt, addr, verified,
+                                         query, opt)
+        options = option(OPT_NSID, self.nsid) if edns is not None and edns.nsid else b""
         if not query.question:  # RFC 7873 §5.4: a cookie-only query
-            return self._error(data, RCODE.NOERROR, transport, b"", self._opt(query, options))
+            return self._error(data, RCODE.NOERROR, transport, b"",
+                               self._opt(query, options + cookie))
         ans, zone = self._resolve(query, addr)
         if edns is not None and edns.ecs is not None:
             options += edns.ecs.option(ans.scope)
-        opt = self._opt(query, options)
+        opt = self._opt(query, options + cookie)
         limit = 65535 if tcp else min(edns.udp_size, OUR_UDP_SIZE) if edns else 512
         response = message.encode(query, ans, opt, limit)
         tc = bool(response[2] & 0x02)
         qtype = str(QTYPE.get(query.qtype))
         ecs = edns is not None and edns.ecs is not None
         entry = Entry(response[2:], self.tally.query_slot(transport, qtype,
-                                                          str(RCODE.get(ans.rcode)), tc, ecs))
-        if self.rrl is not None or cacheable:
-            entry.kind = self._kind(query, ans, zone)
-            slip = Answer(rcode=ans.rcode, aa=ans.aa)
-            entry.slip = message.encode(query, slip, opt, 0)[2:]  # limit 0: TC, no records
-        if cacheable:
+                                                          str(RCODE.get(ans.rcode)), tc, ecs),
+                      self._kind(query, ans, zone))
+        if ckey is not None:
+            if not ans.dynamic:  # the same bytes for every client, but for the cookie
+                self._bounded(self.cookie_cache)[ckey] = (response[2 : len(response) - len(opt)],
+                                                          options, entry)
+        elif not tcp:
+            entry.slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)[2:]
             # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
             self._store(data, addr, entry, ans, zone, ecs and edns.ecs.source > 0)
-        if tcp or verified:  # a valid server cookie proves the source: no rate limit
-            self.tally.counts[entry.slot] += 1
+        return self._account(entry, response, addr, tcp or verified, query, opt)
+
+    def _account(self, entry: Entry, response: bytes, addr: tuple, exempt: bool,
+                 query: Query, opt: bytes) -> bytes | None:
+        """Count a full-path response and apply RRL (TCP and proven sources exempt)."""
+        self.tally.counts[entry.slot] += 1
+        if self.rrl is None or exempt:
             return response
-        return self._send(entry, data, addr)
+        verdict = self.rrl.check(addr[0], entry.kind)
+        if verdict == SEND:
+            return response
+        slip = Answer(rcode=response[3] & 0x0F, aa=bool(response[2] & 0x04))
+        return self._limit(verdict, message.encode(query, slip, opt, 0))
+
+    @staticmethod
+    def _bounded(cache: dict) -> dict:
+        if len(cache) >= MAX_ENTRIES:
+            cache.clear()
+        return cache
 
     def _resolve(self, query: Query, addr: tuple) -> tuple[Answer, Zone | None]:
         if query.qclass == CLASS.CH:
@@ -211,16 +240,12 @@ class Engine:
                ecs: bool) -> None:
         key = data[2:]
         if ans.dynamic and zone is not None and zone.steering is not None:
-            if len(self.pool_cache) >= MAX_ENTRIES:
-                self.pool_cache.clear()
             by_source = not ecs or ans.by_source or self.markers.get(key, False)
-            self.markers[key] = by_source
-            self.pool_cache[(key, netkey(addr[0]) if by_source else "")] = (
+            self._bounded(self.markers)[key] = by_source
+            self._bounded(self.pool_cache)[(key, netkey(addr[0]) if by_source else "")] = (
                 entry.body, entry.slot, entry, zone.steering.generation, zone.steering)
-            return
-        if len(self.cache) >= MAX_ENTRIES:
-            self.cache.clear()
-        self.cache[key] = (entry.body, entry.slot, entry)
+        else:
+            self._bounded(self.cache)[key] = (entry.body, entry.slot, entry)
 
     def _opt(self, query: Query, options: bytes = b"") -> bytes:
         if query.edns is None:

@@ -145,6 +145,12 @@ def test_cookies(geodns, tcp):
     again = geodns.ask("www.cdn.example", "A", tcp=tcp, use_edns=0,
                        options=[dns.edns.GenericOption(dns.edns.COOKIE, data)])
     assert rcode(again) == "NOERROR"
+    for other in (b"AAAAAAAA", b"BBBBBBBB"):  # later ones come from the cookie cache
+        r = geodns.ask("www.cdn.example", "A", tcp=tcp, use_edns=0,
+                       options=[dns.edns.GenericOption(dns.edns.COOKIE, other)])
+        (cookie,) = [o for o in r.options if o.otype == dns.edns.COOKIE]
+        assert cookie.client == other and len(cookie.server) == 16
+        assert {x.to_text() for x in r.answer[0]} == {"192.0.2.10", "192.0.2.11"}
     for size in (7, 9, 15, 41):
         q = dns.message.make_query("www.cdn.example", "A", use_edns=0,
                                    options=[dns.edns.GenericOption(dns.edns.COOKIE,
