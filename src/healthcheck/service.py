@@ -488,11 +488,12 @@ class HealthService:
                     "status": health.status.value,
                     "probed_status": check.health.status.value if check else None,
                     "load": health.load, "hit_rate": health.hit_rate,
-                    "latency_ms": check.health.latency_ms if check else None,
+                    "latency_ms": (round(check.last_result.latency_ms, 3)
+                                   if check and check.last_result else None),
                     "since": health.since, "since_iso": iso(health.since) if health.since else None,
                     "reason": health.reason, "changing": health.changing,
-                    "last_probe": (check.last_result.reason if check and check.last_result
-                                   else None),
+                    "last_result": (check.last_result.reason if check and check.last_result
+                                    else None),
                     "override": ov.to_dict() if ov else None,
                     "settled": b.settled.is_set(),
                 })
