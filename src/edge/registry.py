@@ -161,7 +161,7 @@ class ModelRegistry:
     def activate(self, name: str, version: str) -> ModelVersion:
         """Serve `version` (staged or previous) from now on; the old active becomes previous."""
         slot = self._slots.get(name)
-        mv = self.get(name, version) if slot else None
+        mv = (slot.staged.get(version) or self.get(name, version)) if slot else None
         if slot is None or mv is None:
             raise ModelError(f"{name} {version} is not loaded; stage it first")
         if slot.active is mv:

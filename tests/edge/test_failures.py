@@ -101,6 +101,10 @@ async def test_new_version_never_served_from_old_entries(start_node, http, model
     # An explicit version is served as asked.
     pinned = await predict(http, origin.url, 11, version="2")
     assert (pinned["model_version"], pinned["prediction"]) == ("2", v2["prediction"])
+    # Staging the active version again and activating it swaps in the new session.
+    old = registry.get("ranker")
+    await asyncio.to_thread(registry.stage, "ranker", "1", store / "ranker/1/model.onnx")
+    assert registry.activate("ranker", "1") is not old and registry.get("ranker").version == "1"
 
 
 async def test_staging_a_corrupt_model_keeps_the_old_one(start_node, http, models_dir,
