@@ -6,7 +6,8 @@ for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
 A connection idle for `idle_timeout` seconds is closed, and the server holds at most
-`max_connections` at once (new ones beyond that are closed at once).
+`max_connections` at once (new ones beyond that are closed at once). A client that
+does not read its answers is not read from until it does.
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ class TCPProtocol(asyncio.Protocol):
                 self.transport.close()
                 return
             self.transport.write(len(out).to_bytes(2, "big") + out)
+
+    def pause_writing(self) -> None:
+        """A client that sends queries but does not read the answers: stop reading
+        until it catches up, so that pending answers cannot pile up in memory."""
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # close our side too once the client has finished sending

@@ -4,7 +4,9 @@ the old zones serving, and the metrics and logs show what happened."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from pathlib import Path
 
 import aiohttp
 import dns.message
@@ -40,6 +42,17 @@ def value(text: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(stat.parent.name))
+        except OSError:  # gone meanwhile
+            pass
+    return out
 
 
 async def wait_for(predicate, timeout: float = 5.0) -> None:
@@ -108,6 +121,12 @@ async def test_workers_share_the_port_and_all_reload(tmp_path):
         assert status == 200 and body["ok"]
         await wait_for(lambda: answers() == {frozenset({"192.0.2.14"})})
         assert server.logs().count("reload ok") == 3  # the parent and both workers
+        # A worker that dies is replaced, and the server keeps answering.
+        children = children_of(server.proc.pid)
+        assert len(children) == 2
+        os.kill(children[0], signal.SIGKILL)
+        await wait_for(lambda: "starting another" in server.logs())
+        assert answers() == {frozenset({"192.0.2.14"})}
         await asyncio.sleep(1.2)  # workers flush their counters every second
         text = await metrics(server)
         total = value(text, 'geodns_queries_total{qtype="A",rcode="NOERROR",transport="udp"}')
