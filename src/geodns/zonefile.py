@@ -95,15 +95,25 @@ class _File:
 
 
 def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
-    """Follow a path like 'pools.edges.members[2].lat' through the node tree."""
-    node: yaml.Node | None = root
-    for key in re.findall(r"[^.\[\]]+", where):
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if str(k.value) == key), node)
-        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
-            node = node.value[int(key)]
+    """Follow a path like 'pools.edges.members[2].lat' or 'nets.10.0.0.0/8.lat' through
+    the node tree (keys may hold dots: the longest key that fits wins); the deepest
+    node reached."""
+    node, rest = root, where
+    while rest:
+        if isinstance(node, yaml.SequenceNode) and (m := re.match(r"\[(\d+)\]", rest)):
+            if int(m.group(1)) >= len(node.value):
+                break
+            node, rest = node.value[int(m.group(1))], rest[m.end():]
+        elif isinstance(node, yaml.MappingNode):
+            fits = [(str(k.value), v) for k, v in node.value
+                    if rest == str(k.value) or rest.startswith((f"{k.value}.", f"{k.value}["))]
+            if not fits:
+                break
+            key, node = max(fits, key=lambda kv: len(kv[0]))
+            rest = rest[len(key):]
         else:
             break
+        rest = rest.removeprefix(".")
     return node
 
 

@@ -116,3 +116,19 @@ def test_help_on_every_command():
         out = subprocess.run([sys.executable, "-m", "geodns.cli", *args], capture_output=True,
                              text=True, cwd=ROOT, timeout=30)
         assert out.returncode == 0 and "usage: geodns" in out.stdout
+
+
+def test_steering_problems_point_at_their_line(tmp_path):
+    body = """  edge: {pool: p}
+pools:
+  p:
+    members:
+      - {name: a, ipv4: 192.0.2.1, lat: 10, lon: 10}
+      - {name: b, ipv4: 192.0.2.2, lat: 95, lon: 10}
+nets:
+  10.1.0.0/16: {lat: 10, lon: 200}
+"""
+    problems = problems_of(tmp_path, body)
+    assert [p.split(":")[1] for p in problems] == ["12", "14"], problems
+    assert "pools.p.members[1].lat" in problems[0]
+    assert "nets.10.1.0.0/16.lon" in problems[1]
