@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 import os
 import struct
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,8 @@ class DiskL2:
         self.dropped_writes = 0
         self._queue: asyncio.Queue | None = None
         self._writer: asyncio.Task | None = None
+        self._folders: set[str] = set()
+        self._tmp_seq = itertools.count()
         self.root.mkdir(parents=True, exist_ok=True)
         self._load_index()
 
@@ -134,10 +136,13 @@ class DiskL2:
                     tags: tuple[str, ...]) -> _Meta:
         name = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         folder = self.root / name[:2]
-        folder.mkdir(exist_ok=True)
+        if name[:2] not in self._folders:
+            folder.mkdir(exist_ok=True)
+            self._folders.add(name[:2])
         header = json.dumps({"key": key, "expires": expires, "tags": list(tags),
                              "length": len(value)}).encode()
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        tmp = folder / f".{name}.{os.getpid()}.{next(self._tmp_seq)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + _HEADER_LEN.pack(len(header)) + header + value)
@@ -147,7 +152,7 @@ class DiskL2:
             path = folder / f"{name}.entry"
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return _Meta(path, len(MAGIC) + _HEADER_LEN.size + len(header) + len(value),
                      expires, tuple(tags))
