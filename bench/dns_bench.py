@@ -40,6 +40,9 @@ QUERY_SETS = {
     "static": ["www.cdn.example A"],  # the static answer the target is set on
     "mix": None,  # the anchors' mix: 80% edge (pool), 10% www, 5% SOA, 5% NS
 }
+# With --cookies: `www` with a DNS cookie (what BIND and Unbound send), geodns only:
+# py-ceiling would replay one cached reply, cookie and all, which is no server cookie.
+COOKIE_ARGS = ["-E", "10:0102030405060708"]
 
 
 @dataclass
@@ -132,9 +135,9 @@ def ensure_dnsperf() -> None:
 
 
 def dnsperf(server: Server, qfile: Path, duration: int, pinned: bool,
-            qps_limit: int | None = None) -> Run:
+            qps_limit: int | None = None, extra: list[str] | None = None) -> Run:
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(qfile),
-           "-c", "4", "-T", "1", "-q", "100", "-l", str(duration)]
+           "-c", "4", "-T", "1", "-q", "100", "-l", str(duration), *(extra or [])]
     if qps_limit:
         cmd += ["-Q", str(qps_limit)]
     if pinned:
@@ -154,12 +157,19 @@ def dnsperf(server: Server, qfile: Path, duration: int, pinned: bool,
                cpu)
 
 
+def report(rep: int, r: Run) -> None:
+    print(f"   rep {rep} {r.queries:6} {r.server:10} {r.qps:9,.0f} qps  lost {r.lost}"
+          f"  cpu {r.cpu:5.2f} s  {r.per_cpu:9,.0f} q/cpu-s", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per dnsperf run")
     parser.add_argument("--workers", type=int, default=1, help="geodns worker processes")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the py-ceiling")
+    parser.add_argument("--cookies", action="store_true",
+                        help="also measure geodns on queries that carry a DNS cookie")
     args = parser.parse_args()
     ensure_dnsperf()
     pinned = args.workers == 1
@@ -191,12 +201,17 @@ def main() -> int:
               f"geodns workers {args.workers}, load average {os.getloadavg()[0]:.1f}",
               flush=True)
         for rep in range(1, args.reps + 1):
-            for qname, qfile in qfiles.items():
+            for qfile in qfiles.values():
                 for s in servers:
                     r = dnsperf(s, qfile, args.duration, pinned)
                     runs.append(r)
-                    print(f"   rep {rep} {qname:6} {s.name:10} {r.qps:9,.0f} qps  lost {r.lost}"
-                          f"  cpu {r.cpu:5.2f} s  {r.per_cpu:9,.0f} q/cpu-s", flush=True)
+                    report(rep, r)
+            if args.cookies:
+                r = dnsperf(servers[0], qfiles["static"], args.duration, pinned,
+                            extra=COOKIE_ARGS)
+                r.queries = "cookie"
+                runs.append(r)
+                report(rep, r)
         geodns = servers[0]
         half = int(statistics.median(r.qps for r in runs if r.server == "geodns"
                                      and r.queries == "mix") / 2)
@@ -209,9 +224,11 @@ def main() -> int:
           "lost (all runs) |")
     print("|---|---|---:|---:|---:|")
     medians: dict[tuple[str, str], float] = {}
-    for qname in qfiles:
+    for qname in [*qfiles, "cookie"]:
         for s in servers:
             mine = [r for r in runs if r.server == s.name and r.queries == qname]
+            if not mine:
+                continue
             medians[(qname, s.name)] = statistics.median(r.per_cpu for r in mine)
             print(f"| {qname} | {s.name} | {statistics.median(r.qps for r in mine):,.0f} | "
                   f"{medians[(qname, s.name)]:,.0f} | {sum(r.lost for r in mine)} |")
