@@ -241,6 +241,10 @@ class GeoDNSServer:
     def request_stop(self) -> None:
         self._stopping.set()
 
+    async def stop_requested(self) -> None:
+        """Wait until `request_stop()` is called (by a signal handler, say)."""
+        await self._stopping.wait()
+
     async def serve_forever(self) -> None:
         """Start, handle SIGHUP (reload) and SIGTERM/SIGINT (stop), stop cleanly."""
         loop = asyncio.get_running_loop()
@@ -249,6 +253,6 @@ class GeoDNSServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         try:
-            await self._stopping.wait()
+            await self.stop_requested()
         finally:
             await self.stop()

@@ -50,7 +50,7 @@ def _worker(config: ServerConfig, ready) -> None:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
         loop.add_signal_handler(signal.SIGTERM, server.request_stop)
         try:
-            await server._stopping.wait()
+            await server.stop_requested()
         finally:
             await server.stop()
 
@@ -107,7 +107,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.server.request_stop)
         try:
-            await self.server._stopping.wait()
+            await self.server.stop_requested()
         finally:
             self.stopping = True
             watcher.cancel()
