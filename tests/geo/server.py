@@ -57,7 +57,28 @@ def example_zones(tmp: Path) -> Path:
     out.mkdir(exist_ok=True)
     text = re.sub(r', health_url: "[^"]*"', "", EXAMPLE_ZONE.read_text())
     (out / "cdn.example.yaml").write_text(text)
+    (out / "coasts.test.yaml").write_text(COASTS_ZONE)
     return out
+
+
+# A second zone: two US coasts, and a resolver network in Los Angeles.
+COASTS_ZONE = """
+zone: coasts.test
+soa: {mname: ns1, rname: hostmaster, serial: 1, refresh: 7200, retry: 900,
+      expire: 1209600, minimum: 60}
+records:
+  "@": {NS: [ns1]}
+  ns1: {A: 127.0.0.1}
+  edge: {pool: us}
+pools:
+  us:
+    chain: [nearest, first_n]
+    members:
+      - {name: virginia, ipv4: 192.0.2.1, lat: 39.0438, lon: -77.4874, country: US}
+      - {name: oregon, ipv4: 192.0.2.2, lat: 45.5152, lon: -122.6784, country: US}
+nets:
+  127.0.9.0/24: {lat: 34.0522, lon: -118.2437, country: US}
+"""
 
 
 def start(zones: Path, tmp: Path, *args: str) -> Server:

@@ -85,6 +85,16 @@ def test_malformed_ecs_is_formerr(geo_server, payload):
     assert members(geo_server.query("edge.cdn.example", ecs="198.18.1.0/24")) == ["tokyo"]
 
 
+def test_answers_that_depend_on_the_resolver_are_cached_per_resolver(geo_server):
+    # ECS says only "United States" (a country centroid, 1000 km): nearest is virginia.
+    # A resolver in Los Angeles refines it to oregon; one in Frankfurt does not agree.
+    for _ in range(3):  # again and again: the server's caches must keep them apart
+        la = geo_server.query("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.9.1")
+        fra = geo_server.query("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.0.1")
+        assert [rd.address for rs in la.answer for rd in rs] == ["192.0.2.2"]
+        assert [rd.address for rs in fra.answer for rd in rs] == ["192.0.2.1"]
+
+
 async def test_admin_explain_is_the_same_decision(geo_server):
     async with aiohttp.ClientSession() as http:
         url = f"{geo_server.http}/admin/explain"
