@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
 
 from geodns.names import descent, is_subdomain, parent
 from geodns.records import ADDITIONAL_TYPES, target
-from geodns.steering import Client, ZoneSteering
+from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
@@ -97,6 +97,10 @@ class Zone:
         return self.soa.rdata[0].times[0]
 
     def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
+        if qtype == QTYPE.TXT and qname.startswith(EXPLAIN_LABEL) and self.steering is not None:
+            pool = self.pools.get(qname[len(EXPLAIN_LABEL):])
+            if pool is not None:
+                return self._explain(qname, pool, client)
         ans = Answer()
         name, seen = qname, {qname}
         for _ in range(MAX_CHAIN):
@@ -191,6 +195,14 @@ class Zone:
             if rtype in node:
                 return node[rtype]
         return next(iter(node.values()))
+
+    def _explain(self, qname: str, pool: str, client: Client) -> Answer:
+        """`_explain.NAME TXT`: geo steering's decision for NAME and this client, as
+        text (TTL 0; cached by the server per client network, like pool answers)."""
+        assert self.steering is not None
+        strings, scope = self.steering.explain_txt(qname[len(EXPLAIN_LABEL):], pool, client)
+        txt = RRset(qname, QTYPE.TXT, 0, [TXT(strings)])
+        return Answer(answer=[txt], dynamic=True, by_source=True, scope=scope)
 
     def _pool(self, ans: Answer, name: str, pool: str, qtype: int, client: Client) -> str | None:
         """Add the pool's answer; return a CNAME target to follow, or None when done."""

@@ -6,6 +6,7 @@ import shutil
 
 import aiohttp
 import dns.edns
+import dns.flags
 import dns.rcode
 import pytest
 
@@ -93,6 +94,21 @@ def test_answers_that_depend_on_the_resolver_are_cached_per_resolver(geo_server)
         fra = geo_server.query("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.0.1")
         assert [rd.address for rs in la.answer for rd in rs] == ["192.0.2.2"]
         assert [rd.address for rs in fra.answer for rd in rs] == ["192.0.2.1"]
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_explain_through_dns_as_txt(geo_server, tcp):
+    r = geo_server.query("_explain.edge.cdn.example", "TXT", ecs="198.18.5.0/24", tcp=tcp)
+    if not tcp:  # the explanation outgrows a UDP answer: truncated, as dig then retries
+        assert r.flags & dns.flags.TC
+        return
+    text = "\n".join(s.decode() for rs in r.answer for rd in rs for s in rd.strings)
+    assert "pick: saopaulo -> 127.0.1.5" in text
+    assert "São Paulo" in text and "ECS scope /24" in text
+    assert r.answer[0].ttl == 0 and scope(r) == 24
+    # Only pool-bound names are explained; other _explain names are ordinary names.
+    r = geo_server.query("_explain.www.cdn.example", "TXT", tcp=True)
+    assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN"
 
 
 async def test_admin_explain_is_the_same_decision(geo_server):

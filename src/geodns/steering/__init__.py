@@ -13,9 +13,11 @@ Contract with the zone loader and the server (`geodns.zones`, `geodns.server`):
   is the ECS one when the query has ECS, except when `PoolAnswer.by_source` is set:
   then the answer also depends on the packet's source /24 or /56.
 * `ZoneSteering.explain()` gives the same decision as a JSON-ready dict,
-  `explain.format_text()` as text. `set_health()` and `set_geoip()` swap the health
-  view and the GeoIP database (`geoip.GeoDB`; by default the shared one, which opens
-  the demo database until `geoip.shared().open(path)`).
+  `explain.format_text()` as text, `explain_txt()` as the TXT answer the zone gives
+  for `_explain.NAME` (EXPLAIN_LABEL + a pool-bound name). `set_health()` and
+  `set_geoip()` swap the health view and the GeoIP database (`geoip.GeoDB`; by
+  default the shared one, which opens the demo database until
+  `geoip.shared().open(path)`).
 
 Modules: `config` (parsing, validation), `model` (data), `addresses` (unwrapping,
 grain), `geoip`, `nets`, `locate` (where the client is), `distance`, `chain` and
@@ -27,9 +29,10 @@ from __future__ import annotations
 
 from .config import Report
 from .model import Client, IPAddress, Member, Pool, PoolAnswer
-from .zone import ZoneSteering, load_steering
+from .zone import EXPLAIN_LABEL, ZoneSteering, load_steering
 
 __all__ = [
+    "EXPLAIN_LABEL",
     "Client",
     "IPAddress",
     "Member",
