@@ -21,6 +21,7 @@ from edge import http_artifacts, http_kserve, http_ops, http_predict
 from edge.artifacts import ArtifactNotFound
 from edge.cache import TierUnavailable
 from edge.config import EdgeConfig
+from edge.distribution import wiring as distribution
 from edge.node import NODE, EdgeNode, ModelNotFound, Unavailable
 from edge.tensors import BadInput
 from edge.upstream import UpstreamError
@@ -97,4 +98,5 @@ def build_app(config: EdgeConfig) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     for module in (http_predict, http_kserve, http_artifacts, http_ops):
         module.add_routes(app)
+    distribution.setup(app, config)
     return app

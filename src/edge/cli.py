@@ -1,4 +1,5 @@
-"""The ``edge`` command: ``serve``, ``make-models`` and ``plan``.
+"""The ``edge`` command: ``serve``, ``make-models``, ``plan``, and model distribution
+(``publish``, ``models``, ``purge``, ``rollout``: see edge.distribution.cli).
 
 ``edge serve`` is a thin layer over `EdgeConfig`: ``--config FILE`` first, then flags.
 """
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from edge.app import build_app
 from edge.config import ConfigError, EdgeConfig, config_from_mapping, load_config
+from edge.distribution import cli as dist_cli
 from edge.modelgen import make_models
 from edge.planner import add_plan_arguments, run_plan
 
@@ -45,6 +47,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, help="rows per inference batch (1 = no batching)")
     p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
     p.add_argument("--admin-token", help="bearer token for /admin/* (else loopback only)")
+    p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
+    p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
+                   "--upstream)")
+    p.add_argument("--edge-id", help="name of this node in rollout reports")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
     p.add_argument("--log-level", default="INFO")
@@ -86,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     mm.add_argument("dir", type=Path)
     mm.add_argument("--hidden", type=int, default=64, help="ranker hidden width (default 64)")
     add_plan_arguments(sub.add_parser("plan", help="size the cache tiers for a trace"))
+    dist_cli.register(sub)
     args = parser.parse_args(argv)
+
+    if hasattr(args, "dist_cmd"):  # publish, models, purge, rollout
+        return dist_cli.run(args)
 
     if args.command == "make-models":
         for path in make_models(args.dir, hidden=args.hidden):

@@ -90,6 +90,12 @@ class EdgeConfig:
     catalog_ttl_s: float = 5.0  # how long a remote model's version/digest is trusted
     model_idle_unload_s: float = 0.0  # unload models unused this long (0 = never)
     admin_token: str | None = None  # bearer token for /admin/*; unset = loopback clients only
+    # Model distribution (edge.distribution): on the origin, the content-addressed store
+    # behind /dist/v1; on edges, the origin URL versions come from (default: upstream).
+    dist_store: Path | None = None
+    dist_url: str | None = None
+    edge_id: str | None = None  # name in rollout reports; default <region>-<host>-<port>
+    prefetch_threshold: int = 20  # requests per minute that make a model prefetched
 
     @property
     def is_origin(self) -> bool:
@@ -137,6 +143,8 @@ _CONVERTERS: dict[str, Any] = {
     "l1_ttl_s": float, "l2_ttl_s": float, "stale_grace_s": float, "max_queue_delay_ms": float,
     "upstream_timeout_s": float, "catalog_ttl_s": float, "model_idle_unload_s": float,
     "upstream": lambda v: v or None,
+    "dist_store": lambda v: Path(v) if v else None,
+    "dist_url": lambda v: v or None, "prefetch_threshold": int,
 }
 
 

@@ -37,7 +37,8 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    is_ready = not node.draining and (bool(node.registry.active()) or node.upstream is not None)
+    is_ready = not node.draining and (bool(node.registry.active()) or node.upstream is not None) \
+        and (node.rollout is None or node.rollout.ready)
     return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from aiohttp import web
@@ -33,6 +34,17 @@ from edge.tensors import ModelInfo, prediction_value
 from edge.upstream import MAX_HOPS, Upstream, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class Rollout(Protocol):
+    """The model distribution agent of this node (see edge.distribution.wiring)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def record_request(self, model: str) -> None: ...
+
+    def snapshot(self) -> dict: ...
 
 
 class ModelNotFound(LookupError):
@@ -152,6 +164,7 @@ class EdgeNode:
         self._upstream_err = self.metrics.tier_errors.labels("upstream")
         self._per_model: dict[str, tuple] = {}
         self._background: list[asyncio.Task] = []
+        self.rollout: Rollout | None = None
 
     # -- life ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -245,6 +258,8 @@ class EdgeNode:
         """(cache value, tier) for one request; tier is l1, l2, compute, stale or
         upstream/<the upstream's tier>. `key` is `info.cache_key(feeds)` if known."""
         key = key or info.cache_key(feeds)
+        if self.rollout is not None:
+            self.rollout.record_request(info.name)
         found = await self.cache.get(key)
         hit, miss = self._model_counters(info.name)
         if found.value is not None:
@@ -316,6 +331,8 @@ class EdgeNode:
         upstream_ok = self.upstream.ok if self.upstream else True
         if self.draining:
             status = "draining"
+        elif self.rollout is not None and not self.rollout.ready:
+            status = "syncing"  # not caught up with the model/invalidation stream yet
         elif not l1_ok or not upstream_ok or self.load >= 1.0:
             status = "degraded"
         else:
@@ -338,6 +355,7 @@ class EdgeNode:
             "upstream": {"url": self.config.upstream, "ok": upstream_ok}
             if self.upstream else None,
             "uptime_s": round(time.time() - self.started, 1),
+            "rollout": self.rollout.snapshot() if self.rollout is not None else None,
         }
 
 

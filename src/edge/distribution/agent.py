@@ -85,6 +85,7 @@ class ModelState:
     error: str | None = None
     failed_version: str | None = None
     failed_at: float = 0.0
+    lazy_at: float = -1e9  # last lazy-load attempt (at most one per retry_after_s)
 
 
 class RolloutAgent:
@@ -106,6 +107,7 @@ class RolloutAgent:
         self.head_seq = 0
         self.synced = False
         self.connected = False
+        self.attempted = False  # tried to reach the stream or origin at least once
         self.resyncs = 0
         self.last_error: str | None = None
         self.state: dict[str, ModelState] = {}
@@ -113,6 +115,7 @@ class RolloutAgent:
         self._lazy: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
         self._last_poll = 0.0
+        self._no_api_logged = False
         self.on_applied: Callable[[Event], None] | None = None  # e.g. to time propagation
 
     # ----- life cycle
@@ -132,7 +135,10 @@ class RolloutAgent:
 
     @property
     def ready(self) -> bool:
-        return self.synced
+        """Caught up with the stream (or polled once). While the stream or the origin
+        cannot be reached, catching up is impossible: the node then serves what it has
+        (ready, with `connected: false` in its state) rather than leave the network."""
+        return self.synced or (self.attempted and not self.connected)
 
     # ----- hooks for the node
     def record_request(self, model: str) -> None:
@@ -143,8 +149,11 @@ class RolloutAgent:
             self._start_lazy(model)
 
     def _start_lazy(self, model: str) -> None:
+        st = self.state.setdefault(model, ModelState())
         task = self._lazy.get(model)
-        if task is None or task.done():
+        now = time.monotonic()
+        if (task is None or task.done()) and now - st.lazy_at >= self.config.retry_after_s:
+            st.lazy_at = now
             self._lazy[model] = asyncio.create_task(self._load_current(model))
 
     async def _load_current(self, model: str) -> None:
@@ -152,7 +161,7 @@ class RolloutAgent:
         try:
             version = st.desired
             if version is None:
-                summary = await self.origin.summary()
+                summary = await self._summary()
                 version = (summary.get(model) or {}).get("current")
             if version is None:
                 return  # the origin has no such model: the node's upstream answers
@@ -253,11 +262,23 @@ class RolloutAgent:
         self.position = pos
         atomic_write(self._position_file, json.dumps(asdict(pos)).encode(), durable=False)
 
+    async def _summary(self) -> dict[str, Any]:
+        """Current versions at the origin; an origin without a distribution store has
+        none (its /dist/v1 answers 404), so there is nothing to follow."""
+        try:
+            return await self.origin.summary()
+        except NotFound:
+            if not self._no_api_logged:
+                log.warning("%s: the origin serves no model distribution API (/dist/v1); "
+                            "nothing to follow", self.config.edge_id)
+                self._no_api_logged = True
+            return {}
+
     async def resync(self) -> None:
         """Align with the origin's current manifests and forget every cached entry."""
         assert self.stream is not None
         head = await self.stream.head()
-        await self._reconcile(await self.origin.summary())
+        await self._reconcile(await self._summary())
         await self.cache.purge("all", "")
         self.resyncs += 1
         self.metrics.resyncs.inc()
@@ -289,7 +310,8 @@ class RolloutAgent:
                     await self.resync()
                 events = await self.stream.read(self.position.id, count=100,
                                                 block_ms=self.config.block_ms)
-                self.connected, backoff = True, 0.2
+                self.connected = self.attempted = True
+                backoff = 0.2
                 for event in events:
                     if event.seq != self.position.seq + 1:
                         log.warning("%s: stream gap (have seq %d, next is %d)",
@@ -306,7 +328,7 @@ class RolloutAgent:
                     if events or not self.synced:
                         await self.report()
             except (RedisError, OSError) as exc:
-                self.connected = False
+                self.connected, self.attempted = False, True
                 self.last_error = f"stream: {exc}"
                 log.warning("%s: invalidation stream unreachable (%s); retrying in %.1fs",
                             self.config.edge_id, exc, backoff)
@@ -314,6 +336,7 @@ class RolloutAgent:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except FETCH_ERRORS as exc:  # origin unreachable during a resync
+                self.connected, self.attempted = False, True
                 self.last_error = f"resync: {exc}"
                 log.warning("%s: resync failed: %s", self.config.edge_id, exc)
                 await asyncio.sleep(backoff)
@@ -326,7 +349,7 @@ class RolloutAgent:
             return
         self._last_poll = now
         with contextlib.suppress(*FETCH_ERRORS):
-            await self._reconcile(await self.origin.summary())
+            await self._reconcile(await self._summary())
 
     async def _apply_entry(self, event: Event) -> None:
         """Apply one entry (purges are retried a few times), then move past it."""
@@ -352,10 +375,10 @@ class RolloutAgent:
     async def _run_poll(self) -> None:
         while True:
             try:
-                await self._reconcile(await self.origin.summary())
-                self.connected = self.synced = True
+                await self._reconcile(await self._summary())
+                self.connected = self.synced = self.attempted = True
             except FETCH_ERRORS as exc:
-                self.connected = False
+                self.connected, self.attempted = False, True
                 self.last_error = f"poll: {exc}"
                 log.warning("%s: polling the origin failed: %s", self.config.edge_id, exc)
             await asyncio.sleep(self.config.poll_interval_s)
