@@ -29,8 +29,10 @@ def zone(geodb, health, policy):
 
 def test_default_policy_answers_every_member(geodb, health):
     s = zone(geodb, health, "all")
-    a = s.answer("p", "A", ecs("198.18.1.0/24"))
-    assert set(a.addresses) == {"192.0.2.1", "192.0.2.2", "192.0.2.3"} and a.ttl == 20
+    a = s.answer("p", "A", ecs("198.18.1.0/24"))  # Tokyo: a first
+    assert a.addresses == ("192.0.2.1", "192.0.2.2", "192.0.2.3") and a.ttl == 20
+    a = s.answer("p", "A", ecs("198.18.2.0/24"))  # London: best first, as the chain ranked
+    assert a.addresses == ("192.0.2.2", "192.0.2.3", "192.0.2.1")
 
 
 def test_cname_policy(geodb, health):

@@ -65,16 +65,18 @@ def decide(
         if listed:
             cands = listed
             d.steps.append(Step("nets", list(located.members), tuple(c.name for c in cands)))
+    ranked = cands  # the last non-empty order: the all-down policy `all` answers best first
     for step in pool.chain:
         ctx.notes = []
         cands = FILTERS[step.name].run(ctx, cands, step.args)
         d.steps.append(Step(step.name, step.args, tuple(c.name for c in cands), tuple(ctx.notes)))
+        ranked = cands or ranked
 
     cname = None
     if not cands:
         d.all_down = pool.all_down.policy
         if d.all_down == "all":
-            cands = members
+            cands = ranked + [c for c in members if c not in ranked]
         elif d.all_down == "cname":
             cname = pool.all_down.cname
     d.picked = tuple(c.name for c in cands)
