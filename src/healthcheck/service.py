@@ -323,8 +323,15 @@ class HealthService:
         MemberHealth, Override | None
     ]:
         """The effective state of one member, and the override that set it (if any)."""
-        key = self._pools[(zone, pool)].members.get(member)
+        binding = self._pools[(zone, pool)]
+        key = binding.members.get(member)
         base = self._effective.get(key, NOT_PROBED) if key else NOT_PROBED
+        if base.status == Status.UNKNOWN and binding.settled.is_set():
+            # The pool is answered (its states settled or its deadline passed) but this
+            # member has no verdict yet (a slow target, or one added by a reload): not
+            # up, for steering; the pool's all-down policy decides if nothing is left.
+            base = replace(base, status=Status.DOWN, changing=True,
+                           reason="no probe verdict yet: not answered until one")
         ov = self._override_for(zone, pool, member, now)
         if ov is None:
             return base, None

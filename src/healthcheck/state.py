@@ -36,6 +36,22 @@ class HealthView(Protocol):
     def get(self, pool: str, member: str) -> MemberHealth: ...
 
 
+# Optional, read with getattr by the answer path (`healthcheck.service.ZoneHealthView`
+# has both): `settled(pool) -> bool` - False while the pool must not be answered yet
+# (its members' states have not settled); `ttl_for(pool, ttl) -> int` - the answer TTL
+# for a pool whose zone-file TTL is `ttl` (shorter while members are down or changing).
+
+
+def answer_ttl(view: HealthView, pool: str, ttl: int) -> int:
+    ttl_for = getattr(view, "ttl_for", None)
+    return ttl if ttl_for is None else ttl_for(pool, ttl)
+
+
+def is_settled(view: HealthView, pool: str) -> bool:
+    settled = getattr(view, "settled", None)
+    return True if settled is None else settled(pool)
+
+
 class AllUp:
     """The view used when no health checking is configured: every member up, idle."""
 

@@ -53,10 +53,11 @@ class MemberServer:
     http_status: int = 200
     load: float = 0.1
     hit_rate: float = 0.9
-    flap: bool = False  # fail every third request
+    flap: bool = False  # fail every third probe of the health checker
     hang: float = 0.0  # seconds to wait before answering
     fail_vantages: set[str] = field(default_factory=set)
     requests: int = 0
+    probes: int = 0  # requests from the health checker
     group: InFlight | None = None  # counts requests in flight across several servers
     _runner: web.AppRunner | None = None
 
@@ -72,7 +73,9 @@ class MemberServer:
             if self.hang:
                 await asyncio.sleep(self.hang)
             vantage = request.headers.get("X-Healthcheck-Vantage", "")
-            if (self.flap and self.requests % 3 == 0) or vantage in self.fail_vantages:
+            if request.headers.get("User-Agent", "").startswith("geocdn-healthcheck"):
+                self.probes += 1  # (other readers, such as the dashboard, do not count)
+            if (self.flap and self.probes % 3 == 0) or vantage in self.fail_vantages:
                 return web.json_response({"status": "error"}, status=503)
             return web.json_response(
                 {"status": self.status, "load": self.load, "hit_rate": self.hit_rate,

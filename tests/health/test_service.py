@@ -154,9 +154,12 @@ async def test_unknown_until_settled_or_the_deadline(members, running):
     assert view.get("fast", "m0").status == Status.UP
     took = await wait_for(lambda: view.settled("slow"), 3)
     assert took < 1.0  # the deadline, not the verdict (which needs 3 timeouts: > 1 s)
-    assert view.get("slow", "m0").status == Status.UNKNOWN
+    # No verdict yet: counted as not up for steering, and said so.
+    assert view.get("slow", "m0").status == Status.DOWN
+    assert "no probe verdict yet" in view.get("slow", "m0").reason
+    assert service.rows()[1]["probed_status"] == "unknown"
     assert await service.settled(0.1)
-    await wait_for(lambda: view.get("slow", "m0").status == Status.DOWN, 3)
+    await wait_for(lambda: "timed out" in view.get("slow", "m0").reason, 3)
 
 
 async def test_one_probe_per_target_however_many_pools_use_it(members, running):
@@ -212,7 +215,9 @@ async def test_reload_keeps_state_of_kept_targets(members, running):
     since = view.get("edges", "m0").since
     service.update_targets({"z": {"edges": pool_of([a, b], **FAST)}})
     assert view.get("edges", "m0").since == since
-    assert view.get("edges", "m1").status == Status.UNKNOWN
+    # The pool is being answered: the new member stays out of it until its first verdict.
+    assert view.get("edges", "m1").status == Status.DOWN
+    assert service.rows()[1]["probed_status"] == "unknown"
     await wait_for(lambda: view.get("edges", "m1").status == Status.UP, 3)
     service.update_targets({"z": {"edges": pool_of([b], **FAST)}})
     a.requests = 0

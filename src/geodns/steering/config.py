@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from healthcheck.settings import parse_health_settings
+
 from .addresses import GRAIN
 from .filters import FILTERS
 from .model import (
@@ -247,6 +249,7 @@ def parse_pool(c: _Checker, zone: str, name: str, spec: Any, where: str) -> Pool
         c.report(f"{where}.health", "health must be a mapping")
         health = {}
     pool.health = dict(health)
+    parse_health_settings(health, c.report, f"{where}.health")
     members = spec.get("members")
     if not isinstance(members, list) or not members:
         c.report(f"{where}.members", "a pool needs a non-empty list of members")

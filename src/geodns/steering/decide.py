@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import HealthView
+from healthcheck.state import HealthView, answer_ttl
 
 from .addresses import GRAIN
 from .chain import Candidate, Context
@@ -55,7 +55,8 @@ def decide(
     pool: Pool, family: int, located: Located, health: HealthView, nets_have_members: bool
 ) -> Decision:
     members = [candidate(pool, m, located, health) for m in pool.members if m.addresses(family)]
-    d = Decision(PoolAnswer((), pool.ttl), 0, located, family, members)
+    ttl = answer_ttl(health, pool.name, pool.ttl)  # shorter while members move
+    d = Decision(PoolAnswer((), ttl), 0, located, family, members)
     if not members:  # the pool has no address of this family: NODATA for everyone
         return d
     ctx = Context(pool, located, family)
@@ -90,5 +91,5 @@ def decide(
     d.prefix = prefix
     n = located.client
     scope = n.offset + prefix if located.ecs and prefix else 0
-    d.answer = PoolAnswer(addresses, pool.ttl, scope, cname, located.by_source)
+    d.answer = PoolAnswer(addresses, ttl, scope, cname, located.by_source)
     return d

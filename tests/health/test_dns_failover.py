@@ -1,0 +1,118 @@
+"""End to end: `geodns serve` with its health checker, measured through DNS queries.
+
+Real member HTTP servers on their own loopback addresses; the default health settings
+(interval 0.5 s, timeout 0.4 s, jitter 10 %, fall 3, reset 2, rise 4). A killed
+member must leave the answers within the detection bound, come back within the
+recovery bound, and a member that loses one probe in three must never leave them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from health_members import MemberServer, loopback_address
+from health_stack import GeoDNS, ask, until, write_zone
+
+from healthcheck.settings import DEFAULTS as D
+
+# Worst cases (README): the next probe starts within interval*(1+jitter), `fall`
+# (resp. `rise`) probes are needed, the last one takes up to `timeout`.
+DOWN_BOUND = D.fall * D.interval * (1 + D.jitter) + D.timeout  # 2.05 s
+UP_BOUND = D.rise * D.interval * (1 + D.jitter) + D.timeout  # 2.6 s
+MARGIN = 0.5  # DNS polling step, process scheduling on a loaded 2-core machine
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    servers = {
+        "london": MemberServer(loopback_address(70)),
+        "frankfurt": MemberServer(loopback_address(70)),
+        "paris": MemberServer(loopback_address(70), flap=True),  # fails 1 probe in 3
+        "tokyo": MemberServer(loopback_address(70)),  # dead from the start
+    }
+    for name, s in servers.items():
+        if name != "tokyo":
+            await s.start()
+        else:
+            s.port = 9  # never listened on: connection refused
+    write_zone(tmp_path / "zones", servers)
+    server = GeoDNS(tmp_path / "zones", log=tmp_path / "geodns.log").start()
+    yield server, servers
+    server.stop()
+    for s in servers.values():
+        await s.stop()
+
+
+async def test_failover_and_recovery_through_dns(stack):
+    server, servers = stack
+    ip = {name: s.host for name, s in servers.items()}
+
+    # Before the states settle the pool is not answered (SERVFAIL), and the first
+    # answers never name the member that was dead from the start.
+    took, first = await until(server.port, "tokyo", lambda r: r.rcode == "NOERROR", 15)
+    assert first.addresses and ip["tokyo"] not in first.addresses
+    assert (await ask(server.port, "london")).addresses == (ip["london"],)
+
+    flaps: list[tuple[str, ...]] = []
+
+    async def watch_paris() -> None:
+        while True:
+            flaps.append((await ask(server.port, "paris")).addresses)
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch_paris())
+    try:
+        await servers["london"].stop()
+        down, reply = await until(server.port, "london",
+                                  lambda r: r.rcode == "NOERROR" and r.addresses != (ip["london"],),
+                                  10)
+        assert reply.addresses == (ip["frankfurt"],)  # the next nearest
+        assert reply.ttl == D.min_ttl  # TTL follows health: short while a member is down
+        assert down <= DOWN_BOUND + MARGIN
+
+        await servers["london"].start()
+        up, reply = await until(server.port, "london",
+                                lambda r: r.addresses == (ip["london"],), 10)
+        assert up <= UP_BOUND + MARGIN
+    finally:
+        watcher.cancel()
+    assert len(flaps) > 40  # about 4 s of questions
+    assert set(flaps) == {(ip["paris"],)}  # the flapping member never left the answers
+
+
+async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
+    servers = {name: await MemberServer(loopback_address(71)).start()
+               for name in ("london", "frankfurt")}
+    write_zone(tmp_path / "zones", servers)
+    overrides = tmp_path / "overrides.yaml"
+    server = GeoDNS(tmp_path / "zones", args=["--overrides", str(overrides),
+                                              "--admin-token", "t0ken"],
+                    log=tmp_path / "geodns.log").start()
+    ip = {name: s.host for name, s in servers.items()}
+    base = f"http://127.0.0.1:{server.http_port}"
+    try:
+        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 15)
+        async with aiohttp.ClientSession() as http:
+            url = f"{base}/admin/overrides/member/edges/london"
+            async with http.put(url, json={"state": "down"}) as r:
+                assert r.status == 401
+            async with http.put(url, json={"state": "down", "reason": "maintenance"},
+                                headers={"Authorization": "Bearer t0ken"}) as r:
+                assert r.status == 200
+            _, reply = await until(server.port, "london",
+                                   lambda r: r.addresses == (ip["frankfurt"],), 2)
+            async with http.get(f"{base}/admin/health") as r:
+                rows = {m["member"]: m for m in (await r.json())["members"]}
+            assert rows["london"]["status"] == "down"
+            assert "maintenance" in rows["london"]["reason"]
+            assert rows["frankfurt"]["status"] == "up" and rows["frankfurt"]["since_iso"]
+            assert "london" in overrides.read_text()
+
+            overrides.write_text("overrides: []\n")  # an operator edits the file
+            await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 2)
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
