@@ -67,3 +67,26 @@ def test_health_urls():
     assert check_health_url("ftp://x/", report) is None
     assert check_health_url(5, report) is None
     assert len(errors) == 3
+
+
+def test_the_zone_loader_rejects_bad_health_settings(tmp_path):
+    from geodns.zonefile import load_zones
+
+    zone = """
+zone: bad-health.example
+soa: {mname: ns1, rname: hostmaster, serial: 1}
+records:
+  "@": {NS: [ns1]}
+  ns1: {A: 127.0.0.1}
+  edge: {pool: edges}
+pools:
+  edges:
+    health: {interval: 0, rise: many}
+    members:
+      - {name: a, ipv4: 127.0.1.1, lat: 0, lon: 0, health_url: "http://127.0.1.1:8000/health"}
+"""
+    (tmp_path / "bad-health.example.yaml").write_text(zone)
+    zones, problems = load_zones(tmp_path)
+    assert zones == {}
+    text = "\n".join(map(str, problems))
+    assert "pools.edges.health.interval" in text and "pools.edges.health.rise" in text
