@@ -179,7 +179,8 @@ class Engine:
         qtype = str(QTYPE.get(query.qtype))
         ecs = edns is not None and edns.ecs is not None
         entry = Entry(response[2:], self.tally.query_slot(transport, qtype,
-                                                          str(RCODE.get(ans.rcode)), tc, ecs),
+                                                          str(RCODE.get(ans.rcode)), tc, ecs,
+                                                          ans.picks),
                       self._kind(query, ans, zone))
         if ckey is not None:
             if not ans.dynamic:  # the same bytes for every client, but for the cookie

@@ -19,6 +19,9 @@ TRUNCATED = Counter("geodns_truncated_responses", "Responses sent with TC set (t
 ECS_SEEN = Counter("geodns_ecs_queries", "Queries that carried an EDNS Client Subnet option")
 RATE_LIMITED = Counter("geodns_rate_limited_responses",
                        "Responses held back by response rate limiting", ["action"])
+ANSWERS = Counter("geodns_pool_answers",
+                  "Steered answers, by pool, member answered and client region (city)",
+                  ["pool", "member", "region"])
 DROPPED = Counter("geodns_dropped_queries", "Datagrams dropped unanswered (not a query)")
 RELOADS = Counter("geodns_reloads", "Zone reloads, by result", ["result"])
 ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served", ["zone"],
@@ -47,8 +50,11 @@ class Tally:
             self._flushed.append(0)
         return slot
 
-    def query_slot(self, transport: str, qtype: str, rcode: str, tc: bool, ecs: bool) -> int:
-        return self.index(("query", transport, qtype, rcode, tc, ecs))
+    def query_slot(self, transport: str, qtype: str, rcode: str, tc: bool, ecs: bool,
+                   picks: tuple = ()) -> int:
+        """`picks`: (pool, member, region) of a steered answer; a cached response keeps
+        its slot, so the answers counter costs nothing more on the hot path."""
+        return self.index(("query", transport, qtype, rcode, tc, ecs, picks))
 
     def flush(self) -> None:
         for slot, key in enumerate(self.keys):
@@ -58,8 +64,10 @@ class Tally:
             self._flushed[slot] += delta
             kind = key[0]
             if kind == "query":
-                _, transport, qtype, rcode, tc, ecs = key
+                _, transport, qtype, rcode, tc, ecs, picks = key
                 QUERIES.labels(qtype, rcode, transport).inc(delta)
+                for pool, member, region in picks:
+                    ANSWERS.labels(pool, member, region or "unknown").inc(delta)
                 if tc:
                     TRUNCATED.labels(transport).inc(delta)
                 if ecs:

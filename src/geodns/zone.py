@@ -68,6 +68,7 @@ class Answer:
     scope: int = 0  # ECS scope prefix length for the response
     by_source: bool = False  # steering located the client by the packet's source
     kind: str = "answer"  # answer, nodata, nxdomain, referral (for RRL and metrics)
+    picks: tuple[tuple[str, str, str], ...] = ()  # (pool, member, client region) answered
 
 
 @dataclass
@@ -215,6 +216,7 @@ class Zone:
         families = ["A", "AAAA"] if qtype == QTYPE.ANY else [QTYPE.get(qtype)]
         for family in families:
             pa = self.steering.answer(pool, family, client)
+            ans.picks += tuple((pool, member, pa.region) for member in pa.picked)
             ans.scope = max(ans.scope, pa.scope)
             ans.by_source = ans.by_source or getattr(pa, "by_source", False)
             if pa.cname:

@@ -151,10 +151,19 @@ def test_printed_dig_and_client_lines_work_as_printed(stack):
     assert "edge:     london (" in london
 
 
-def test_the_dashboard_api_shows_every_edge(stack):
+async def test_the_dashboard_api_shows_every_edge_and_answers_per_region(stack):
+    for city in ("tokyo", "london", "los-angeles", "los-angeles"):
+        await edge_for(stack, city)
+    await asyncio.sleep(2.5)  # the dashboard samples the counters once a second
     url = f"http://{stack.config.http}/api/dashboard"
     with urllib.request.urlopen(url, timeout=5) as resp:
         doc = json.load(resp)
+    regions = {r["region"]: r for r in doc["queries"]["regions"]}
+    assert regions["Los Angeles"]["total"] >= 2 and regions["Tokyo"]["total"] >= 1
+    assert regions["London"]["total"] >= 1
+    with urllib.request.urlopen(f"http://{stack.config.http}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert 'geodns_pool_answers_total{member="tokyo",pool="edges",region="Tokyo"}' in metrics
     members = {m["member"]: m for m in doc["members"]}
     assert set(members) == {s.name for s in stack.topology.edges}
     for site in stack.topology.edges:

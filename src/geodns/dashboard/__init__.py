@@ -19,7 +19,8 @@ The JSON document::
                   "reason", "load", "hit_rate", "latency_ms", "override", "rps",
                   "answers_per_s", "edge": {the edge's own /health document or null}}],
      "queries": {"total": n, "per_s": x,
-                 "regions": [{"region", "per_s", "total", "members": {member: per_s}}]},
+                 "regions": [{"region", "per_s", "total", "members": {member: per_s},
+                              "member_totals": {member: answers}}]},
      "changes": [{"time", "zone", "pool", "member", "from", "to", "reason"}],   # newest first
      "admin": {"override_url": "/admin/overrides/member/{pool}/{member}"}}
 """
@@ -133,7 +134,7 @@ class Sampler:
             before = self._status.get(key)
             if before is not None and before != status:
                 self.changes.appendleft({
-                    "time": row.get("since") or now, "zone": key[0], "pool": key[1],
+                    "time": now, "zone": key[0], "pool": key[1],
                     "member": key[2], "from": before, "to": status, "reason": row["reason"],
                 })
             self._status[key] = status
@@ -197,10 +198,12 @@ class Sampler:
             member, region = d.get("member", "?"), d.get("region", "?")
             per_member[member] = per_member.get(member, 0.0) + rate.per_s
             r = regions.setdefault(region, {"region": region, "per_s": 0.0, "total": 0.0,
-                                            "members": {}})
+                                            "members": {}, "member_totals": {}})
+            total = self._answer_totals.get(labels, 0.0)
             r["per_s"] += rate.per_s
-            r["total"] += self._answer_totals.get(labels, 0.0)
+            r["total"] += total
             r["members"][member] = r["members"].get(member, 0.0) + rate.per_s
+            r["member_totals"][member] = r["member_totals"].get(member, 0.0) + total
         return per_member, sorted(regions.values(), key=lambda r: -r["total"])
 
     def document(self) -> dict[str, Any]:

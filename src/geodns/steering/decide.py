@@ -41,6 +41,13 @@ class Decision:
     all_down: str | None = None  # the policy applied, if the chain left nothing
 
 
+def region_of(located: Located) -> str:
+    loc = located.location
+    if loc is None:
+        return ""
+    return loc.city or loc.country or loc.continent or ""
+
+
 def candidate(pool: Pool, m: Member, located: Located, health: HealthView) -> Candidate:
     h = health.get(pool.name, m.name)
     loc = located.location
@@ -91,5 +98,7 @@ def decide(
     d.prefix = prefix
     n = located.client
     scope = n.offset + prefix if located.ecs and prefix else 0
-    d.answer = PoolAnswer(addresses, ttl, scope, cname, located.by_source)
+    # A decision cached for everyone (prefix 0) must not name the first client's region.
+    region = region_of(located) if prefix else ""
+    d.answer = PoolAnswer(addresses, ttl, scope, cname, located.by_source, d.picked, region)
     return d

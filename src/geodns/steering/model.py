@@ -26,6 +26,10 @@ class PoolAnswer:
     # (the ECS network had no usable location): the answer then also depends on the
     # resolver's address, so a cache keyed on the ECS network alone must not keep it.
     by_source: bool = False
+    # Accounting only (the answers-per-member counter): the members answered and the
+    # client's region (city, else country, else continent; "" when not located).
+    picked: tuple[str, ...] = ()
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,8 @@ function colorOf(member) {
   return memberColor[member];
 }
 
+// One bar per client region: its length is the region's share of all steered answers
+// so far, split by the members that got them; the figure on the right is the rate now.
 function drawRegions(queries) {
   const host = $("regions");
   host.replaceChildren();
@@ -167,25 +169,33 @@ function drawRegions(queries) {
     host.appendChild(el("p", { class: "note" }, "no steered answers yet"));
     return;
   }
-  const top = Math.max(...regions.map((r) => r.per_s), 0.001);
+  const top = Math.max(...regions.map((r) => r.total), 1);
   for (const r of regions) {
-    const row = el("div", { class: "bar", "data-region": r.region });
-    row.appendChild(el("span", {}, r.region));
+    const parts = Object.entries(r.member_totals).filter(([, v]) => v > 0);
+    const row = el("div", {
+      class: "bar", "data-region": r.region,
+      title: parts.map(([m, v]) => `${m}: ${Math.round(v)} answers`).join("\n"),
+    });
+    row.appendChild(el("span", { class: "label" }, r.region));
     const track = el("div", { class: "track" });
-    const parts = Object.entries(r.members).filter(([, v]) => v > 0);
     for (const [member, v] of parts) {
       track.appendChild(el("div", {
-        class: "seg", title: `${member}: ${v.toFixed(1)}/s`,
+        class: "seg", "data-member": member,
         style: `width:${(100 * v / top).toFixed(1)}%;background:${colorOf(member)}`,
       }));
     }
     row.appendChild(track);
-    row.appendChild(el("span", { class: "num" }, `${r.per_s.toFixed(1)}/s`));
-    const who = parts.map(([m, v]) => `${m} ${v.toFixed(1)}`).join(" · ");
-    row.appendChild(el("span", { class: "who" }, `${Math.round(r.total)} answers` +
-                                                  (who ? ` — now: ${who}` : "")));
+    row.appendChild(el("span", { class: "num" }, `${Math.round(r.total)} · ${r.per_s.toFixed(1)}/s`));
     host.appendChild(row);
   }
+  const legend = el("div", { class: "legend" });
+  for (const member of Object.keys(memberColor).sort()) {
+    const dot = el("span", { class: "dot" });
+    dot.style.background = memberColor[member];
+    legend.appendChild(dot);
+    legend.appendChild(document.createTextNode(member));
+  }
+  host.appendChild(legend);
 }
 
 function drawChanges(changes) {
