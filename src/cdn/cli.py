@@ -67,9 +67,10 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
 def summary(stack: Stack) -> str:
     c = stack.config
     lines = ["", "The local CDN is up:", ""]
-    lines.append(f"  {'redis':<16} {stack.redis_url}" + ("" if stack.redis else " (given)"))
+    redis_pid = f"pid {stack.redis.proc.pid:<7}" if stack.redis and stack.redis.proc else "given"
+    lines.append(f"  {'redis':<16} {redis_pid:<11} {stack.redis_url}")
     for ch in stack.children:
-        lines.append(f"  {ch.name:<16} {ch.where:<46} pid {ch.pid}")
+        lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}")
     lines += [
         "",
         f"  Dashboard:   http://{c.http}/",

@@ -310,7 +310,7 @@ def _timeline(plt, samples: list[Sample], events, killed: str | None, path: Path
     if affected:
         panels.append((f"clients of {killed} ({', '.join(sorted(affected))})",
                        [s for s in samples if s.city in affected]))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3.2 * len(panels)), sharex=True,
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)), sharex=True,
                              squeeze=False)
     edges = sorted({s.edge for s in samples if s.ok})
     colors = {e: plt.cm.tab10(i % 10) for i, e in enumerate(edges)}
@@ -329,7 +329,7 @@ def _timeline(plt, samples: list[Sample], events, killed: str | None, path: Path
                         fontsize=8, va="top")
         ax.set_title(f"Requests per edge over time: {title}", fontsize=10)
         ax.set_ylabel("requests/s")
-        ax.legend(fontsize=7, ncol=4, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("seconds since start")
     fig.tight_layout()
