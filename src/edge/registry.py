@@ -119,6 +119,10 @@ class ModelRegistry:
         found = {mv.version for mv in (slot.active, slot.previous) if mv} | set(slot.staged)
         return sorted(found, key=version_order)
 
+    def names(self) -> list[str]:
+        """Every model with at least one loaded version (active, previous or staged)."""
+        return list(self._slots)
+
     def active(self) -> dict[str, ModelVersion]:
         return {name: s.active for name, s in self._slots.items() if s.active}
 

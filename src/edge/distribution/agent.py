@@ -115,6 +115,7 @@ class RolloutAgent:
         self._lazy: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
         self._last_poll = 0.0
+        self._stopping = False
         self._no_api_logged = False
         self.on_applied: Callable[[Event], None] | None = None  # e.g. to time propagation
 
@@ -126,6 +127,9 @@ class RolloutAgent:
         self._tasks = [asyncio.create_task(main), asyncio.create_task(self._maintain())]
 
     async def stop(self) -> None:
+        # The flag ends the loops even if a library swallows the cancellation (a redis
+        # timeout racing with it surfaces as TimeoutError, which the loops retry).
+        self._stopping = True
         for t in [*self._tasks, *self._lazy.values()]:
             t.cancel()
         for t in [*self._tasks, *self._lazy.values()]:
@@ -304,7 +308,7 @@ class RolloutAgent:
     async def _run_stream(self) -> None:
         assert self.stream is not None
         backoff = 0.2
-        while True:
+        while not self._stopping:
             try:
                 if self.position is None:
                     await self.resync()
@@ -373,7 +377,7 @@ class RolloutAgent:
             self.on_applied(event)
 
     async def _run_poll(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._reconcile(await self._summary())
                 self.connected = self.synced = self.attempted = True
@@ -385,7 +389,7 @@ class RolloutAgent:
 
     # ----- housekeeping and reporting
     async def _maintain(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.config.report_interval_s)
             try:
                 await self._tick()

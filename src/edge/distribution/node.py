@@ -28,7 +28,7 @@ class RegistryModels:
 
     def loaded(self) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
-        for name in list(self.registry._slots):  # the registry lists no names yet
+        for name in self.registry.names():
             for version in self.registry.versions(name):
                 mv = self.registry.get(name, version)
                 if mv is not None:
