@@ -74,7 +74,8 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)
     else:
-        source = OriginClient(config.dist_url or config.upstream or "", config.admin_token)
+        url = config.dist_url or config.upstream or ""
+        source = OriginClient(url if "://" in url else f"http://{url}", config.admin_token)
     models_dir = Path(config.models_dir or Path(config.cache_dir) / "models")
     policy = PlacementPolicy(threshold=config.prefetch_threshold,
                              idle_evict_s=config.model_idle_unload_s or DEFAULT_IDLE_EVICT_S)
