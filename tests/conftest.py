@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from cdn.redis_server import RedisServer, free_port
@@ -18,3 +21,23 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def system_program():
+    """`system_program(binary, package)`: the path of a system program, installing its
+    Debian package when it is missing (`bin/test` installs them up front; this keeps a
+    bare `pytest` run working too)."""
+    return _require_program
+
+
+def _require_program(binary: str, package: str) -> str:
+    found = shutil.which(binary)
+    if found:
+        return found
+    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+                   check=True, capture_output=True)
+    found = shutil.which(binary)
+    assert found, f"{package} installed no {binary}"
+    return found

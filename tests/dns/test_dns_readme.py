@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -19,12 +18,8 @@ def readme_rows() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def dig() -> str:
-    if shutil.which("dig") is None:  # Debian's bind9-dnsutils
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "bind9-dnsutils"], check=True,
-                       capture_output=True)
-    return shutil.which("dig")
+def dig(system_program) -> str:
+    return system_program("dig", "bind9-dnsutils")
 
 
 def sections(output: str) -> dict[str, list[list[str]]]:

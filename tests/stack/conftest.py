@@ -3,8 +3,6 @@ that `cdn up` uses, on free ports so it never meets a stack a user is running.""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,16 +47,3 @@ def stack(tmp_path_factory):
     running = Stack(stack_config(tmp_path_factory.mktemp("stack"))).start()
     yield running
     running.stop()
-
-
-def require(binary: str, package: str) -> str:
-    """The path of a system program, installing its Debian package when missing."""
-    found = shutil.which(binary)
-    if found:
-        return found
-    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-                   check=True, capture_output=True)
-    found = shutil.which(binary)
-    assert found, f"{package} installed no {binary}"
-    return found

@@ -22,7 +22,7 @@ from cdn.client import EdgeClient, resolve
 from cdn.simulate import payload
 from healthcheck.settings import parse_health_settings
 
-from .conftest import ROOT, require
+from .conftest import ROOT
 
 NEAREST = {"tokyo": "tokyo", "london": "london", "ashburn": "virginia", "mumbai": "mumbai",
            "sao-paulo": "saopaulo", "sydney": "sydney", "frankfurt": "frankfurt"}
@@ -127,8 +127,8 @@ async def test_killed_edge_leaves_dns_in_bounds_and_clients_fail_only_within_ttl
         await asyncio.sleep(0.1)
 
 
-def test_printed_dig_and_client_lines_work_as_printed(stack):
-    require("dig", "bind9-dnsutils")
+def test_printed_dig_and_client_lines_work_as_printed(stack, system_program):
+    system_program("dig", "bind9-dnsutils")
     commands = [cmd for cmd, _ in commands_to_try(stack)]
     dig = next(c for c in commands if c.startswith("dig "))
     out = subprocess.run(shlex.split(dig), capture_output=True, text=True, timeout=10).stdout
