@@ -2,7 +2,9 @@
 
     GET  /metrics        Prometheus text format
     POST /admin/reload   {"ok": true|false, "zones": {origin: serial}, "errors": [...]}
-                         200 when the new zones are served, 422 when they were rejected
+                         200 when everything reloaded; 422 when something was rejected:
+                         a zone file (no zone swapped) or a plugin's part, such as the
+                         GeoIP database (zones swapped, the previous database kept)
     GET  /admin/zones    {"zones": [{"zone", "serial", "file"}]}
     GET  /healthz        {"status": "ok"}
 """

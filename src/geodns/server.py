@@ -17,7 +17,10 @@ Interface for the features that plug in (see also `geodns.plugins`):
   worker process, where no HTTP port is served.
 * `server.on_start` / `server.on_stop`: lists of `async def hook(server)` run after the
   sockets are up / before they close (start background tasks there).
-* `server.on_reload`: list of `def hook(server)` called after each successful reload.
+* `server.on_reload`: list of `def hook(server) -> str | None` called after each
+  successful zone swap; a hook returns a message when its own part of the reload
+  failed (e.g. a GeoIP database that does not open: the previous one keeps serving),
+  which makes the reload's answer, log and metrics say it failed, like a bad zone.
 * `server.zones`: the zones being served (origin -> Zone); `server.config.extra`: the
   options that plugins added to the command line.
 
@@ -98,7 +101,7 @@ class GeoDNSServer:
         self.health: Any = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
-        self.on_reload: list[Callable[[GeoDNSServer], None]] = []
+        self.on_reload: list[Callable[[GeoDNSServer], str | None]] = []
         self.http_app: web.Application | None = None
         if role != "worker" and config.http is not None:
             from geodns.admin import build_app
@@ -166,14 +169,17 @@ class GeoDNSServer:
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
             self._swap(zones)
-            for hook in self.on_reload:
-                hook(self)
-            log.info("reload ok: %s", ", ".join(f"{o} serial {s}"
-                                                for o, s in self._serials().items()))
+            errors = [e for e in (hook(self) for hook in self.on_reload) if e]
+            serials = ", ".join(f"{o} serial {s}" for o, s in self._serials().items())
+            if errors:
+                log.error("reload failed: zones swapped (%s), but: %s", serials,
+                          "; ".join(errors))
+            else:
+                log.info("reload ok: %s", serials)
             if self.reports:
-                RELOADS.labels("ok").inc()
-                LAST_RELOAD_OK.set(1)
-            return ReloadResult(True, self._serials(), [])
+                RELOADS.labels("failed" if errors else "ok").inc()
+                LAST_RELOAD_OK.set(0 if errors else 1)
+            return ReloadResult(not errors, self._serials(), errors)
 
     # -- lifecycle -------------------------------------------------------------
 

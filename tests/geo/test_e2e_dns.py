@@ -139,11 +139,25 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
         async with http.post(f"{geo_server.http}/admin/reload") as resp:
             assert resp.status == 200
     assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
-    # A broken file on reload: logged, the previous database keeps serving.
+    # A broken file on reload: the previous database keeps serving, and the reload's
+    # answer, the log and the metrics say so, as for a bad zone file.
     (tmp_path / "garbage").write_bytes(b"garbage")
     (tmp_path / "garbage").replace(geo_server.db)
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{geo_server.http}/admin/reload") as resp:
-            assert resp.status == 200
+            assert resp.status == 422
+            body = await resp.json()
+        async with http.get(f"{geo_server.http}/metrics") as resp:
+            text = await resp.text()
+    assert not body["ok"] and body["zones"]["cdn.example."] > 0
+    assert len(body["errors"]) == 1 and "GeoIP reload failed" in body["errors"][0]
+    assert str(geo_server.db) in body["errors"][0]
+    assert 'geodns_reloads_total{result="failed"} 1.0' in text
+    assert "geodns_last_reload_success 0.0" in text
     assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
     assert "GeoIP reload failed" in geo_server.log.read_text()
+    # A good file again: the next reload succeeds.
+    shutil.copy(tmp_path / "new.mmdb", geo_server.db)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{geo_server.http}/admin/reload") as resp:
+            assert resp.status == 200 and (await resp.json())["errors"] == []

@@ -3,8 +3,9 @@
 * `geodns explain ...` (`steering.cli`).
 * `--geoip PATH`: the City database (MaxMind format: GeoIP2/GeoLite2 City, DB-IP City
   Lite); default the demo database. Re-read after every successful zone reload
-  (SIGHUP or POST /admin/reload); a file that fails to open is logged and the
-  previous database keeps serving.
+  (SIGHUP or POST /admin/reload); a file that fails to open keeps the previous
+  database serving and fails the reload (its answer's `errors`, the log, and
+  `geodns_reloads_total{result="failed"}`), though the zones were swapped.
 * `GET /admin/explain?name=NAME[&type=A|AAAA][&client=IP][&ecs=PREFIX]`: the decision
   for that client as JSON (`geodns.steering.explain`); `client` defaults to the HTTP
   caller's address. 400 for bad parameters, 404 when NAME is not pool-bound here.
@@ -52,12 +53,14 @@ class GeoPlugin:
             server.http_app.router.add_get("/admin/explain", _explain_handler(server))
 
 
-def _reload_geoip(server: Any) -> None:
-    db = geoip.shared()
+def _reload_geoip(server: Any) -> str | None:
+    """Re-read the database file; on failure the message for the reload's answer."""
     try:
-        db.reload()
+        geoip.shared().reload()
     except geoip.GeoIPError as e:
         log.error("GeoIP reload failed, still using the previous database: %s", e)
+        return f"GeoIP reload failed, still using the previous database: {e}"
+    return None
 
 
 def _explain_handler(server: Any):
