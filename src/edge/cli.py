@@ -41,6 +41,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--l2-ttl", dest="l2_ttl_s", type=float, help="L2 TTL in seconds")
     p.add_argument("--stale-grace", dest="stale_grace_s", type=float,
                    help="serve expired entries this long when the upstream is down")
+    p.add_argument("--miss-order", choices=["upstream-first", "local-first"],
+                   help="a miss on a node holding the model: ask the upstream first "
+                   "(default) or compute locally first")
     p.add_argument("--region", help="region name shown in answers and /health")
     p.add_argument("--location", help="LAT,LON of this node")
     p.add_argument("--capacity", type=int, help="concurrent requests that count as load 1.0")

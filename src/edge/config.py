@@ -6,8 +6,10 @@ default chosen so that `edge serve --models DIR` alone runs an origin on loopbac
 
 A node is an *origin* when `upstream` is empty: it holds the master model folder and
 answers every miss by computing. With an `upstream`, a node is an *edge* (or a regional
-*shield* when other edges name it as their upstream): a miss it cannot compute (model
-absent locally) is fetched from the upstream.
+*shield* when other edges name it as their upstream): a miss goes to the upstream first
+(whose caches are shared by all the edges below it), and the local model, when the node
+holds one, answers only when the upstream cannot. `miss_order = "local-first"` turns this
+around for models that are cheaper to run than one network hop.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def parse_location(value: str | list | tuple | None) -> tuple[float, float] | No
     return lat, lon
 
 
+MISS_ORDERS = ("upstream-first", "local-first")
+
+
 @dataclass
 class EdgeConfig:
     listen: str = "127.0.0.1:8000"
@@ -87,6 +92,9 @@ class EdgeConfig:
     default_model: str = "ranker"  # model of /predict and /batch_predict without "model"
     max_body_bytes: int = 4 * 1024**2
     upstream_timeout_s: float = 5.0
+    # Where a miss goes when the node both holds the model and has an upstream:
+    # "upstream-first" (the shield's caches, then the local model) or "local-first".
+    miss_order: str = "upstream-first"
     catalog_ttl_s: float = 5.0  # how long a remote model's version/digest is trusted
     model_idle_unload_s: float = 0.0  # unload models unused this long (0 = never)
     admin_token: str | None = None  # bearer token for /admin/*; unset = loopback clients only
@@ -109,6 +117,9 @@ class EdgeConfig:
         self.host_port  # noqa: B018 - raises ConfigError when malformed
         if self.l1 not in ("memory", "redis"):
             raise ConfigError(f"l1 must be 'memory' or 'redis', got {self.l1!r}")
+        if self.miss_order not in MISS_ORDERS:
+            raise ConfigError(f"miss_order must be one of {', '.join(MISS_ORDERS)}, "
+                              f"got {self.miss_order!r}")
         if self.l1 == "redis" and not self.redis_url:
             raise ConfigError("l1 = redis needs redis_url (e.g. redis://127.0.0.1:6379/0)")
         if self.upstream and not re.match(r"[a-z]+://", self.upstream):

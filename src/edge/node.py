@@ -1,10 +1,11 @@
 """`EdgeNode`: everything one node holds, independent of HTTP.
 
 A prediction: resolve the model (the local registry, else the upstream's catalog) →
-cache key (model name, content digest, canonical input digest) → L1 → L2 → compute with
-the local model, or ask the upstream → fill the tiers. Concurrent misses for one key
-share one computation or fetch (single flight). When the upstream cannot be reached, an
-entry expired less than `stale_grace_s` ago is served (tier ``stale``); otherwise the
+cache key (model name, content digest, canonical input digest) → L1 → L2 → the upstream
+→ the local model (or the local model first: `EdgeConfig.miss_order`) → fill the tiers.
+Concurrent misses for one key share one computation or fetch (single flight). When the
+upstream cannot be reached, an entry expired less than `stale_grace_s` ago is served
+(tier ``stale``), else the local model computes if the node holds it; otherwise the
 request fails with `Unavailable` (HTTP 503).
 
 Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
@@ -294,32 +295,50 @@ class EdgeNode:
     async def _fill(self, key: str, info: ModelInfo, mv: ModelVersion | None,
                     feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
                     hops: int) -> tuple[bytes, str]:
-        if mv is not None:
-            value = prediction_value(info, await mv.infer(feeds))
-            await self.cache.put(key, value, info.tags)
-            return value, "compute"
+        """A miss: the upstream, then the local model (see `EdgeConfig.miss_order`)."""
+        local_first = self.config.miss_order == "local-first"
+        if mv is not None and (self.upstream is None or local_first or hops >= MAX_HOPS):
+            return await self._compute(key, info, mv, feeds)
         if self.upstream is None:
             raise ModelNotFound(_not_found(info.name, version))
         if hops >= MAX_HOPS:
             raise UpstreamError(f"more than {MAX_HOPS} upstream hops: check the upstream "
                                 "configuration for a loop", 508)
+        # A node holding the model asks for exactly the version it serves, so its answers
+        # follow its own rollout state.
+        ask = info.version if mv is not None else version
         try:
-            value, tier, up_version, digest = await self.upstream.lookup(info, version, feeds,
-                                                                       hops)
+            value, tier, up_version, digest = await self.upstream.lookup(info, ask, feeds, hops)
         except UpstreamUnavailable as e:
             self._upstream_err.inc()
             if stale is not None:
                 self.metrics.stale_served.inc()
                 return stale, "stale"
+            if mv is not None:
+                return await self._compute(key, info, mv, feeds)
             raise Unavailable(f"no fresh or stale entry and {e}") from None
+        except UpstreamError:
+            if mv is None:
+                raise
+            self._upstream_err.inc()  # e.g. the upstream no longer holds this version
+            return await self._compute(key, info, mv, feeds)
         (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
-        if digest != info.digest:  # the upstream moved to another version meanwhile
+        if digest != info.digest:
+            if mv is not None:  # same version name, other content: trust the local file
+                return await self._compute(key, info, mv, feeds)
+            # the upstream moved to another version meanwhile
             assert self.catalog is not None
             self.catalog.forget(info.name)
             info = dataclasses.replace(info, version=up_version, digest=digest)
             key = info.cache_key(feeds)
         await self.cache.put(key, value, info.tags)
         return value, "upstream/" + tier
+
+    async def _compute(self, key: str, info: ModelInfo, mv: ModelVersion,
+                       feeds: dict[str, np.ndarray]) -> tuple[bytes, str]:
+        value = prediction_value(info, await mv.infer(feeds))
+        await self.cache.put(key, value, info.tags)
+        return value, "compute"
 
     # -- health ----------------------------------------------------------------------
     @property

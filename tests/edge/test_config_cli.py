@@ -37,6 +37,7 @@ def test_yaml_and_toml_configs(tmp_path: Path):
     ("l1: redis\n", "needs redis_url"),
     ("location: 91,0\n", "out of range"),
     ("upstream: ftp://x\n", "http:// URL"),
+    ("miss_order: random\n", "miss_order must be one of upstream-first, local-first"),
     ("- a\n", "mapping"),
     ("a: [\n", "not valid yaml"),
 ])

@@ -4,9 +4,12 @@ the shield; single flight; purges; restarts."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import numpy as np
 from edgetest import features, metric, predict
+
+from edge.modelgen import write_ranker
 
 
 async def flush(http, url: str, *tiers: str) -> dict:
@@ -115,3 +118,41 @@ async def test_l1_bound_holds(start_node, http, models_dir):
         await predict(http, node.url, seed)
     stats = node.node.cache.l1.stats()
     assert stats["bytes"] <= 4000 and 0 < stats["entries"] < 40
+
+
+async def test_edge_holding_the_model_asks_its_shield_first(start_node, http, models_dir,
+                                                            tmp_path):
+    """The issue's order, L1 → L2 → upstream → local model, also when the edge holds the
+    model (as every edge does once distribution has rolled it out): after a restart that
+    lost its caches, the edge is answered by the shield instead of computing again."""
+    origin = await start_node(models_dir=models_dir, region="origin")
+    shield = await start_node(upstream=origin.url, models_dir=models_dir, region="shield")
+    edge = await start_node(upstream=shield.url, models_dir=models_dir,
+                            cache_dir=tmp_path / "a")
+    assert (await predict(http, edge.url, 1))["tier"] == "upstream/upstream/compute"
+    port = edge.config.host_port[1]
+    await edge.stop()
+    edge = await start_node(upstream=shield.url, models_dir=models_dir, port=port,
+                            cache_dir=tmp_path / "b")  # a replaced node: empty L1 and L2
+    assert (await predict(http, edge.url, 1))["tier"] == "upstream/l1"
+    assert await metric(http, origin.url, "nv_inference_count_total") == 1
+    assert await metric(http, shield.url, "nv_inference_count_total") == 0
+    assert await metric(http, edge.url, "nv_inference_count_total") == 0
+
+    # The edge asks for the version it serves; one the upstream lacks is computed locally.
+    doc = await predict(http, edge.url, 2, version="1")
+    assert (doc["tier"], doc["model_version"]) == ("upstream/upstream/compute", "1")
+    ahead = tmp_path / "ahead"
+    shutil.copytree(models_dir, ahead)
+    write_ranker(ahead, version="5", seed=5)
+    edge5 = await start_node(upstream=shield.url, models_dir=ahead)
+    doc = await predict(http, edge5.url, 2)
+    assert (doc["tier"], doc["model_version"]) == ("compute", "5")
+    lookups = 'edge_http_requests_total{endpoint="lookup_version",status="200"}'
+    assert await metric(http, shield.url, lookups) == 3
+
+    # local-first: the node's own model answers its misses; the upstream is not asked.
+    local = await start_node(upstream=shield.url, models_dir=models_dir,
+                             miss_order="local-first")
+    assert (await predict(http, local.url, 3))["tier"] == "compute"
+    assert await metric(http, shield.url, lookups) == 3
