@@ -11,6 +11,12 @@ dies is started again. SIGTERM or SIGINT stops the workers, then the parent.
 Metrics: the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh directory before
 prometheus-client is imported; workers write their counters there and the parent's
 /metrics sums them.
+
+Plugins run `setup` in every process, so with health checking each worker and the
+parent probe every target on their own (N + 1 probes per interval) and the workers
+steer by their own verdicts; admin API overrides reach them only through the health
+plugin's override file (`--overrides`). Sharing one checker's state would need the
+health plugin to follow the parent in workers instead of probing (see the README).
 """
 
 from __future__ import annotations
