@@ -8,7 +8,9 @@ import random
 
 import pytest
 
-from .conftest import EXAMPLE_ZONE, ecs, steering_from
+from healthcheck.state import Status
+
+from .conftest import EXAMPLE_ZONE, HealthTable, ecs, steering_from
 
 NESTED_NETS = """
   126.0.64.0/18: {lat: 51.5074, lon: -0.1278}          # inside Tokyo's GeoIP /16
@@ -94,6 +96,15 @@ def test_decisions_are_cached_once_per_scope_network(steering):
 def test_health_change_drops_cached_decisions(steering, health):
     assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses == ("127.0.1.1",)
     health.set("edges", "tokyo", load=1.0)
+    assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses != ("127.0.1.1",)
+
+
+def test_another_health_view_drops_cached_decisions(steering, health):
+    health.set("edges", "tokyo")  # generation 1: Tokyo up
+    assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses == ("127.0.1.1",)
+    other = HealthTable()
+    other.set("edges", "tokyo", Status.DOWN)  # also generation 1, another state
+    steering.set_health(other)
     assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses != ("127.0.1.1",)
 
 

@@ -84,25 +84,28 @@ class ZoneSteering:
     nets: NetTable = field(default_factory=lambda: NetTable([]))
     geoip: GeoDB = field(default_factory=shared)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
-    _geo_swaps: int = field(default=0, repr=False)
+    _swaps: int = field(default=0, repr=False)  # views or databases handed in so far
 
     @property
     def pool_names(self) -> set[str]:
         return set(self.pools)
 
     def set_health(self, view: HealthView) -> None:
-        """Called by the server once its health service runs (or on each reload)."""
+        """Called by the server once its health service runs (or on each reload). Two
+        views' generations are unrelated numbers, so a swap is a change of its own."""
         self.health = view
+        self._swaps += 1
 
     def set_geoip(self, db: GeoDB) -> None:
         self.geoip = db
-        self._geo_swaps += 1
+        self._swaps += 1
 
     @property
     def generation(self) -> int:
-        """Changes whenever an answer may change (health, load, GeoIP database)."""
+        """Changes whenever an answer may change (health, load, GeoIP database, or
+        either of them replaced)."""
         # Read on every cached answer the server sends, hence plain integer arithmetic.
-        return (self.health.generation << 32) + (self.geoip.generation << 16) + self._geo_swaps
+        return (self.health.generation << 32) + (self.geoip.generation << 16) + self._swaps
 
     def decide(self, pool: str, qtype: str, client: Client) -> Decision:
         """The full decision, uncached (what `answer` caches and `explain` shows)."""
