@@ -49,9 +49,11 @@ def shell_cmd(name: str) -> str:
 def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
     """The commands `cdn up` prints, exactly as a user would type them."""
     c, topo = stack.config, stack.topology
-    cdn = shell_cmd("cdn")
+    cdn, edge = shell_cmd("cdn"), shell_cmd("edge")
     run = "" if c.run_dir == Path("run") else f" --run-dir {c.run_dir}"
     host, port = c.dns_host_port
+    v2 = c.run_dir / "models-v2"
+    origin = f"--origin http://{c.origin} --token {c.admin_token}"
     return [
         (f"dig @{host} -p {port} {topo.steered_name} A +subnet={city_network('tokyo')}",
          "a client in Tokyo gets the tokyo edge"),
@@ -61,6 +63,10 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
         (f"{cdn} simulate{run} --requests 3000", "a world of clients, with plots"),
         (f"{cdn} simulate{run} --duration 60 --kill tokyo --at 10 --restart-after 35",
          "failover: Tokyo's clients move on as their TTL ends"),
+        (f"{edge} make-models --hidden 32 {v2}", "another ranker, to publish"),
+        (f"{edge} publish {v2}/ranker/1/model.onnx --name ranker --version 2 --activate "
+         f"{origin}", "every edge moves to version 2 (cdn client shows it)"),
+        (f"{edge} rollout {origin}", "each edge's versions and stream position"),
     ]
 
 
@@ -79,9 +85,8 @@ def summary(stack: Stack) -> str:
         "",
         "Try:",
     ]
-    commands = commands_to_try(stack)
-    width = max(len(cmd) for cmd, _ in commands)
-    lines += [f"  {cmd:<{width}}   # {why}" for cmd, why in commands]
+    for cmd, why in commands_to_try(stack):
+        lines += [f"  # {why}", f"  {cmd}"]
     lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)
 
@@ -170,7 +175,8 @@ async def client_once(args: argparse.Namespace) -> int:
           f"cache tier {reply.tier}")
     print(f"timing:   DNS {res.elapsed_ms:.1f} ms, connect {reply.connect_ms:.1f} ms, "
           f"connect+request {reply.request_ms:.1f} ms")
-    print(f"answer:   {args.model} → {brief(reply.prediction)}")
+    version = reply.body.get("model_version", "?")
+    print(f"answer:   {args.model} version {version} → {brief(reply.prediction)}")
     return 0 if reply.status == 200 else 1
 
 

@@ -100,6 +100,11 @@ class Stack:
             "--models", str(models),
             "--cache-dir", str(self.run_dir / "cache" / "origin"),
             "--region", "origin",
+            # Model distribution: `edge publish --origin` reaches every edge through
+            # the store and the Redis stream.
+            "--dist-store", str(self.run_dir / "store"),
+            "--redis", self.redis_url,
+            "--admin-token", self.config.admin_token,
         ]
         return self._child("origin", argv, f"http://{host}/health", f"http://{host}")
 
@@ -113,6 +118,8 @@ class Stack:
             "--l1-bytes", self.config.edge_l1_bytes,
             "--region", site.name,
             f"--location={site.lat},{site.lon}",  # "=": a latitude may be negative
+            "--redis", self.redis_url,  # the model and invalidation stream
+            "--edge-id", site.name,
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 
