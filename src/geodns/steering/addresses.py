@@ -88,11 +88,6 @@ def locatable(address: IPAddress) -> bool:
     return not any(address in net for net in _UNLOCATABLE if net.version == address.version)
 
 
-def prefix_int(address: IPAddress, prefix: int) -> int:
-    """The address's first `prefix` bits as an integer (its network at that prefix)."""
-    return int(address) >> (BITS[address.version] - prefix)
-
-
 def common_prefix(a: int, b: int, bits: int) -> int:
     """Length of the common leading bits of two addresses of `bits` bits."""
     return bits - (a ^ b).bit_length()

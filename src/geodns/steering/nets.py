@@ -27,9 +27,6 @@ class NetTable:
             net = o.network
             self._by_family[net.version].append((int(net.network_address), net.prefixlen, o))
 
-    def __bool__(self) -> bool:
-        return bool(self.overrides)
-
     @property
     def has_members(self) -> bool:
         return any(o.members for o in self.overrides)
