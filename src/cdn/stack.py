@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -144,7 +145,22 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    def check_addresses(self) -> None:
+        """Refuse to start when an address is taken (a second `cdn up`, say): otherwise
+        the readiness checks would be answered by the other program's servers."""
+        c = self.config
+        tcp = [c.origin, c.http, c.dns, *(site.listen for site in self.topology.edges)]
+        taken = [f"{a} (TCP)" for a in tcp if not can_bind(a, socket.SOCK_STREAM)]
+        taken += [f"{c.dns} (UDP)"] if not can_bind(c.dns, socket.SOCK_DGRAM) else []
+        if taken:
+            raise StartError(
+                f"already in use: {', '.join(taken)}; is another `cdn up` running? "
+                "(--dns, --http and --origin move our servers; the edges' addresses "
+                "come from the zone's pool)"
+            )
+
     def start(self) -> Stack:
+        self.check_addresses()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             if not self.redis_url:
@@ -257,6 +273,18 @@ class Stack:
         ours = {ch.pid for ch in self.children}
         recorded = json.loads(path.read_text()).get("children", [])
         return [e["pid"] for e in recorded if e.get("pid") and e["pid"] not in ours]
+
+
+def can_bind(address: str, kind: socket.SocketKind) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:  # as servers do: a socket in TIME_WAIT is no clash
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def stop_pid(pid: int, grace: float = 5.0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,3 +74,20 @@ def test_cdn_up_with_a_zone_without_the_pool_says_what_is_wrong(tmp_path):
     assert done.returncode == 2
     assert "no zone file under" in done.stderr and "defines pool 'edges'" in done.stderr
     assert not (tmp_path / "run" / "stack.json").exists()
+
+
+def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path):
+    c = stack_config(tmp_path, members=["tokyo", "london"])
+    zone = next(c.zones.glob("*.yaml")).read_text()
+    port = int(zone.split("health_url: http://127.0.1.2:")[1].split("/")[0])
+    with socket.socket() as other:  # another program already serves london's address
+        other.bind(("127.0.1.2", port))
+        other.listen()
+        done = subprocess.run(
+            [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+             "--http", c.http, "--origin", c.origin],
+            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.returncode == 1
+    assert f"already in use: 127.0.1.2:{port} (TCP)" in done.stderr, done.stderr
+    assert "another `cdn up` running?" in done.stderr
+    assert not (c.run_dir / "logs").exists()  # nothing was started
