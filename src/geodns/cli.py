@@ -29,6 +29,28 @@ def host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def at_least(kind: type, low: float, *, above: bool = False):
+    """An argparse type: a number of `kind` that is >= low (> low with `above`)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value:  # not parsed, or NaN
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        if value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"{text} must be {'above' if above else 'at least'}"
+                                             f" {low:g}")
+        return value
+
+    return parse
+
+
+POSITIVE = at_least(float, 0, above=True)
+NON_NEGATIVE = at_least(float, 0)
+
+
 def secret(text: str) -> bytes:
     try:
         value = bytes.fromhex(text)
@@ -44,8 +66,10 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
                                      "for YAML zones.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # No abbreviated options: `--workers` is also read before parsing (metrics setup).
     serve = sub.add_parser("serve", help="serve the zones of a directory over UDP and TCP",
-                           description="Serve every zone file of --zones over UDP and TCP.")
+                           description="Serve every zone file of --zones over UDP and TCP.",
+                           allow_abbrev=False)
     serve.add_argument("--zones", type=Path, default=Path("zones"), metavar="DIR",
                        help="directory of zone files (*.yaml); default: ./zones")
     serve.add_argument("--listen", type=host_port, action="append", metavar="HOST:PORT",
@@ -53,26 +77,26 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
                        f"(default {DEFAULT_LISTEN})")
     serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
                        help="admin HTTP: /metrics, POST /admin/reload (default: none)")
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
+    serve.add_argument("--workers", type=at_least(int, 1), default=1, metavar="N",
                        help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
     serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: host name)")
     serve.add_argument("--cookie-secret", type=secret, metavar="HEX",
                        help="DNS cookie secret shared by a server set (default: random)")
-    serve.add_argument("--tcp-idle-timeout", type=float, default=10.0, metavar="SECONDS",
+    serve.add_argument("--tcp-idle-timeout", type=POSITIVE, default=10.0, metavar="SECONDS",
                        help="close TCP connections idle this long (default 10)")
-    serve.add_argument("--tcp-max-connections", type=int, default=256, metavar="N",
+    serve.add_argument("--tcp-max-connections", type=at_least(int, 1), default=256, metavar="N",
                        help="TCP connections served at once (default 256)")
-    serve.add_argument("--rrl-rate", type=float, default=0.0, metavar="N",
+    serve.add_argument("--rrl-rate", type=NON_NEGATIVE, default=0.0, metavar="N",
                        help="response rate limit per client network and response, per "
                        "second; 0 = off (default)")
-    serve.add_argument("--rrl-nxdomain-rate", type=float, metavar="N",
+    serve.add_argument("--rrl-nxdomain-rate", type=NON_NEGATIVE, metavar="N",
                        help="limit for NXDOMAIN responses (default: --rrl-rate)")
-    serve.add_argument("--rrl-error-rate", type=float, metavar="N",
+    serve.add_argument("--rrl-error-rate", type=NON_NEGATIVE, metavar="N",
                        help="limit for error responses such as REFUSED (default: --rrl-rate)")
-    serve.add_argument("--rrl-slip", type=int, default=2, metavar="N",
+    serve.add_argument("--rrl-slip", type=at_least(int, 0), default=2, metavar="N",
                        help="send every Nth limited response truncated (TC) instead of "
                        "dropping it; 0 = drop all (default 2)")
-    serve.add_argument("--rrl-window", type=float, default=15.0, metavar="SECONDS",
+    serve.add_argument("--rrl-window", type=POSITIVE, default=15.0, metavar="SECONDS",
                        help="debt a client network may run up, in seconds of rate (default 15)")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
@@ -125,7 +149,7 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
         zones_dir=args.zones,
         listen=args.listen or [host_port(DEFAULT_LISTEN)],
         http=args.http,
-        workers=max(1, args.workers),
+        workers=args.workers,
         cookie_secret=args.cookie_secret,
         rrl=RRLConfig(rate=args.rrl_rate, nxdomain_rate=args.rrl_nxdomain_rate,
                       error_rate=args.rrl_error_rate, slip=args.rrl_slip,
