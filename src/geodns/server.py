@@ -90,6 +90,14 @@ class ZoneLoadError(RuntimeError):
         self.problems = problems
 
 
+def load_and_report(zones_dir: Path) -> tuple[dict[str, Zone], list[Problem]]:
+    """`load_zones`, logging one line per problem."""
+    zones, problems = load_zones(zones_dir)
+    for p in problems:
+        log.error("zone rejected: %s", p)
+    return zones, problems
+
+
 class GeoDNSServer:
     def __init__(self, config: ServerConfig, role: str = "single") -> None:
         self.config = config
@@ -158,10 +166,8 @@ class GeoDNSServer:
         """Validate every zone file, then swap all zones at once; on any problem keep
         serving the old zones and say why."""
         async with self._reload_lock:
-            zones, problems = await asyncio.to_thread(load_zones, self.config.zones_dir)
+            zones, problems = await asyncio.to_thread(load_and_report, self.config.zones_dir)
             if problems:
-                for p in problems:
-                    log.error("zone rejected: %s", p)
                 log.error("reload failed: %d problem(s) in %s; still serving %d zone(s) "
                           "from before", len(problems), self.config.zones_dir, len(self.zones))
                 if self.reports:
@@ -184,10 +190,8 @@ class GeoDNSServer:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        zones, problems = await asyncio.to_thread(load_zones, self.config.zones_dir)
+        zones, problems = await asyncio.to_thread(load_and_report, self.config.zones_dir)
         if problems:
-            for p in problems:
-                log.error("zone rejected: %s", p)
             raise ZoneLoadError(problems)
         self._swap(zones)
         if self.reports:

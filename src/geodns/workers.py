@@ -29,8 +29,7 @@ import shutil
 import signal
 import socket
 
-from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError
-from geodns.zonefile import load_zones
+from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError, load_and_report
 
 log = logging.getLogger("geodns")
 START_TIMEOUT = 15.0
@@ -156,10 +155,7 @@ def run(config: ServerConfig) -> int:
             log.error("cannot listen: %s", e)
             return 1
         return 0
-    zones, problems = load_zones(config.zones_dir)
-    for p in problems:
-        log.error("zone rejected: %s", p)
-    if problems:
+    if load_and_report(config.zones_dir)[1]:  # refuse before forking anything
         return 1
     if not ports_free(config.listen):
         return 1
