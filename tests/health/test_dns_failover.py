@@ -116,3 +116,31 @@ async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
         server.stop()
         for s in servers.values():
             await s.stop()
+
+
+async def test_settle_deadline_through_dns(tmp_path):
+    """A member whose probes hang has no verdict for seconds (10 timeouts); the pool is
+    not answered until the `settle` deadline, then without it, and its answers carry
+    the short TTL while that member is unknown."""
+    servers = {"london": await MemberServer(loopback_address(72), hang=30).start(),
+               "frankfurt": await MemberServer(loopback_address(72)).start()}
+    write_zone(tmp_path / "zones", servers, health={"fall": 10, "settle": 1.0})
+    server = GeoDNS(tmp_path / "zones", log=tmp_path / "geodns.log").start()
+    try:
+        replies: list = []
+        took, first = await until(server.port, "london",
+                                  lambda r: replies.append(r) or r.rcode == "NOERROR", 15)
+        assert "SERVFAIL" in {r.rcode for r in replies}  # asked, not answered, at first
+        assert first.addresses == (servers["frankfurt"].host,)
+        assert first.ttl == D.min_ttl
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{server.http_port}/admin/health") as r:
+                rows = {m["member"]: m for m in (await r.json())["members"]}
+        # answered by the deadline, not by a verdict: london's probes are still out
+        assert rows["london"]["probed_status"] == "unknown"
+        assert rows["london"]["status"] == "down" and rows["london"]["settled"]
+        assert "no probe verdict yet" in rows["london"]["reason"]
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
