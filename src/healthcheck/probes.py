@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -56,6 +57,11 @@ async def probe(url: str, settings: HealthSettings, session: aiohttp.ClientSessi
 
 def _describe(exc: BaseException) -> str:
     err = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    # TLS errors are OSErrors whose errno is OpenSSL's, not the system's: say what failed.
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {err.verify_message}"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS: {err.reason or err}"
     if isinstance(err, OSError) and err.errno:
         return os.strerror(err.errno)
     return str(exc) or type(exc).__name__

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -59,11 +60,12 @@ class MemberServer:
     requests: int = 0
     probes: int = 0  # requests from the health checker
     group: InFlight | None = None  # counts requests in flight across several servers
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this server context
     _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/health"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/health"
 
     async def _health(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -92,7 +94,7 @@ class MemberServer:
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls).start()
         return self
 
     async def stop(self) -> None:

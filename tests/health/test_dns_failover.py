@@ -9,9 +9,11 @@ recovery bound, and a member that loses one probe in three must never leave them
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import aiohttp
 import pytest
+import trustme
 from health_members import MemberServer, loopback_address
 from health_stack import GeoDNS, ask, until, write_zone
 
@@ -140,6 +142,44 @@ async def test_settle_deadline_through_dns(tmp_path):
         assert rows["london"]["probed_status"] == "unknown"
         assert rows["london"]["status"] == "down" and rows["london"]["settled"]
         assert "no probe verdict yet" in rows["london"]["reason"]
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
+
+
+async def test_https_health_urls_are_verified(tmp_path, monkeypatch):
+    """HTTPS probes check the certificate: a member with one for its address is up; one
+    whose certificate names another host is down, and the reason says why."""
+    ca = trustme.CA()
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the probes trust it
+    hosts = {"london": loopback_address(73), "frankfurt": loopback_address(73)}
+
+    def tls_for(name: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(name).configure_cert(ctx)
+        return ctx
+
+    servers = {"london": MemberServer(hosts["london"], tls=tls_for(hosts["london"])),
+               "frankfurt": MemberServer(hosts["frankfurt"], tls=tls_for("other.example"))}
+    for s in servers.values():
+        await s.start()
+    write_zone(tmp_path / "zones", servers)
+    server = GeoDNS(tmp_path / "zones", log=tmp_path / "geodns.log").start()
+    try:
+        await until(server.port, "london", lambda r: r.addresses == (hosts["london"],), 15)
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{server.http_port}/admin/health"
+            rows: dict = {}
+            for _ in range(100):  # 10 s
+                async with http.get(url) as r:
+                    rows = {m["member"]: m for m in (await r.json())["members"]}
+                if rows["frankfurt"]["status"] == "down":
+                    break
+                await asyncio.sleep(0.1)
+        assert servers["london"].probes > 0 and rows["london"]["status"] == "up"
+        assert "TLS certificate not accepted: " in rows["frankfurt"]["reason"], rows["frankfurt"]
     finally:
         server.stop()
         for s in servers.values():
