@@ -184,3 +184,23 @@ async def test_https_health_urls_are_verified(tmp_path, monkeypatch):
         server.stop()
         for s in servers.values():
             await s.stop()
+
+
+async def test_load_from_the_health_document_sheds_clients_through_dns(tmp_path):
+    """The load an edge reports in its health document (smoothed by the checker) drives
+    the pool's watermarks: above `high` its clients go to the next edge, and they come
+    back when its load falls."""
+    servers = {"london": await MemberServer(loopback_address(74), load=0.97).start(),
+               "frankfurt": await MemberServer(loopback_address(74), load=0.1).start()}
+    write_zone(tmp_path / "zones", servers)
+    server = GeoDNS(tmp_path / "zones", log=tmp_path / "geodns.log").start()
+    ip = {name: s.host for name, s in servers.items()}
+    try:
+        _, reply = await until(server.port, "london", lambda r: r.rcode == "NOERROR", 15)
+        assert reply.addresses == (ip["frankfurt"],)  # london is overloaded: shed
+        servers["london"].load = 0.1
+        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 5)
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
