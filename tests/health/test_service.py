@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from health_members import InFlight, pool_of, wait_for
+from prometheus_client import REGISTRY
 
 from geodns.steering import Member, Pool
 from healthcheck.service import HealthService
@@ -30,7 +32,15 @@ async def running():
         await s.stop()
 
 
-async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, running):
+def state_changes(target: str, to: str) -> float:
+    value = REGISTRY.get_sample_value("healthcheck_state_changes_total",
+                                      {"target": target, "to": to})
+    return value or 0.0
+
+
+async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, running,
+                                                                     caplog):
+    caplog.set_level(logging.INFO, "healthcheck")
     servers = await members(2)
     service = await running({"z": {"edges": pool_of(servers)}})  # default settings
     view = service.view_for("z")
@@ -39,11 +49,16 @@ async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, ru
     bound_down = DEFAULTS.fall * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
     bound_up = DEFAULTS.rise * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
 
+    downs = state_changes(servers[0].url, "down")
     await servers[0].stop()
     took = await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 5)
     assert took <= bound_down + 0.3  # margin for a loaded machine
     down = view.get("edges", "m0")
     assert "refused" in down.reason.lower() and "3 failed probes" in down.reason
+    # Every change: a log line with the reason, and the metric.
+    assert f"{servers[0].url} [z/edges/m0] up -> down (local probes): {down.reason}" in (
+        caplog.text)
+    assert state_changes(servers[0].url, "down") == downs + 1
     assert view.get("edges", "m1").status == Status.UP
 
     servers[0].requests = 0
