@@ -15,13 +15,13 @@ import json
 import logging
 
 from aiohttp import web
-from prometheus_client import Counter
 
 from edge import http_artifacts, http_kserve, http_ops, http_predict
 from edge.artifacts import ArtifactNotFound
 from edge.cache import TierUnavailable
 from edge.config import EdgeConfig
 from edge.distribution import wiring as distribution
+from edge.metrics import HotCounter
 from edge.node import NODE, EdgeNode, ModelNotFound, Unavailable
 from edge.tensors import BadInput
 from edge.upstream import UpstreamError
@@ -55,8 +55,8 @@ def _error_response(e: BaseException) -> web.StreamResponse:
 
 
 def _observe(node: EdgeNode):
-    counters: dict[tuple[str, int], Counter] = {}
-    http_requests = node.metrics.http_requests
+    counters: dict[tuple[str, int], HotCounter] = {}
+    metrics = node.metrics
 
     @web.middleware
     async def observe(request: web.Request, handler) -> web.StreamResponse:
@@ -78,7 +78,8 @@ def _observe(node: EdgeNode):
             route = request.match_info.route.name or "unmatched"
             counter = counters.get((route, status))
             if counter is None:
-                counter = counters[(route, status)] = http_requests.labels(route, str(status))
+                counter = counters[(route, status)] = metrics.hot(metrics.http_requests, route,
+                                                                  str(status))
             counter.inc()
 
     return observe

@@ -31,6 +31,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
     node.metrics.inflight.set(node.inflight)
+    node.metrics.flush()
     return web.Response(body=generate_latest(node.metrics.registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -126,24 +126,25 @@ class BodyAliases:
 ALIASES = web.AppKey("edge_body_aliases", BodyAliases)
 
 
-def _answer(request: web.Request, value: bytes, tier: str) -> web.Response:
-    return web.Response(body=request.app[PREFIXES].head(tier) + value[1:],
+def _answer(app: web.Application, value: bytes, tier: str) -> web.Response:
+    return web.Response(body=app[PREFIXES].head(tier) + value[1:],
                         headers={"Content-Type": JSON, "X-Cache-Tier": tier})
 
 
 async def predict(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    app = request.app
+    node = app[NODE]
     hops = request_hops(request)
     body = await request.read()
     body_digest = hashlib.blake2b(body, digest_size=16).digest()
-    aliases = request.app[ALIASES]
+    aliases = app[ALIASES]
     alias = aliases.get(body_digest)
     if alias is not None:
         model, version, info, key = alias
         if node.current_info(model, version) is info:
             value = await node.l1_hit(info, key)
             if value is not None:
-                return _answer(request, value, "l1")
+                return _answer(app, value, "l1")
     doc = parse_json(body)
     info, mv, version = await _resolve(node, doc, hops)
     name = _single_input(info)
@@ -155,7 +156,7 @@ async def predict(request: web.Request) -> web.Response:
     key = info.cache_key(feeds)
     value, tier = await node.predict(info, mv, feeds, version, hops, key=key)
     aliases.put(body_digest, (doc.get("model", node.config.default_model), version, info, key))
-    return _answer(request, value, tier)
+    return _answer(app, value, tier)
 
 
 async def batch_predict(request: web.Request) -> web.Response:

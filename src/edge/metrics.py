@@ -16,7 +16,9 @@ process, e.g. in tests). Names follow Triton's where the meaning matches:
   ``edge_stale_served_total``, ``edge_http_requests_total{endpoint,status}``,
   ``edge_inflight_requests``.
 
-prometheus-client appends ``_total`` to counter names in the exposition.
+prometheus-client appends ``_total`` to counter names in the exposition. Counters bumped
+on every request (HTTP requests, tier and per-model cache hits and misses) go through
+`HotCounter`: a plain integer moved into the prometheus child before every scrape.
 """
 
 from __future__ import annotations
@@ -26,8 +28,29 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from edge.batcher import BatchObserver
 
 
+class HotCounter:
+    """A labelled counter child for the request path. A prometheus child's `inc()` takes a
+    lock and four more calls; this adds to an int, and `NodeMetrics.flush()` moves the
+    count into the child (before every scrape)."""
+
+    __slots__ = ("child", "pending")
+
+    def __init__(self, child: Counter) -> None:
+        self.child = child
+        self.pending = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.pending += amount
+
+    def flush(self) -> None:
+        if self.pending:
+            self.child.inc(self.pending)
+            self.pending = 0
+
+
 class NodeMetrics:
     def __init__(self) -> None:
+        self._hot: list[HotCounter] = []
         r = self.registry = CollectorRegistry()
         self.http_requests = Counter("edge_http_requests", "HTTP requests by route and status",
                                      ["endpoint", "status"], registry=r)
@@ -71,6 +94,16 @@ class NodeMetrics:
                                      "Time a request waited for its batch",
                                      buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1),
                                      registry=r)
+
+    def hot(self, counter: Counter, *labels: str) -> HotCounter:
+        """The child of `counter` for `labels`, counted cheaply (see `HotCounter`)."""
+        hot = HotCounter(counter.labels(*labels))
+        self._hot.append(hot)
+        return hot
+
+    def flush(self) -> None:
+        for hot in self._hot:
+            hot.flush()
 
     def batch_observer(self, model: str, version: str) -> BatchObserver:
         return _Observer(self, model, version)

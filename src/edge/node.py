@@ -287,8 +287,8 @@ class EdgeNode:
     def _model_counters(self, name: str) -> tuple:
         counters = self._per_model.get(name)
         if counters is None:
-            counters = (self.metrics.cache_hits.labels(name),
-                        self.metrics.cache_misses.labels(name))
+            m = self.metrics
+            counters = (m.hot(m.cache_hits, name), m.hot(m.cache_misses, name))
             self._per_model[name] = counters
         return counters
 

@@ -48,8 +48,8 @@ class TieredCache:
         self.l2_ttl_s = l2_ttl_s
         self.grace_s = grace_s
         m = metrics
-        self._l1_hit, self._l1_miss = m.tier_hits.labels("l1"), m.tier_misses.labels("l1")
-        self._l2_hit, self._l2_miss = m.tier_hits.labels("l2"), m.tier_misses.labels("l2")
+        self._l1_hit, self._l1_miss = m.hot(m.tier_hits, "l1"), m.hot(m.tier_misses, "l1")
+        self._l2_hit, self._l2_miss = m.hot(m.tier_hits, "l2"), m.hot(m.tier_misses, "l2")
         self._l1_errors_seen = 0
         self._l1_error_counter = m.tier_errors.labels("l1")
 
