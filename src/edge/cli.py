@@ -54,6 +54,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
     p.add_argument("--edge-id", help="name of this node in rollout reports")
+    p.add_argument("--int8", dest="prefer_int8", action="store_const", const=True,
+                   help="edge: run the INT8 variant of versions published with one")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
     p.add_argument("--log-level", default="INFO")

@@ -104,6 +104,9 @@ class EdgeConfig:
     dist_url: str | None = None
     edge_id: str | None = None  # name in rollout reports; default <region>-<host>-<port>
     prefetch_threshold: int = 20  # requests per minute that make a model prefetched
+    # Edges: run the INT8 variant of versions published with one (smaller, faster, a little
+    # less exact: see the agreement figures in the manifest).
+    prefer_int8: bool = False
 
     @property
     def is_origin(self) -> bool:

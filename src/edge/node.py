@@ -164,6 +164,8 @@ class EdgeNode:
         self._upstream_miss = self.metrics.tier_misses.labels("upstream")
         self._upstream_err = self.metrics.tier_errors.labels("upstream")
         self._per_model: dict[str, tuple] = {}
+        # digests of local models whose version the upstream runs from another file
+        self._upstream_differs: set[str] = set()
         self._background: list[asyncio.Task] = []
         self.rollout: Rollout | None = None
 
@@ -296,7 +298,8 @@ class EdgeNode:
                     feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
                     hops: int) -> tuple[bytes, str]:
         """A miss: the upstream, then the local model (see `EdgeConfig.miss_order`)."""
-        local_first = self.config.miss_order == "local-first"
+        local_first = self.config.miss_order == "local-first" \
+            or info.digest in self._upstream_differs
         if mv is not None and (self.upstream is None or local_first or hops >= MAX_HOPS):
             return await self._compute(key, info, mv, feeds)
         if self.upstream is None:
@@ -324,7 +327,8 @@ class EdgeNode:
             return await self._compute(key, info, mv, feeds)
         (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
         if digest != info.digest:
-            if mv is not None:  # same version name, other content: trust the local file
+            if mv is not None:  # same version, other file (e.g. our INT8 variant): its
+                self._upstream_differs.add(info.digest)  # answers are not ours to cache
                 return await self._compute(key, info, mv, feeds)
             # the upstream moved to another version meanwhile
             assert self.catalog is not None

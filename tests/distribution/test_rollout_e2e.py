@@ -24,6 +24,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.origin import DIST_KEY
 from edge.distribution.samples import open_session
 from edge.modelgen import write_ranker
+from edge.node import NODE
 
 
 class Node:
@@ -233,3 +234,36 @@ async def wait_version_url(http, url: str, version: str, timeout: float = 30.0) 
     while (await health_url(http, url))["models"].get("ranker") != version:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
+
+
+async def test_int8_edge_runs_the_int8_variant(stack, model_files):
+    """`prefer_int8`: the edge loads the INT8 file of a version published with one, and
+    answers its misses with it (the upstream's FP32 answers belong to another digest)."""
+    int8_edge = await stack(upstream=stack.origin.url, region="int8", prefer_int8=True)
+    fp32_edge = await stack(upstream=stack.origin.url, region="fp32")
+    store = stack.origin.runner.app[DIST_KEY].store
+    async with aiohttp.ClientSession() as http, \
+            OriginClient(stack.origin.url, TOKEN) as origin:
+        await origin.publish(model_files.last_layer, "ranker", "2", int8=True, activate=True)
+        # the fp32 edge holds no model yet: its first request loads it lazily
+        for edge in (int8_edge, fp32_edge):
+            async with http.post(edge.url + "/predict", json={"features": [0.1] * 32}) as r:
+                assert r.status == 200
+        await wait_version(http, [int8_edge, fp32_edge], "2")
+        files = store.manifest("ranker", "2").files
+        digests = {edge.config.region: edge.runner.app[NODE].registry.get("ranker").info.digest
+                   for edge in (int8_edge, fp32_edge)}
+        assert digests == {"int8": files["int8"].digest.removeprefix("sha256:"),
+                           "fp32": files["model"].digest.removeprefix("sha256:")}
+        answers = {}
+        for edge in (int8_edge, fp32_edge):
+            for _ in range(2):
+                async with http.post(edge.url + "/predict",
+                                     json={"features": [0.3] * 32}) as r:
+                    answers.setdefault(edge.config.region, []).append(await r.json())
+    assert [d["tier"] for d in answers["int8"]] == ["compute", "l1"]
+    # (the origin computed it already when the int8 edge asked it, before it learned that
+    # the origin runs another file for this version)
+    assert [d["tier"] for d in answers["fp32"]] == ["upstream/l1", "l1"]
+    int8_value, fp32_value = answers["int8"][0]["prediction"], answers["fp32"][0]["prediction"]
+    assert int8_value != fp32_value and abs(int8_value - fp32_value) < 0.05

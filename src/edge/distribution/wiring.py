@@ -80,7 +80,8 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     policy = PlacementPolicy(threshold=config.prefetch_threshold,
                              idle_evict_s=config.model_idle_unload_s or DEFAULT_IDLE_EVICT_S)
     agent = RolloutAgent(
-        AgentConfig(edge_id(config), Path(config.cache_dir) / "rollout", policy),
+        AgentConfig(edge_id(config), Path(config.cache_dir) / "rollout", policy,
+                    prefer_int8=config.prefer_int8),
         RegistryModels(node.registry, models_dir),
         TierPurger([node.cache.l1, node.cache.l2]), source,
         EventStream(redis) if redis else None, AgentMetrics(node.metrics.registry))
