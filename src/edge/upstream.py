@@ -125,9 +125,9 @@ class Upstream:
 
     async def download(self, name: str, version: str, file: str, dest: Path,
                        hops: int) -> tuple[str, int]:
-        """Stream an artifact to `dest` (atomically); returns (sha256, size). The ETag and
-        length are checked before the file is renamed into place: a partial or corrupt
-        transfer never lands."""
+        """Stream an artifact to `dest` (atomically); returns (sha256, size). The ETag (the
+        SHA-256, required) and the length are checked before the file is renamed into
+        place: a partial, corrupt or unverifiable transfer never lands."""
         url = f"{self.base_url}/models/{name}/{version}/{file}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
@@ -152,7 +152,7 @@ class Upstream:
             digest = h.hexdigest()
             if length is not None and size != length:
                 raise UpstreamUnavailable(f"{url}: got {size} of {length} bytes")
-            if etag and etag != digest:
+            if etag != digest:  # also when the upstream sent no ETag: nothing to verify
                 raise UpstreamUnavailable(f"{url}: content SHA-256 {digest} != ETag {etag}")
             os.replace(tmp, dest)
             self.ok = True
