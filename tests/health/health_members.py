@@ -59,6 +59,7 @@ class MemberServer:
     fail_vantages: set[str] = field(default_factory=set)
     requests: int = 0
     probes: int = 0  # requests from the health checker
+    probe_times: list[float] = field(default_factory=list)  # when each probe arrived
     group: InFlight | None = None  # counts requests in flight across several servers
     tls: ssl.SSLContext | None = None  # serve HTTPS with this server context
     _runner: web.AppRunner | None = None
@@ -77,6 +78,7 @@ class MemberServer:
             vantage = request.headers.get("X-Healthcheck-Vantage", "")
             if request.headers.get("User-Agent", "").startswith("geocdn-healthcheck"):
                 self.probes += 1  # (other readers, such as the dashboard, do not count)
+                self.probe_times.append(asyncio.get_running_loop().time())
             if (self.flap and self.probes % 3 == 0) or vantage in self.fail_vantages:
                 return web.json_response({"status": "error"}, status=503)
             return web.json_response(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -193,6 +194,20 @@ async def test_one_probe_per_target_however_many_pools_use_it(members, running):
     assert 10 <= server.requests <= 26  # one probe every ~0.1 s, not three
     for zone, pool in (("a.example", "p1"), ("a.example", "p2"), ("b.example", "p1")):
         assert service.view_for(zone).get(pool, "m0").status == Status.UP
+
+
+async def test_probes_are_jittered(members, running):
+    """Each interval is drawn in interval x (1 +- jitter), so probes of many targets do
+    not march in step; never shorter or longer than that."""
+    servers = await members(3)
+    await running({"z": {"edges": pool_of(servers, interval=0.1, timeout=0.08, jitter=0.5)}})
+    await asyncio.sleep(2.0)
+    gaps = [b - a for s in servers for a, b in itertools.pairwise(s.probe_times)]
+    assert len(gaps) >= 30
+    assert all(0.04 <= g <= 0.35 for g in gaps), sorted(gaps)  # 0.05..0.15 s, + slack
+    assert max(gaps) - min(gaps) > 0.05  # drawn, not fixed
+    firsts = sorted(s.probe_times[0] for s in servers)
+    assert firsts[-1] - firsts[0] > 0.001  # the first probes are spread too
 
 
 async def test_concurrent_probes_are_bounded(members, running):
