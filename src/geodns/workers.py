@@ -14,9 +14,10 @@ prometheus-client is imported; workers write their counters there and the parent
 
 Plugins run `setup` in every process, so with health checking each worker and the
 parent probe every target on their own (N + 1 probes per interval) and the workers
-steer by their own verdicts; admin API overrides reach them only through the health
-plugin's override file (`--overrides`). Sharing one checker's state would need the
-health plugin to follow the parent in workers instead of probing (see the README).
+steer by their own verdicts; admin API overrides reach them through the health
+plugin's override file (`--overrides`, or a private one for the run). Sharing one
+checker's state would need the health plugin to follow the parent in workers instead
+of probing (see the README).
 """
 
 from __future__ import annotations

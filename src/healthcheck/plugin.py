@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from healthcheck.admin import add_health_routes
@@ -33,6 +36,7 @@ class HealthOptions:
     overrides: str | None = None
     admin_token: str | None = None
     quorum: int | None = None
+    private_overrides: bool = False  # the override file is this run's own (workers)
 
 
 class HealthPlugin:
@@ -55,9 +59,15 @@ class HealthPlugin:
                        help="no health checking: every member counts as up")
 
     def configure(self, args: argparse.Namespace, config: Any) -> None:
+        overrides, private = args.overrides, False
+        if overrides is None and config.workers > 1:
+            # Configured before the workers fork, so every process gets this path.
+            overrides = str(Path(tempfile.mkdtemp(prefix="geodns-overrides-")) / "overrides.yaml")
+            private = True
         config.extra["health"] = HealthOptions(
             enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
-            overrides=args.overrides, admin_token=args.admin_token, quorum=args.health_quorum,
+            overrides=overrides, admin_token=args.admin_token, quorum=args.health_quorum,
+            private_overrides=private,
         )
 
     def setup(self, server: Any) -> None:
@@ -84,6 +94,8 @@ class HealthPlugin:
 
         async def stop(server: Any) -> None:
             await service.stop()
+            if opts.private_overrides and server.role != "worker":
+                shutil.rmtree(Path(opts.overrides).parent, ignore_errors=True)
 
         # Every zone gets the service-wide view at once (so no answer is ever given
         # before states settle); start and each reload then give each zone its own.

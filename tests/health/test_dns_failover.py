@@ -120,6 +120,33 @@ async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
             await s.stop()
 
 
+async def test_api_overrides_reach_every_worker_without_an_override_file(tmp_path):
+    """With --workers 2 and no --overrides, an override set through the parent's admin
+    API steers the answers of both workers (they share a private file for the run)."""
+    servers = {name: await MemberServer(loopback_address(72)).start()
+               for name in ("london", "frankfurt")}
+    write_zone(tmp_path / "zones", servers)
+    server = GeoDNS(tmp_path / "zones", args=["--workers", "2", "--admin-token", "t0ken"],
+                    log=tmp_path / "geodns.log").start()
+    ip = {name: s.host for name, s in servers.items()}
+    url = f"http://127.0.0.1:{server.http_port}/admin/overrides/member/edges/london"
+    try:
+        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 15)
+        async with aiohttp.ClientSession() as http:
+            async with http.put(url, json={"state": "down"},
+                                headers={"Authorization": "Bearer t0ken"}) as r:
+                assert r.status == 200
+        await until(server.port, "london", lambda r: r.addresses == (ip["frankfurt"],), 3)
+        await asyncio.sleep(1)  # every worker has had time to see the file change
+        # Random source ports spread the questions over both workers.
+        answers = {(await ask(server.port, "london")).addresses for _ in range(40)}
+        assert answers == {(ip["frankfurt"],)}
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
+
+
 async def test_settle_deadline_through_dns(tmp_path):
     """A member whose probes hang has no verdict for seconds (10 timeouts); the pool is
     not answered until the `settle` deadline, then without it, and its answers carry
