@@ -51,10 +51,6 @@ class MicroBatcher:
         self._worker: asyncio.Task | None = None
         self.queue_delay_ewma = 0.0  # seconds, for /health
 
-    @property
-    def queued_rows(self) -> int:
-        return self._rows
-
     async def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of the model for `feeds` (rows along the first dimension)."""
         loop = asyncio.get_running_loop()

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge.distribution.errors import DigestMismatch, NotFound
+from edge.distribution.errors import NotFound
 from edge.distribution.names import check_digest
 
 CHUNK = 1 << 20
@@ -88,35 +88,6 @@ class BlobStore:
         digest = sha256_bytes(data)
         if not self.has(digest):
             atomic_write(self.path(digest), data)
-        return digest
-
-    def put_file(self, src: Path, expected: str | None = None) -> str:
-        """Copy a file in; with `expected`, refuse it unless it hashes to that digest."""
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, suffix=".part")
-        h = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = "sha256:" + h.hexdigest()
-            if expected is not None and digest != expected:
-                raise DigestMismatch(f"{src}: content is {digest}, expected {expected}")
-            return self.adopt(Path(tmp), digest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
-    def adopt(self, tmp: Path, digest: str) -> str:
-        """Move an already-hashed temporary file (on the same filesystem) into place."""
-        dest = self.path(digest)
-        if dest.is_file():
-            tmp.unlink(missing_ok=True)
-            return digest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
         return digest
 
     def digests(self) -> Iterable[str]:
