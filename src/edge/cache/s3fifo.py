@@ -46,6 +46,9 @@ class S3FIFO:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
     def keys(self) -> Iterator[str]:
         return iter(list(self._entries))
 
