@@ -32,7 +32,13 @@ from edge.config import EdgeConfig
 from edge.metrics import NodeMetrics
 from edge.registry import ModelError, ModelRegistry, ModelVersion
 from edge.tensors import ModelInfo, prediction_value
-from edge.upstream import MAX_HOPS, Upstream, UpstreamError, UpstreamUnavailable
+from edge.upstream import (
+    MAX_HOPS,
+    Upstream,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,11 +313,9 @@ class EdgeNode:
         if hops >= MAX_HOPS:
             raise UpstreamError(f"more than {MAX_HOPS} upstream hops: check the upstream "
                                 "configuration for a loop", 508)
-        # A node holding the model asks for exactly the version it serves, so its answers
-        # follow its own rollout state.
-        ask = info.version if mv is not None else version
         try:
-            value, tier, up_version, digest = await self.upstream.lookup(info, ask, feeds, hops)
+            value, tier, up_version, digest = await self._ask_upstream(info, mv, version,
+                                                                       feeds, hops)
         except UpstreamUnavailable as e:
             self._upstream_err.inc()
             if stale is not None:
@@ -337,6 +341,21 @@ class EdgeNode:
             key = info.cache_key(feeds)
         await self.cache.put(key, value, info.tags)
         return value, "upstream/" + tier
+
+    async def _ask_upstream(self, info: ModelInfo, mv: ModelVersion | None,
+                            version: str | None, feeds: dict[str, np.ndarray],
+                            hops: int) -> tuple[bytes, str, str, str]:
+        """The upstream's answer for exactly the version this node resolved (the one its
+        answer will claim: rows of one batch never mix versions). When the upstream no
+        longer holds that version of a model this node does not hold either, and the
+        client named no version, the upstream's current version answers."""
+        assert self.upstream is not None
+        try:
+            return await self.upstream.lookup(info, info.version, feeds, hops)
+        except UpstreamRejected as e:
+            if e.status != 404 or mv is not None or version is not None:
+                raise
+            return await self.upstream.lookup(info, None, feeds, hops)
 
     async def _compute(self, key: str, info: ModelInfo, mv: ModelVersion,
                        feeds: dict[str, np.ndarray]) -> tuple[bytes, str]:

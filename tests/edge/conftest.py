@@ -40,7 +40,9 @@ async def start_node(tmp_path: Path) -> AsyncIterator[Callable]:
         defaults = {"listen": f"127.0.0.1:{port}", "cache_dir": tmp_path / f"cache-{port}",
                     "l2_fsync": False}
         config = EdgeConfig().replace(**{**defaults, **overrides})
-        runner = web.AppRunner(build_app(config), access_log=None)
+        # shutdown_timeout: a node stopped while it accepts a connection (e.g. a rollout
+        # agent's first poll) would otherwise wait aiohttp's default 60 s for it
+        runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=2)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         node = RunningNode(config, runner)

@@ -150,3 +150,27 @@ async def test_idle_models_unload_and_come_back_on_demand(start_node, http, mode
                          json={"features": [0.0] * 32, "version": "7"}) as r:
         assert r.status == 404
     assert node.node.registry.versions("ranker") == ["1"]
+
+
+async def test_a_batch_never_mixes_versions_when_the_upstream_switches(start_node, http,
+                                                                       models_dir, tmp_path):
+    """An edge without the model answers with the version it resolved (for catalog_ttl_s)
+    even after the origin switched: its misses ask the upstream for that version, so a
+    batch of old hits and new misses is one version."""
+    store = tmp_path / "models"
+    shutil.copytree(models_dir, store)
+    origin = await start_node(models_dir=store)
+    edge = await start_node(upstream=origin.url, catalog_ttl_s=60)
+    assert (await predict(http, edge.url, 1))["model_version"] == "1"
+    registry = origin.node.registry
+    await asyncio.to_thread(registry.stage, "ranker", "2",
+                            write_ranker(store, version="2", seed=99))
+    registry.activate("ranker", "2")
+    async with http.post(f"{edge.url}/batch_predict",
+                         json={"features": [features(1), features(2)]}) as r:
+        doc = await r.json()
+    assert doc["tiers"] == ["l1", "upstream/compute"] and doc["model_version"] == "1"
+    async with http.post(f"{origin.url}/batch_predict", json={"features": [features(2)]}) as r:
+        assert (await r.json())["tiers"] == ["compute"]  # v2 had not computed it
+    v1_alone = await predict(http, origin.url, 2, version="1")
+    assert doc["predictions"][1] == v1_alone["prediction"]
