@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from cdn.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = Path(os.environ.get("ANCHORS", ROOT.parent / "shared" / "anchors"))
@@ -101,13 +102,7 @@ class Server:
                            capture_output=True, check=False)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass

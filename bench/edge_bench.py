@@ -31,6 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cdn.processes import stop_process
 from edge.modelgen import make_models
 
 BARE_SERVER = textwrap.dedent("""
@@ -216,8 +217,7 @@ def main() -> int:
                 print(f"{label}: {results[a] / results[b]:.2f}x")
     finally:
         for proc in procs:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -18,6 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, and reap it: only this PID.
+    Shared by the launcher, the tests and the benchmarks."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class StartError(RuntimeError):
     """A child exited or never became ready; the message points at its log."""
 
@@ -84,15 +97,7 @@ class Child:
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; only this child's own PID."""
-        if not self.running():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, grace)
 
     def kill(self) -> None:
         """Abrupt loss (SIGKILL), as when a machine dies: used to show failover."""

@@ -14,6 +14,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from cdn.processes import stop_process
+
 
 def server_binary() -> str:
     found = shutil.which("redis-server")
@@ -74,10 +76,4 @@ class RedisServer:
         raise RuntimeError(f"redis server did not answer on {self.host}:{self.port}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=5)

@@ -13,6 +13,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from cdn.processes import stop_process
 from cdn.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +42,7 @@ class GeoDNS:
         return self.query(dns.message.make_query(name, rdtype, **make_kw), tcp=tcp)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def logs(self) -> str:
         return self.log.read_text()

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from edgetest import RunningNode
 
+from cdn.processes import stop_process
 from cdn.redis_server import free_port
 from edge.app import build_app
 from edge.config import EdgeConfig
@@ -93,10 +94,4 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

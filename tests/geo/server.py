@@ -14,6 +14,7 @@ import dns.exception
 import dns.message
 import dns.query
 
+from cdn.processes import stop_process
 from cdn.redis_server import free_port
 
 from .conftest import EXAMPLE_ZONE, ROOT
@@ -41,13 +42,7 @@ class Server:
         return send(q, "127.0.0.1", port=self.port, timeout=3, source=source)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def example_zones(tmp: Path) -> Path:

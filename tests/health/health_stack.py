@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import dns.message
 import dns.rcode
 import yaml
 from health_members import MemberServer
+
+from cdn.processes import stop_process
 
 ZONE = "failover.example"
 NAME = f"edge.{ZONE}."
@@ -102,13 +103,7 @@ class GeoDNS:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @dataclass(frozen=True)
