@@ -10,8 +10,11 @@ Measures, at 64 concurrent connections, requests/second and p50/p99 latency for:
 * artifact:    GET a 64 KB artifact (embeddings.npy) from the node's store
 
 Scenarios run in --runs interleaved rounds (default 5) of --seconds each (default 3);
-the medians are printed.
+the medians are printed. `--pin` is the anchors harness's "pinned" layout: every server
+on CPU 1 and wrk on CPU 0 (taskset), so that the load generator and the server do not
+preempt each other, which is what the tail latency otherwise mostly measures on 2 cores.
 Usage: .venv/bin/python bench/edge_bench.py [--seconds 5] [--runs 3] [--connections 64]
+       [--pin]
 """
 
 from __future__ import annotations
@@ -104,12 +107,19 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+SERVER_CPU, LOAD_CPU = "1", "0"  # for --pin
+PIN = False
+
+
 def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([*args[:1], *[a.replace("{port}", str(port)) for a in args[1:]]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
+    if PIN:  # all threads, including onnxruntime's
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CPU, str(proc.pid)],
+                       check=True, capture_output=True)
     return proc, url
 
 
@@ -127,6 +137,8 @@ def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[f
             f.write(script)
     if script:
         cmd[1:1] = ["-s", f.name]
+    if PIN:
+        cmd[:0] = ["taskset", "-c", LOAD_CPU]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
     if "Non-2xx" in out:
@@ -158,7 +170,11 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64, help="ranker hidden width")
     ap.add_argument("--only", help="comma-separated scenario name prefixes to run")
+    ap.add_argument("--pin", action="store_true",
+                    help="servers on CPU 1, wrk on CPU 0 (the anchors' pinned layout)")
     args = ap.parse_args()
+    global PIN
+    PIN = args.pin
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
@@ -195,8 +211,9 @@ def main() -> int:
             ("miss, unbatched", single_url + "/predict", RANDOM_LUA % 2),
             ("artifact GET 64 KB", hits_url + "/models/embedder/1/embeddings.npy", None),
         ]
+        layout = "pinned (servers CPU 1, wrk CPU 0)" if PIN else "shared cores"
         print(f"one worker per server, wrk -t1 -c{args.connections}, {args.seconds}s x "
-              f"{args.runs} runs, medians; ranker hidden={args.hidden}")
+              f"{args.runs} runs, medians; ranker hidden={args.hidden}; {layout}")
         print(f"{'scenario':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         results = {}
         if args.only:
