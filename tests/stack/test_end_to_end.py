@@ -78,13 +78,14 @@ async def tokyo_client(stack, stop: asyncio.Event, log: list[dict]) -> None:
                 address, expires = res.addresses[0], now + res.ttl
             site = stack.topology.by_address(address)
             item += 1
+            sent = time.monotonic()  # the answer is used here; a failure shows later
             try:
                 async with session.post(f"{site.base_url}/predict",
                                         json=payload("ranker", item % 20)) as r:
                     ok = r.status == 200
             except (aiohttp.ClientError, TimeoutError):
                 ok = False
-            log.append({"t": time.monotonic(), "edge": site.name, "ok": ok,
+            log.append({"t": time.monotonic(), "sent": sent, "edge": site.name, "ok": ok,
                         "answer_expires": expires})
             await asyncio.sleep(0.05)
 
@@ -96,6 +97,19 @@ async def test_killed_edge_leaves_dns_in_bounds_and_clients_fail_only_within_ttl
     await asyncio.sleep(1.0)
     stack.kill("tokyo")
     killed = time.monotonic()
+    try:
+        await watch_tokyo_fail_over(stack, stop, client, log, killed)
+    finally:  # the other tests of the session need tokyo back, whatever happened here
+        stop.set()
+        await client
+        stack.restart("tokyo")
+    started = time.monotonic()
+    while (await edge_for(stack, "tokyo"))[0] != "tokyo":
+        assert time.monotonic() - started < 20, "tokyo never came back into DNS"
+        await asyncio.sleep(0.1)
+
+
+async def watch_tokyo_fail_over(stack, stop, client, log: list[dict], killed: float) -> None:
     while (await edge_for(stack, "tokyo"))[0] == "tokyo":
         assert time.monotonic() - killed < 20, "tokyo never left the DNS answers"
         await asyncio.sleep(0.05)
@@ -110,8 +124,8 @@ async def test_killed_edge_leaves_dns_in_bounds_and_clients_fail_only_within_ttl
     assert failures, "the client never noticed that its edge was killed"
     for f in failures:
         assert f["edge"] == "tokyo", f"a request to {f['edge']} failed"
-        assert f["t"] < f["answer_expires"], "a request failed after its DNS answer expired"
-        assert f["t"] < killed + left + stack.topology.ttl + 0.5
+        assert f["sent"] < f["answer_expires"], "an expired DNS answer was used"
+        assert f["sent"] < killed + left + stack.topology.ttl + 0.5
     after = [e for e in log if e["t"] > failures[-1]["t"]]
     assert len(after) >= 10 and all(e["ok"] for e in after)
     moved_to = {e["edge"] for e in after}
@@ -119,12 +133,6 @@ async def test_killed_edge_leaves_dns_in_bounds_and_clients_fail_only_within_ttl
     assert moved_to <= {"mumbai", "sydney"}  # the nearest edges to Tokyo after tokyo
     states = stack.member_states()
     assert states["tokyo"] == "down" and states["mumbai"] == "up"
-
-    stack.restart("tokyo")
-    started = time.monotonic()
-    while (await edge_for(stack, "tokyo"))[0] != "tokyo":
-        assert time.monotonic() - started < 20, "tokyo never came back into DNS"
-        await asyncio.sleep(0.1)
 
 
 def test_printed_dig_and_client_lines_work_as_printed(stack, system_program):
