@@ -191,14 +191,8 @@ async def test_stopped_edge_catches_up_before_it_reports_ready(stack, model_file
                 await origin.purge("tag", "model:ranker")
                 await origin.publish(model_files.last_layer, "ranker", "2", activate=True)
             proc = serve(tmp_path, port, *args)
-            while True:  # the first moment it says ready, it must have applied both
-                try:
-                    async with http.get(url + "/v2/health/ready") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.005)
+            # The first moment it says ready, it must have applied both.
+            await until_http_ready(http, url, step=0.005)
             doc = await health_url(http, url)
             assert doc["models"]["ranker"] == "2" and doc["status"] == "ok"
             assert doc["rollout"]["lag"] == 0 and doc["rollout"]["synced"]
@@ -216,7 +210,7 @@ async def health_url(http, url: str) -> dict:
         return await r.json()
 
 
-async def until_http_ready(http, url: str, timeout: float = 30.0) -> None:
+async def until_http_ready(http, url: str, timeout: float = 30.0, step: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -225,7 +219,7 @@ async def until_http_ready(http, url: str, timeout: float = 30.0) -> None:
                     return
         except aiohttp.ClientConnectionError:
             pass
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(step)
     raise AssertionError(f"{url} not ready")
 
 
