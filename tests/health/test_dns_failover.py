@@ -9,6 +9,7 @@ recovery bound, and a member that loses one probe in three must never leave them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 
 import aiohttp
@@ -84,18 +85,29 @@ async def test_failover_and_recovery_through_dns(stack):
     assert set(flaps) == {(ip["paris"],)}  # the flapping member never left the answers
 
 
-async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
-    servers = {name: await MemberServer(loopback_address(71)).start()
+@contextlib.asynccontextmanager
+async def london_and_frankfurt(tmp_path, octet: int, *args: str):
+    """Members london and frankfurt on 127.0.<octet>.x and a server with `args`, once it
+    answers the London client with london; yields (server, member addresses)."""
+    servers = {name: await MemberServer(loopback_address(octet)).start()
                for name in ("london", "frankfurt")}
     write_zone(tmp_path / "zones", servers)
-    overrides = tmp_path / "overrides.yaml"
-    server = GeoDNS(tmp_path / "zones", args=["--overrides", str(overrides),
-                                              "--admin-token", "t0ken"],
-                    log=tmp_path / "geodns.log").start()
+    server = GeoDNS(tmp_path / "zones", args=list(args), log=tmp_path / "geodns.log").start()
     ip = {name: s.host for name, s in servers.items()}
-    base = f"http://127.0.0.1:{server.http_port}"
     try:
         await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 15)
+        yield server, ip
+    finally:
+        server.stop()
+        for s in servers.values():
+            await s.stop()
+
+
+async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
+    overrides = tmp_path / "overrides.yaml"
+    async with london_and_frankfurt(tmp_path, 71, "--overrides", str(overrides),
+                                    "--admin-token", "t0ken") as (server, ip):
+        base = f"http://127.0.0.1:{server.http_port}"
         async with aiohttp.ClientSession() as http:
             url = f"{base}/admin/overrides/member/edges/london"
             async with http.put(url, json={"state": "down"}) as r:
@@ -114,24 +126,14 @@ async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
 
             overrides.write_text("overrides: []\n")  # an operator edits the file
             await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 2)
-    finally:
-        server.stop()
-        for s in servers.values():
-            await s.stop()
 
 
 async def test_api_overrides_reach_every_worker_without_an_override_file(tmp_path):
     """With --workers 2 and no --overrides, an override set through the parent's admin
     API steers the answers of both workers (they share a private file for the run)."""
-    servers = {name: await MemberServer(loopback_address(72)).start()
-               for name in ("london", "frankfurt")}
-    write_zone(tmp_path / "zones", servers)
-    server = GeoDNS(tmp_path / "zones", args=["--workers", "2", "--admin-token", "t0ken"],
-                    log=tmp_path / "geodns.log").start()
-    ip = {name: s.host for name, s in servers.items()}
-    url = f"http://127.0.0.1:{server.http_port}/admin/overrides/member/edges/london"
-    try:
-        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 15)
+    async with london_and_frankfurt(tmp_path, 72, "--workers", "2",
+                                    "--admin-token", "t0ken") as (server, ip):
+        url = f"http://127.0.0.1:{server.http_port}/admin/overrides/member/edges/london"
         async with aiohttp.ClientSession() as http:
             async with http.put(url, json={"state": "down"},
                                 headers={"Authorization": "Bearer t0ken"}) as r:
@@ -141,10 +143,6 @@ async def test_api_overrides_reach_every_worker_without_an_override_file(tmp_pat
         # Random source ports spread the questions over both workers.
         answers = {(await ask(server.port, "london")).addresses for _ in range(40)}
         assert answers == {(ip["frankfurt"],)}
-    finally:
-        server.stop()
-        for s in servers.values():
-            await s.stop()
 
 
 async def test_settle_deadline_through_dns(tmp_path):
