@@ -27,6 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.cache.tags import TagIndex
+
 log = logging.getLogger(__name__)
 MAGIC = b"EDL2"
 _HEADER_LEN = struct.Struct("<I")
@@ -47,7 +49,7 @@ class DiskL2:
         self.capacity = capacity_bytes
         self.fsync = fsync
         self._index: OrderedDict[str, _Meta] = OrderedDict()  # LRU order
-        self._tags: dict[str, set[str]] = {}
+        self._tags = TagIndex()
         self.bytes = 0
         self.errors = 0
         self.dropped_writes = 0
@@ -163,8 +165,7 @@ class DiskL2:
             self._drop_accounting(key, old)
         self._index[key] = meta
         self.bytes += meta.size
-        for tag in meta.tags:
-            self._tags.setdefault(tag, set()).add(key)
+        self._tags.add(key, meta.tags)
         while self.bytes > self.capacity and self._index:
             self.delete(next(iter(self._index)))
 
@@ -184,7 +185,7 @@ class DiskL2:
         return sum(self.delete(k) for k in [k for k in self._index if k.startswith(prefix)])
 
     def purge_tag(self, tag: str) -> int:
-        return sum(self.delete(k) for k in list(self._tags.get(tag, ())))
+        return sum(self.delete(k) for k in self._tags.keys(tag))
 
     def flush(self) -> int:
         return sum(self.delete(k) for k in list(self._index))
@@ -203,12 +204,7 @@ class DiskL2:
 
     def _drop_accounting(self, key: str, meta: _Meta) -> None:
         self.bytes -= meta.size
-        for tag in meta.tags:
-            keys = self._tags.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tags[tag]
+        self._tags.discard(key, meta.tags)
 
     def _load_index(self) -> None:
         found = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edge.cache.s3fifo import S3FIFO, Entry
+from edge.cache.tags import TagIndex
 
 ENTRY_OVERHEAD = 120  # bytes of Python objects per entry, counted against the bound
 
@@ -13,7 +14,7 @@ class MemoryL1:
     def __init__(self, capacity_bytes: int) -> None:
         self._policy = S3FIFO(capacity_bytes)
         self._policy.on_evict = self._forget_tags
-        self._tags: dict[str, set[str]] = {}
+        self._tags = TagIndex()
         self.errors = 0  # memory never fails; kept for the common tier interface
         self.ok = True
 
@@ -27,8 +28,7 @@ class MemoryL1:
             self._forget_tags(key, old)
         if self._policy.put(key, Entry(value, len(value) + len(key) + ENTRY_OVERHEAD,
                                        expires, tags)):
-            for tag in tags:
-                self._tags.setdefault(tag, set()).add(key)
+            self._tags.add(key, tags)
 
     async def delete(self, key: str) -> int:
         entry = self._policy.remove(key)
@@ -41,7 +41,7 @@ class MemoryL1:
         return sum([await self.delete(k) for k in self._policy.keys() if k.startswith(prefix)])
 
     async def purge_tag(self, tag: str) -> int:
-        return sum([await self.delete(k) for k in list(self._tags.get(tag, ()))])
+        return sum([await self.delete(k) for k in self._tags.keys(tag)])
 
     async def flush(self) -> int:
         n = len(self._policy)
@@ -57,9 +57,4 @@ class MemoryL1:
         pass
 
     def _forget_tags(self, key: str, entry: Entry) -> None:
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tags[tag]
+        self._tags.discard(key, entry.tags)
