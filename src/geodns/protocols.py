@@ -19,7 +19,6 @@ import socket
 from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
-MAX_TCP_BUFFER = 65535 + 2
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
