@@ -123,7 +123,7 @@ class Zone:
                 if nxt is None:
                     return ans
             else:
-                rrset = self._pick_any(node, name) if qtype == QTYPE.ANY else node.get(qtype)
+                rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)
                 if rrset is None:
                     return self._negative(ans, RCODE.NOERROR)
                 ans.answer.append(rrset.renamed(name))
@@ -190,7 +190,7 @@ class Zone:
                 if glue is not None and glue not in ans.additional:
                     ans.additional.append(glue)
 
-    def _pick_any(self, node: dict[int, RRset], name: str) -> RRset | None:
+    def _pick_any(self, node: dict[int, RRset]) -> RRset | None:
         if not node:
             return None
         for rtype in ANY_PREFERENCE:
@@ -218,7 +218,7 @@ class Zone:
             pa = self.steering.answer(pool, family, client)
             ans.picks += tuple((pool, member, pa.region) for member in pa.picked)
             ans.scope = max(ans.scope, pa.scope)
-            ans.by_source = ans.by_source or getattr(pa, "by_source", False)
+            ans.by_source = ans.by_source or pa.by_source
             if pa.cname:
                 ans.answer.append(RRset(name, QTYPE.CNAME, pa.ttl, [CNAME(pa.cname)]))
                 return pa.cname.lower()
