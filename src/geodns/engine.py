@@ -35,7 +35,7 @@ from geodns.cookies import CookieJar
 from geodns.edns import OPT_COOKIE, OPT_NSID, OUR_UDP_SIZE, build_opt, option
 from geodns.message import Drop, FormErr, Query
 from geodns.metrics import Tally
-from geodns.names import parent
+from geodns.names import find_zone
 from geodns.rrl import DROP, SEND, RateLimiter
 from geodns.steering import Client
 from geodns.zone import Answer, RRset, Zone
@@ -90,14 +90,6 @@ class Engine:
         self.zones = zones
         for cache in (self.cache, self.markers, self.pool_cache, self.cookie_cache):
             cache.clear()
-
-    def find_zone(self, qname: str) -> Zone | None:
-        name = qname
-        while True:
-            zone = self.zones.get(name)
-            if zone is not None or name == ".":
-                return zone
-            name = parent(name)
 
     # -- UDP entry point -------------------------------------------------------
 
@@ -216,7 +208,7 @@ class Engine:
                 txt = RRset(query.qname, QTYPE.TXT, 0, [TXT(self.nsid)], CLASS.CH)
                 return Answer(answer=[txt]), None
             return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), None
-        zone = self.find_zone(query.qname)
+        zone = find_zone(self.zones, query.qname)
         if query.qclass not in (CLASS.IN, CLASS_ANY) or zone is None:
             return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), None
         if query.qtype in NO_TRANSFER:

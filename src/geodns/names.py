@@ -7,6 +7,11 @@ this form: responses echo the question bytes as they came (0x20).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
 MAX_LABEL = 63
 MAX_NAME = 255  # octets in wire form, including the length octets and the root
 
@@ -67,3 +72,12 @@ def descent(name: str, origin: str) -> list[str]:
         name = parent(name)
     out.reverse()
     return out
+
+
+def find_zone(zones: Mapping[str, T], name: str) -> T | None:
+    """The zone (by origin) closest above `name`, the root included; None if none holds it."""
+    while True:
+        zone = zones.get(name)
+        if zone is not None or name == ".":
+            return zone
+        name = parent(name)

@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from ..names import find_zone
 from .decide import Decision
 from .geoip import GeoDB
 from .model import Client, Location
@@ -179,12 +180,8 @@ def explain_name(
         raise ExplainError(f"type must be A or AAAA, got {qtype!r}")
     client = parse_client(source, ecs)
     qname = name.lower().rstrip(".") + "."
-    labels = qname.rstrip(".").split(".")
-    for i in range(len(labels)):
-        zone = zones.get(".".join(labels[i:]) + ".")
-        if zone is not None:
-            break
-    else:
+    zone = find_zone(zones, qname)
+    if zone is None:
         raise ExplainError(f"no zone served here holds {qname}", 404)
     pool = zone.pools.get(qname)
     if pool is None or zone.steering is None:
