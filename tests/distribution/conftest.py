@@ -17,13 +17,15 @@ from redis.asyncio import Redis
 
 from edge.cache.disk import DiskL2
 from edge.cache.memory import MemoryL1
+from edge.cache.tiered import TieredCache
 from edge.distribution.agent import AgentConfig, RolloutAgent
 from edge.distribution.client import OriginClient
 from edge.distribution.events import EventStream
-from edge.distribution.node import RegistryModels, TierPurger
+from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.store import ModelStore
+from edge.metrics import NodeMetrics
 from edge.modelgen import write_ranker
 from edge.registry import ModelRegistry
 
@@ -120,7 +122,9 @@ class EdgeFactory:
         cfg = AgentConfig(edge_id, base / "agent",
                           PlacementPolicy(pinned=frozenset(pinned)), **config)
         agent = RolloutAgent(cfg, RegistryModels(registry, base / "models"),
-                             TierPurger([l1, l2]), client,
+                             CachePurger(TieredCache(l1, l2, l1_ttl_s=60, l2_ttl_s=600,
+                                                     grace_s=0, metrics=NodeMetrics())),
+                             client,
                              EventStream(redis) if redis else None)
         await agent.start()
         edge = Edge(agent, registry, l1, l2, client, redis)

@@ -4,18 +4,17 @@
 (`<models>/<name>/<version>/model.onnx`, hard-linked from the agent's blob store) and
 stages it in `edge.registry.ModelRegistry`, which checks the digest and loads it; it is
 then warmed with sample inputs. `activate` also records the version in the folder's
-`CURRENT` file, so a restarted node comes back serving what it served.
+`CURRENT` file, so a restarted node comes back serving what it served. `CachePurger`
+applies the agent's purges to the node's cache tiers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from edge.cache.tiered import TieredCache
 from edge.distribution.blobs import atomic_write
 from edge.distribution.samples import warm
 from edge.registry import CURRENT_FILE, MODEL_FILE, ModelError, ModelRegistry
@@ -70,20 +69,18 @@ def _install(src: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-class TierPurger:
-    """Apply purges to every cache tier (methods may be sync or async)."""
+class CachePurger:
+    """Apply the agent's purges through the node's `TieredCache`, which drains queued L2
+    writes first (so none brings a purged entry back) and covers both tiers."""
 
-    _METHODS = {"key": "delete", "prefix": "purge_prefix", "tag": "purge_tag", "all": "flush"}
+    _ARGS = {"key": "keys", "prefix": "prefixes", "tag": "tags"}
 
-    def __init__(self, tiers: Iterable[Any]) -> None:
-        self.tiers = list(tiers)
+    def __init__(self, cache: TieredCache) -> None:
+        self.cache = cache
 
     async def purge(self, kind: str, value: str) -> int:
-        method = self._METHODS[kind]
-        removed = 0
-        for tier in self.tiers:
-            result = getattr(tier, method)(*(() if kind == "all" else (value,)))
-            if inspect.isawaitable(result):
-                result = await result
-            removed += int(result or 0)
-        return removed
+        if kind == "all":
+            removed = await self.cache.flush(["l1", "l2"])
+        else:
+            removed = await self.cache.purge(**{self._ARGS[kind]: [value]})
+        return sum(removed.values())

@@ -29,7 +29,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
 from edge.distribution.events import EventStream
 from edge.distribution.metrics import AgentMetrics
-from edge.distribution.node import RegistryModels, TierPurger
+from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.service import LocalOrigin
@@ -83,7 +83,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
         AgentConfig(edge_id(config), Path(config.cache_dir) / "rollout", policy,
                     prefer_int8=config.prefer_int8),
         RegistryModels(node.registry, models_dir),
-        TierPurger([node.cache.l1, node.cache.l2]), source,
+        CachePurger(node.cache), source,
         EventStream(redis) if redis else None, AgentMetrics(node.metrics.registry))
     app[AGENT] = agent
 
