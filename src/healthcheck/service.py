@@ -225,8 +225,8 @@ class HealthService:
         self._background.clear()
         if self.shared is not None:
             if self.vantage:
-                try:  # withdraw our votes now rather than when they expire
-                    await self.shared.redis.delete(self.shared._key(self.vantage))
+                try:
+                    await self.shared.withdraw(self.vantage)
                 except Exception:  # noqa: BLE001 - Redis may be gone; the TTL cleans up
                     pass
             await self.shared.close()
@@ -509,3 +509,4 @@ class HealthService:
 
 def _report_overrides(where: str, message: str) -> None:
     log.error("health overrides: %s: %s", where, message)
+

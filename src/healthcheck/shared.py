@@ -62,6 +62,10 @@ class SharedState:
             pipe.sadd(f"{self.prefix}:vantages", vantage)
             await pipe.execute()
 
+    async def withdraw(self, vantage: str) -> None:
+        """Delete `vantage`'s votes now rather than when they expire."""
+        await self.redis.delete(self._key(vantage))
+
     async def read(self) -> tuple[dict[str, list[Vote]], list[Override], list[str]]:
         """Votes per target URL, the overrides published, and the live vantage names."""
         names = sorted(await self.redis.smembers(f"{self.prefix}:vantages"))
