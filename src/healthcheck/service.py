@@ -159,15 +159,10 @@ class HealthService:
         for zone, zone_pools in pools_by_zone.items():
             for name, pool in zone_pools.items():
                 where = f"{zone}: pools.{name}"
-                settings = parse_health_settings(
-                    pool.health, lambda w, m: log.warning("%s: %s", w, m), f"{where}.health"
-                )
+                settings = parse_health_settings(pool.health, _warn, f"{where}.health")
                 members: dict[str, CheckKey | None] = {}
                 for m in pool.members:
-                    url = check_health_url(
-                        m.health_url, lambda w, msg: log.warning("%s: %s", w, msg),
-                        f"{where}.{m.name}.health_url",
-                    )
+                    url = check_health_url(m.health_url, _warn, f"{where}.{m.name}.health_url")
                     key = check_key(url, settings) if url else None
                     members[m.name] = key
                     if key is None:
@@ -510,3 +505,6 @@ class HealthService:
 def _report_overrides(where: str, message: str) -> None:
     log.error("health overrides: %s: %s", where, message)
 
+
+def _warn(where: str, message: str) -> None:
+    log.warning("%s: %s", where, message)
