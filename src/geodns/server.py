@@ -255,12 +255,13 @@ class GeoDNSServer:
         """Wait until `request_stop()` is called (by a signal handler, say)."""
         await self._stopping.wait()
 
-    async def serve_forever(self) -> None:
-        """Start, handle SIGHUP (reload) and SIGTERM/SIGINT (stop), stop cleanly."""
+    async def serve_forever(self, stop_signals: tuple[int, ...] = (signal.SIGTERM,
+                                                                   signal.SIGINT)) -> None:
+        """Start, handle SIGHUP (reload) and `stop_signals` (stop), stop cleanly."""
         loop = asyncio.get_running_loop()
         await self.start()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals:
             loop.add_signal_handler(sig, self.request_stop)
         try:
             await self.stop_requested()

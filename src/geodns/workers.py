@@ -49,18 +49,11 @@ def _worker(config: ServerConfig, ready) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     server = GeoDNSServer(config, role="worker")
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        await server.start()
+    async def serving(_server: GeoDNSServer) -> None:
         ready.set()
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(server.reload()))
-        loop.add_signal_handler(signal.SIGTERM, server.request_stop)
-        try:
-            await server.stop_requested()
-        finally:
-            await server.stop()
 
-    run_loop(main())
+    server.on_start.append(serving)
+    run_loop(server.serve_forever(stop_signals=(signal.SIGTERM,)))
 
 
 class Supervisor:
@@ -70,6 +63,10 @@ class Supervisor:
         self.procs: list = []
         self.server = GeoDNSServer(config, role="supervisor")
         self.server.on_reload.append(lambda _s: self.signal_workers(signal.SIGHUP))
+        # Serving HTTP, the parent restarts workers that die (`watch`) until it stops.
+        self.server.on_start.append(self._start_watching)
+        self.server.on_stop.insert(0, self._stop_watching)  # before the plugins' hooks
+        self.watcher: asyncio.Task | None = None
         self.stopping = False
 
     def spawn(self) -> tuple:
@@ -105,19 +102,13 @@ class Supervisor:
                 return False
         return True
 
-    async def main(self) -> None:
-        loop = asyncio.get_running_loop()
-        await self.server.start()
-        watcher = asyncio.create_task(self.watch())
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.server.reload()))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.server.request_stop)
-        try:
-            await self.server.stop_requested()
-        finally:
-            self.stopping = True
-            watcher.cancel()
-            await self.server.stop()
+    async def _start_watching(self, _server: GeoDNSServer) -> None:
+        self.watcher = asyncio.create_task(self.watch())
+
+    async def _stop_watching(self, _server: GeoDNSServer) -> None:
+        self.stopping = True
+        if self.watcher is not None:
+            self.watcher.cancel()
 
     def shutdown(self) -> None:
         self.stopping = True
@@ -164,7 +155,7 @@ def run(config: ServerConfig) -> int:
     if not supervisor.start_workers():
         return 1
     try:
-        run_loop(supervisor.main())
+        run_loop(supervisor.server.serve_forever())
     finally:
         supervisor.shutdown()
         metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
