@@ -38,8 +38,8 @@ class Ecs:
         return ipaddress.ip_network(f"{addr}/{self.source}")
 
     def option(self, scope: int) -> bytes:
-        body = struct.pack("!HBB", self.family, self.source, scope) + self.address
-        return struct.pack("!HH", OPT_ECS, len(body)) + body
+        return option(OPT_ECS, struct.pack("!HBB", self.family, self.source, scope)
+                      + self.address)
 
 
 @dataclass(frozen=True, slots=True)
