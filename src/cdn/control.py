@@ -7,7 +7,6 @@ child back, so that the launcher also stops it on Ctrl-C.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cdn.processes import http_ready
-from cdn.stack import STATE_FILE, read_state
+from cdn.stack import STATE_FILE, read_state, write_state
 
 
 class Controller(Protocol):
@@ -52,11 +51,7 @@ class StateFileController:
                 start_new_session=True,
             )
         entry["pid"] = proc.pid
-        path = self.run_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        write_state(self.run_dir, state)
         where = entry.get("where", "")
         if where.startswith("http://"):
             ready = http_ready(f"{where}/health")

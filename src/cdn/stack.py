@@ -259,11 +259,7 @@ class Stack:
         }
 
     def save_state(self) -> None:
-        path = self.run_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2))
-        os.chmod(tmp, 0o600)  # it holds the admin token
-        tmp.replace(path)
+        write_state(self.run_dir, self.state())
 
     def _replaced_pids(self) -> list[int]:
         """PIDs that another command (cdn simulate --restart-after) started in our place."""
@@ -304,6 +300,15 @@ def stop_pid(pid: int, grace: float = 5.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def write_state(run_dir: Path, state: dict) -> None:
+    """Replace the state file in one step, readable by its owner only."""
+    path = Path(run_dir) / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.chmod(tmp, 0o600)  # it holds the admin token
+    tmp.replace(path)
 
 
 def read_state(run_dir: Path) -> dict:
