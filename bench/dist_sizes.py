@@ -133,11 +133,13 @@ async def worker(edge_id: str, origin: str, redis_url: str, folder: Path) -> Non
 
     from edge.cache.disk import DiskL2
     from edge.cache.memory import MemoryL1
+    from edge.cache.tiered import TieredCache
     from edge.distribution.agent import AgentConfig, RolloutAgent
     from edge.distribution.client import OriginClient
     from edge.distribution.events import EventStream
-    from edge.distribution.node import RegistryModels, TierPurger
+    from edge.distribution.node import CachePurger, RegistryModels
     from edge.distribution.placement import PlacementPolicy
+    from edge.metrics import NodeMetrics
     from edge.registry import ModelRegistry
 
     def say(**kw) -> None:
@@ -149,7 +151,9 @@ async def worker(edge_id: str, origin: str, redis_url: str, folder: Path) -> Non
     agent = RolloutAgent(
         AgentConfig(edge_id, folder / "agent", PlacementPolicy(pinned=frozenset({"ranker"}))),
         RegistryModels(ModelRegistry(), folder / "models"),
-        TierPurger([MemoryL1(1 << 24), l2]), OriginClient(origin), EventStream(redis))
+        CachePurger(TieredCache(MemoryL1(1 << 24), l2, l1_ttl_s=60, l2_ttl_s=600, grace_s=0,
+                                metrics=NodeMetrics())),
+        OriginClient(origin), EventStream(redis))
     agent.on_applied = lambda e: say(seq=e.seq, kind=e.kind, t=time.time())
     await agent.start()
     while not agent.ready:
