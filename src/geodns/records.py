@@ -143,10 +143,8 @@ ADDITIONAL_TYPES = frozenset({QTYPE.NS, QTYPE.MX, QTYPE.SRV})
 
 def target(rtype: int, rd: RD) -> str | None:
     """The host name a NS, MX or SRV record points at, lowercase absolute."""
-    if rtype == QTYPE.MX:
+    if rtype in (QTYPE.NS, QTYPE.MX):
         return str(rd.label).lower()
     if rtype == QTYPE.SRV:
         return str(rd.target).lower()
-    if rtype == QTYPE.NS:
-        return str(rd.label).lower()
     return None
