@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from geodns.server import GeoDNSServer
 
 
-def _registry():
+def counters(server: GeoDNSServer) -> CollectorRegistry:
+    """The server's metrics, up to date (with workers: summed over every process)."""
+    server.tally.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -35,8 +37,7 @@ def build_app(server: GeoDNSServer) -> web.Application:
     app = web.Application()
 
     async def metrics(request: web.Request) -> web.Response:
-        server.tally.flush()
-        body = generate_latest(_registry())
+        body = generate_latest(counters(server))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def reload(request: web.Request) -> web.Response:

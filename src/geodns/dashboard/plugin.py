@@ -49,7 +49,7 @@ class DashboardPlugin:
     def setup(self, server: Any) -> None:
         if server.http_app is None:  # a worker process: no HTTP port
             return
-        from geodns.admin import _registry
+        from geodns.admin import counters
 
         url = f"http://{self_address(*server.config.http)}/admin/health"
 
@@ -60,12 +60,9 @@ class DashboardPlugin:
                 resp.raise_for_status()
                 return (await resp.json())["members"]
 
-        def counters():
-            server.tally.flush()
-            return _registry()
-
         add_dashboard_routes(server.http_app, DashboardSources(
-            health_rows=health_rows, places=lambda: places(server), registry=counters,
+            health_rows=health_rows, places=lambda: places(server),
+            registry=lambda: counters(server),
         ))
 
 
