@@ -108,8 +108,7 @@ class Rate:
 
     def update(self, value: float, now: float) -> float:
         if self.last is not None and now > self.at:
-            delta = value - self.last
-            self.per_s = max(0.0, delta) / (now - self.at) if delta >= 0 else 0.0
+            self.per_s = max(0.0, value - self.last) / (now - self.at)
         self.last, self.at = value, now
         return self.per_s
 
