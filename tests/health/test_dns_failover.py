@@ -85,10 +85,26 @@ async def test_failover_and_recovery_through_dns(stack):
     assert set(flaps) == {(ip["paris"],)}  # the flapping member never left the answers
 
 
+async def admin_port_up(port: int, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            assert asyncio.get_running_loop().time() < deadline, "the admin port never answered"
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def london_and_frankfurt(tmp_path, octet: int, *args: str):
     """Members london and frankfurt on 127.0.<octet>.x and a server with `args`, once it
-    answers the London client with london; yields (server, member addresses)."""
+    answers the London client with london and its admin port answers (with --workers
+    the parent opens that port after the workers answer DNS); yields (server, member
+    addresses)."""
     servers = {name: await MemberServer(loopback_address(octet)).start()
                for name in ("london", "frankfurt")}
     write_zone(tmp_path / "zones", servers)
@@ -96,6 +112,7 @@ async def london_and_frankfurt(tmp_path, octet: int, *args: str):
     ip = {name: s.host for name, s in servers.items()}
     try:
         await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 15)
+        await admin_port_up(server.http_port, 15)
         yield server, ip
     finally:
         server.stop()
