@@ -58,8 +58,9 @@ def _reload_geoip(server: Any) -> str | None:
     try:
         geoip.shared().reload()
     except geoip.GeoIPError as e:
-        log.error("GeoIP reload failed, still using the previous database: %s", e)
-        return f"GeoIP reload failed, still using the previous database: {e}"
+        message = f"GeoIP reload failed, still using the previous database: {e}"
+        log.error("%s", message)
+        return message
     return None
 
 
