@@ -123,10 +123,8 @@ def ensure_dnsperf() -> None:
     missing = [p for p, b in (("dnsperf", "dnsperf"), ("bind9-dnsutils", "dig"))
                if shutil.which(b) is None]
     if missing:
-        print(f"== apt-get install {' '.join(missing)}", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        print(f"== bin/apt-install {' '.join(missing)}", flush=True)
+        subprocess.run([str(ROOT / "bin" / "apt-install"), *missing], check=True)
 
 
 def dnsperf(server: Server, qfile: Path, duration: int, pinned: bool,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from cdn.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -35,9 +38,8 @@ def _require_program(binary: str, package: str) -> str:
     found = shutil.which(binary)
     if found:
         return found
-    subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
-                   check=True, capture_output=True)
+    subprocess.run([str(ROOT / "bin" / "apt-install"), package], check=True,
+                   capture_output=True)
     found = shutil.which(binary)
     assert found, f"{package} installed no {binary}"
     return found
