@@ -29,6 +29,7 @@ log = logging.getLogger("healthcheck")
 NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
 UNSTEADY = (Status.DOWN, Status.UNKNOWN)
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
+KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
 
 
@@ -198,8 +199,12 @@ class HealthService:
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        # Keep-alive: a probe is one round trip on a connection kept from the last one
+        # (a fresh connection costs two, and the target's accept queue on a busy host).
+        # A target that dies closes or stops answering on it; aiohttp retries a request
+        # once on a fresh connection when a reused one turns out closed.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True, limit=0),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
             headers={"User-Agent": "geocdn-healthcheck",
                      **({VANTAGE_HEADER: self.vantage} if self.vantage else {})},
         )
