@@ -33,7 +33,7 @@ from health_members import MemberServer, loopback_address  # noqa: E402
 from health_stack import GEODNS, GeoDNS  # noqa: E402
 
 from cdn.processes import stop_process  # noqa: E402
-from healthcheck.settings import DEFAULTS as D  # noqa: E402
+from geodns.steering.health_settings import DEFAULTS as D  # noqa: E402
 
 CITIES = {  # the seven edges of the example zone
     "tokyo": (35.68, 139.69), "london": (51.51, -0.13), "virginia": (38.95, -77.45),
