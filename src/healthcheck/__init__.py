@@ -25,9 +25,9 @@ What a zone's view (`ZoneHealthView`) offers the answer path:
   the pool's `settle` deadline (default 2 s after start or reload) has not passed.
   The server must not answer from such a pool (it answers SERVFAIL, so resolvers
   retry); `await view.wait_settled(pool)` and `await service.settled(timeout)` wait;
-* `ttl_for(pool, ttl)`: the answer TTL - the pool's `min_ttl` while any member is
-  DOWN, UNKNOWN or changing (failures or successes being counted), else `max_ttl`
-  (default: the pool's own `ttl`).
+* `ttl_for(pool, ttl, unsteady)`: the answer TTL - the pool's `min_ttl` for an answer
+  that an unsteady member (DOWN, UNKNOWN or changing: `MemberHealth.unsteady`) is part
+  of, else `max_ttl` (default: the pool's own `ttl`). Steering decides per answer.
 
 Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
 checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`, `smoothing` (EWMA), `checks`

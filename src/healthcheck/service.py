@@ -27,10 +27,16 @@ from geodns.steering.health import MemberHealth, Status
 log = logging.getLogger("healthcheck")
 
 NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
-UNSTEADY = (Status.DOWN, Status.UNKNOWN)
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
 KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
+
+
+def pool_ttl(min_ttl: int, max_ttl: int | None, ttl: int, unsteady: bool) -> int:
+    """`min_ttl` for an answer that an unsteady member (DOWN, UNKNOWN or changing) is
+    part of, else `max_ttl` (default: the pool's `ttl`); never above `max_ttl`."""
+    high = ttl if max_ttl is None else max_ttl
+    return min(min_ttl, high) if unsteady else high
 
 
 @dataclass
@@ -77,17 +83,12 @@ class ZoneHealthView:
         if binding is not None:
             await binding.settled.wait()
 
-    def ttl_for(self, pool: str, ttl: int) -> int:
-        """The answer TTL for `pool` whose zone-file TTL is `ttl`: the pool's `min_ttl`
-        while any member is DOWN, UNKNOWN or changing, else `max_ttl` (default: `ttl`)."""
+    def ttl_for(self, pool: str, ttl: int, unsteady: bool) -> int:
+        """The TTL of an answer from `pool` whose zone-file TTL is `ttl`."""
         binding = self._service.binding(self.zone, pool)
         if binding is None:
             return ttl
-        s = binding.settings
-        high = ttl if s.max_ttl is None else s.max_ttl
-        if self._service.unsteady(binding):
-            return min(s.min_ttl, high)
-        return high
+        return pool_ttl(binding.settings.min_ttl, binding.settings.max_ttl, ttl, unsteady)
 
 
 class HealthService:
@@ -124,7 +125,6 @@ class HealthService:
         self._remote_overrides: list[Override] = []
         self._active_overrides: tuple = ()
         self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        self._unsteady: set[tuple[str, str]] = set()
         self._table_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
@@ -346,25 +346,18 @@ class HealthService:
             return self._table
         now = time.time()
         table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        unsteady: set[tuple[str, str]] = set()
         for (zone, pool), binding in self._pools.items():
             for member in binding.members:
                 health, _ = self.member_state(zone, pool, member, now)
                 table[(zone, pool, member)] = health
                 table.setdefault((None, pool, member), health)
-                if health.status in UNSTEADY or health.changing:
-                    unsteady.add((zone, pool))
                 for state in Status:
                     metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
                         1 if health.status == state else 0
                     )
-        self._table, self._unsteady = table, unsteady
+        self._table = table
         self._table_generation = self.generation
         return table
-
-    def unsteady(self, binding: PoolBinding) -> bool:
-        self.table()
-        return (binding.zone, binding.name) in self._unsteady
 
     def _check_settled(self) -> None:
         now_mono, now = time.monotonic(), time.time()

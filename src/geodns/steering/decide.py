@@ -62,8 +62,8 @@ def decide(
     pool: Pool, family: int, located: Located, health: HealthView, nets_have_members: bool
 ) -> Decision:
     members = [candidate(pool, m, located, health) for m in pool.members if m.addresses(family)]
-    ttl = answer_ttl(health, pool.name, pool.ttl)  # shorter while members move
-    d = Decision(PoolAnswer((), ttl), 0, located, family, members)
+    d = Decision(PoolAnswer((), answer_ttl(health, pool.name, pool.ttl, False)), 0, located,
+                 family, members)
     if not members:  # the pool has no address of this family: NODATA for everyone
         return d
     ctx = Context(pool, located, family)
@@ -88,6 +88,7 @@ def decide(
         elif d.all_down == "cname":
             cname = pool.all_down.cname
     d.picked = tuple(c.name for c in cands)
+    ttl = answer_ttl(health, pool.name, pool.ttl, unsteady_part(d))  # shorter while it moves
     addresses = tuple(a for c in cands for a in c.member.addresses(family))
 
     # The answer depends on the client through its location (and the nets that gave
@@ -102,3 +103,22 @@ def decide(
     region = region_of(located) if prefix else ""
     d.answer = PoolAnswer(addresses, ttl, scope, cname, located.by_source, d.picked, region)
     return d
+
+
+def unsteady_part(d: Decision) -> bool:
+    """Whether an unsteady member (down, without a verdict, changing) is part of the
+    answer: answered, or ranked by some step ahead of every answered member (the clients
+    it lost while down get the short TTL, so they come back soon after it does). Other
+    clients of the pool keep the long TTL."""
+    unsteady = {c.name for c in d.members if c.health.unsteady}
+    if not unsteady:
+        return False
+    if unsteady & set(d.picked):
+        return True
+    for step in d.steps:
+        for name in step.candidates:
+            if name in d.picked:
+                break
+            if name in unsteady:
+                return True
+    return False
