@@ -143,6 +143,10 @@ class HealthService:
             self._views[zone] = ZoneHealthView(self, zone)
         return self._views[zone]
 
+    def bindings(self) -> Mapping[tuple[str, str], PoolBinding]:
+        """Every followed pool, by (zone, pool)."""
+        return self._pools
+
     def binding(self, zone: str | None, pool: str) -> PoolBinding | None:
         if zone is not None:
             return self._pools.get((zone, pool))
