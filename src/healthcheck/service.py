@@ -23,6 +23,7 @@ from healthcheck.quorum import Vote, combine
 from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck.shared import SharedState
 from geodns.steering.health import MemberHealth, Status
+from geodns.steering.shedding import ShedController
 
 log = logging.getLogger("healthcheck")
 
@@ -50,6 +51,7 @@ class PoolBinding:
     members: dict[str, CheckKey | None]
     added: float = field(default_factory=time.monotonic)  # for the settle deadline
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+    shedding: dict[str, ShedController] = field(default_factory=dict)  # per member
 
 
 class ZoneHealthView:
@@ -186,6 +188,13 @@ class HealthService:
                 old = self._pools.get((zone, name))
                 if old is not None and old.settings.settle == settings.settle:
                     binding.added, binding.settled = old.added, old.settled
+                w, ttl = pool.watermarks, pool_ttl(settings.min_ttl, settings.max_ttl,
+                                                   pool.ttl, False)
+                for m in pool.members:
+                    kept = old.shedding.get(m.name) if old is not None else None
+                    if kept is None or (kept.low, kept.high, kept.ttl) != (w.low, w.high, ttl):
+                        kept = ShedController(w.low, w.high, ttl)
+                    binding.shedding[m.name] = kept
                 pools[(zone, name)] = binding
         for key in set(self._tasks) - set(checks):
             self._tasks.pop(key).cancel()
@@ -336,6 +345,9 @@ class HealthService:
             # up, for steering; the pool's all-down policy decides if nothing is left.
             base = replace(base, status=Status.DOWN, changing=True,
                            reason="no probe verdict yet: not answered until one")
+        shedding = binding.shedding.get(member)
+        if shedding is not None and shedding.fraction:
+            base = replace(base, shed=shedding.fraction)
         ov = self._override_for(zone, pool, member, now)
         if ov is None:
             return base, None
@@ -362,6 +374,18 @@ class HealthService:
         self._table = table
         self._table_generation = self.generation
         return table
+
+    def _update_shedding(self) -> None:
+        """Feed every UP member's load to its pool's shed controller."""
+        now, changed = time.monotonic(), False
+        for binding in self._pools.values():
+            for member, shedding in binding.shedding.items():
+                key = binding.members.get(member)
+                state = self._effective.get(key) if key else None
+                if state is not None and state.status == Status.UP:
+                    changed = shedding.update(now, state.load) or changed
+        if changed:
+            self._bump()
 
     def _check_settled(self) -> None:
         now_mono, now = time.monotonic(), time.time()
@@ -420,6 +444,7 @@ class HealthService:
             else:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
+            self._update_shedding()
             self.table()  # keeps the member-state gauges current without queries
 
     # -- Redis ---------------------------------------------------------------------
@@ -491,7 +516,7 @@ class HealthService:
                     "target": check.url if check else None,
                     "status": health.status.value,
                     "probed_status": check.health.status.value if check else None,
-                    "load": health.load, "hit_rate": health.hit_rate,
+                    "load": health.load, "hit_rate": health.hit_rate, "shed": health.shed,
                     "latency_ms": (round(check.last_result.latency_ms, 3)
                                    if check and check.last_result else None),
                     "since": health.since, "since_iso": iso(health.since) if health.since else None,

@@ -237,19 +237,24 @@ async def test_https_health_urls_are_verified(tmp_path, monkeypatch):
 
 
 async def test_load_from_the_health_document_sheds_clients_through_dns(tmp_path):
-    """The load an edge reports in its health document (smoothed by the checker) drives
-    the pool's watermarks: above `high` its clients go to the next edge, and they come
-    back when its load falls."""
+    """The load an edge reports in its health document drives the pool's shed
+    controller: an edge that stays above `high` gives away a growing share of its
+    client networks (the London client's among them, to the next edge), and they come
+    back when its load falls. A 2 s TTL: the controller moves once per half TTL."""
     servers = {"london": await MemberServer(loopback_address(74), load=0.97).start(),
                "frankfurt": await MemberServer(loopback_address(74), load=0.1).start()}
-    write_zone(tmp_path / "zones", servers)
+    write_zone(tmp_path / "zones", servers, ttl=2)
     server = GeoDNS(tmp_path / "zones", log=tmp_path / "geodns.log").start()
     ip = {name: s.host for name, s in servers.items()}
     try:
-        _, reply = await until(server.port, "london", lambda r: r.rcode == "NOERROR", 15)
-        assert reply.addresses == (ip["frankfurt"],)  # london is overloaded: shed
+        await until(server.port, "london", lambda r: r.addresses == (ip["frankfurt"],), 60)
+        await admin_port_up(server.http_port, 15)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{server.http_port}/admin/health") as r:
+                rows = {m["member"]: m for m in (await r.json())["members"]}
+        assert rows["london"]["shed"] > 0 and rows["frankfurt"]["shed"] == 0
         servers["london"].load = 0.1
-        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 5)
+        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 60)
     finally:
         server.stop()
         for s in servers.values():

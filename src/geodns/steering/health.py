@@ -28,6 +28,7 @@ class MemberHealth:
     since: float = 0.0  # unix time of the last status change
     reason: str = ""
     changing: bool = False  # failures or successes are being counted towards a change
+    shed: float = 0.0  # 0..1, the share of its client networks it gives away (`shedding`)
 
     @property
     def unsteady(self) -> bool:
