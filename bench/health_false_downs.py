@@ -129,7 +129,8 @@ async def run(minutes: float, stress: int, reference: str | None) -> None:
     for name in procs:
         d = {k: end[name][k] - start[name].get(k, 0.0) for k in ("ok", "fail", "down")}
         print(f"{name:14} {d['down']:11.0f} {d['ok'] + d['fail']:8.0f} {d['fail']:7.0f} "
-              f"{'<= %g s' % end[name]['p50']:>12} {'<= %g s' % end[name]['p99.9']:>14}")
+              f"{'<= ' + format(end[name]['p50'], 'g') + ' s':>12} "
+              f"{'<= ' + format(end[name]['p99.9'], 'g') + ' s':>14}")
 
 
 def main() -> None:

@@ -15,15 +15,15 @@ from typing import Any
 
 import aiohttp
 
+from geodns.steering.health import MemberHealth, Status
+from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
+from geodns.steering.shedding import ShedController
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
 from healthcheck.overrides import Override, OverrideSet, best_override, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
-from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck.shared import SharedState
-from geodns.steering.health import MemberHealth, Status
-from geodns.steering.shedding import ShedController
 
 log = logging.getLogger("healthcheck")
 

@@ -12,8 +12,8 @@ reported load makes a loop that overshoots, swings back and never settles. So:
 * **offered load**: the load the member would carry without shedding, estimated as
   reported load / (1 - the fraction in force), where the fraction in force is the
   fraction averaged over the last TTL (what the resolvers' cached answers hold);
-* **smoothed over a TTL**: the estimate is an exponentially weighted average with a
-  time constant of one TTL;
+* **smoothed over a TTL**: the estimate is the mean over the last TTL (a sliding
+  window of `BUCKETS` buckets), so it holds the whole population of resolvers once;
 * **target**: the fraction at which the watermark rule holds for the load that stays,
   shed = (load - low) / (high - low) with load = offered x (1 - shed), i.e.
   (offered - low) / (offered + high - low): nothing at or below `low`; an offered load
@@ -27,11 +27,13 @@ reported load makes a loop that overshoots, swings back and never settles. So:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
-STEP = 0.1  # most the fraction moves at one change
+STEP = 0.15  # most the fraction moves at one change
 DEADBAND = 0.03  # closer than this to the target: no change
 MIN_KEPT = 0.05  # below this share kept, the reported load says nothing about the offered
+BUCKETS = 20  # of a sliding window over one TTL
 
 
 def target_fraction(offered: float, low: float, high: float) -> float:
@@ -40,32 +42,56 @@ def target_fraction(offered: float, low: float, high: float) -> float:
     return min(1.0, (offered - low) / (offered + high - low))
 
 
+class Window:
+    """The mean of the values added over the last `span` seconds (in `BUCKETS` buckets,
+    so its size does not depend on how often values come)."""
+
+    def __init__(self, span: float) -> None:
+        self.width = span / BUCKETS
+        self.buckets: deque[list[float]] = deque(maxlen=BUCKETS)  # [start, sum, count]
+
+    def add(self, now: float, value: float) -> None:
+        if not self.buckets or now - self.buckets[-1][0] >= self.width:
+            self.buckets.append([now, 0.0, 0.0])
+        bucket = self.buckets[-1]
+        bucket[1] += value
+        bucket[2] += 1
+
+    def mean(self) -> float | None:
+        n = sum(b[2] for b in self.buckets)
+        return sum(b[1] for b in self.buckets) / n if n else None
+
+
 @dataclass
 class ShedController:
     low: float
     high: float
     ttl: float  # seconds: the answers' TTL, how long a resolver keeps an answer
     fraction: float = 0.0  # published: the share of client networks shed
-    offered: float | None = None  # the smoothed offered-load estimate
-    in_force: float = 0.0  # the fraction averaged over the last TTL
-    _at: float | None = None
+    _fractions: Window = field(init=False)  # the fraction in force over the last TTL
+    _offered: Window = field(init=False)  # offered-load estimates over the last TTL
     _changed: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self._fractions = Window(max(self.ttl, 1.0))
+        self._offered = Window(max(self.ttl, 1.0))
+
+    @property
+    def offered(self) -> float | None:
+        """The smoothed offered-load estimate (None before the first load)."""
+        return self._offered.mean()
 
     def update(self, now: float, load: float) -> bool:
         """Take the member's current load; True when the fraction changed."""
-        ttl = max(self.ttl, 1.0)
-        w = 0.0 if self._at is None else 1.0 - math.exp(-max(0.0, now - self._at) / ttl)
-        self._at = now
-        self.in_force += w * (self.fraction - self.in_force)
-        kept = 1.0 - self.in_force
+        self._fractions.add(now, self.fraction)
+        kept = 1.0 - (self._fractions.mean() or 0.0)
         if kept >= MIN_KEPT:
-            sample = load / kept
-            self.offered = sample if self.offered is None else self.offered + w * (
-                sample - self.offered)
-        if self.offered is None:
+            self._offered.add(now, load / kept)
+        offered = self.offered
+        if offered is None:
             return False
-        gap = target_fraction(self.offered, self.low, self.high) - self.fraction
-        if abs(gap) <= DEADBAND or now - self._changed < ttl / 2:
+        gap = target_fraction(offered, self.low, self.high) - self.fraction
+        if abs(gap) <= DEADBAND or now - self._changed < max(self.ttl, 1.0) / 2:
             return False
         self.fraction = round(min(1.0, max(0.0, self.fraction + max(-STEP, min(STEP, gap)))), 3)
         self._changed = now
