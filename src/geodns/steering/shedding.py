@@ -19,18 +19,18 @@ reported load makes a loop that overshoots, swings back and never settles. So:
   (offered - low) / (offered + high - low): nothing at or below `low`; an offered load
   of 1.0 with the default watermarks (0.7, 0.9) keeps 0.75. The load that stays is
   always between `low` and `high`;
-* **damped**: the fraction moves towards the target by at most `STEP` at a time and
-  at most once per half TTL (so at most 2 x `STEP` per TTL), and not at all while it
-  is within `DEADBAND` of the target.
+* **damped**: the fraction moves towards the target at most `STEP` per half TTL (a
+  steady slope, so at most 2 x `STEP` per TTL), is published in steps of `GRAIN`,
+  and does not move while it is within `DEADBAND` of the target.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
-STEP = 0.15  # most the fraction moves at one change
+STEP = 0.15  # most the fraction moves in half a TTL
+GRAIN = 0.01  # the published fraction moves in steps of this
 DEADBAND = 0.03  # closer than this to the target: no change
 MIN_KEPT = 0.05  # below this share kept, the reported load says nothing about the offered
 BUCKETS = 20  # of a sliding window over one TTL
@@ -70,7 +70,8 @@ class ShedController:
     fraction: float = 0.0  # published: the share of client networks shed
     _fractions: Window = field(init=False)  # the fraction in force over the last TTL
     _offered: Window = field(init=False)  # offered-load estimates over the last TTL
-    _changed: float = -math.inf
+    _exact: float = 0.0  # the fraction before rounding to GRAIN
+    _at: float | None = None  # the last update
 
     def __post_init__(self) -> None:
         self._fractions = Window(max(self.ttl, 1.0))
@@ -82,7 +83,10 @@ class ShedController:
         return self._offered.mean()
 
     def update(self, now: float, load: float) -> bool:
-        """Take the member's current load; True when the fraction changed."""
+        """Take the member's current load; True when the published fraction changed."""
+        ttl = max(self.ttl, 1.0)
+        dt = 0.0 if self._at is None else min(max(0.0, now - self._at), ttl / 2)
+        self._at = now
         self._fractions.add(now, self.fraction)
         kept = 1.0 - (self._fractions.mean() or 0.0)
         if kept >= MIN_KEPT:
@@ -90,9 +94,13 @@ class ShedController:
         offered = self.offered
         if offered is None:
             return False
-        gap = target_fraction(offered, self.low, self.high) - self.fraction
-        if abs(gap) <= DEADBAND or now - self._changed < max(self.ttl, 1.0) / 2:
+        gap = target_fraction(offered, self.low, self.high) - self._exact
+        if abs(gap) <= DEADBAND:
             return False
-        self.fraction = round(min(1.0, max(0.0, self.fraction + max(-STEP, min(STEP, gap)))), 3)
-        self._changed = now
+        most = STEP * dt / (ttl / 2)
+        self._exact = min(1.0, max(0.0, self._exact + max(-most, min(most, gap))))
+        published = round(round(self._exact / GRAIN) * GRAIN, 3)
+        if published == self.fraction:
+            return False
+        self.fraction = published
         return True
