@@ -93,3 +93,10 @@ def test_a_resolver_without_ecs_is_shed_only_past_one_half(example, health):
     assert 10 < moved() < 54  # about half of them
     health.set("edges", "tokyo", Status.DOWN)
     assert moved() == 64
+
+
+def test_a_drained_london_sends_its_clients_to_frankfurt_not_across_the_atlantic(
+        example, health):
+    health.set("edges", "london", Status.DRAINING)
+    for city in ("London", "Paris"):  # Frankfurt 638 / 478 km, Virginia 5,917 / 6,180 km
+        assert picked(example, ecs(CITY_ECS[city][0])) == ["frankfurt"], city
