@@ -15,9 +15,8 @@ client across an ocean while a near member is usable.
 
 from __future__ import annotations
 
-from ..health import MemberHealth
-
 from ..chain import Candidate, Context, Filter
+from ..health import MemberHealth
 from ..model import ScoreWeights
 from ._args import no_args
 
