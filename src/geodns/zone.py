@@ -98,11 +98,15 @@ class Zone:
         return self.soa.rdata[0].times[0]
 
     def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
+        ans = Answer()
         if qtype == QTYPE.TXT and qname.startswith(EXPLAIN_LABEL) and self.steering is not None:
             pool = self.pools.get(qname[len(EXPLAIN_LABEL):])
             if pool is not None:
-                return self._explain(qname, pool, client)
-        ans = Answer()
+                if self.steering.explain_allowed(client):
+                    return self._explain(qname, pool, client)
+                # Not for this client: the name does not exist. The answer depends on the
+                # source, so the server caches it per source network.
+                ans.dynamic = ans.by_source = True
         name, seen = qname, {qname}
         for _ in range(MAX_CHAIN):
             cut = self._cut(name, qtype)

@@ -2,9 +2,10 @@
 test sets, for the steering consistency tests.
 
 The members' health documents come from one small HTTP server (`HealthDocs`) whose
-answers the test changes (load, hit rate); states come from the override file that
-every server of a `Fleet` shares. Pools use `smoothing: 1` so a server's loads equal
-the documents' after one probe. Two zones: `nets.example` (the example pool and its
+answers the test changes (load); states come from the override file that every server
+of a `Fleet` shares. Pools use `smoothing: 1` so a server's loads equal the documents'
+after one probe, and `fall: 1000` so a probe that is slow on a loaded machine never
+takes a member down. Two zones: `nets.example` (the example pool and its
 `nets:`, one of which lists members) and `plain.example` (the same pool, no `nets`,
 and a second pool behind a strict continent fence).
 """
@@ -12,6 +13,7 @@ and a second pool behind a strict continent fence).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -42,13 +44,14 @@ class HealthDocs:
 
     def __init__(self) -> None:
         self.loads: dict[str, float] = dict.fromkeys(MEMBERS, 0.1)
+        self.hit_rates: dict[str, float] = dict.fromkeys(MEMBERS, 0.5)
         docs = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 name = self.path.rsplit("/", 1)[-1]
                 body = json.dumps({"status": "ok", "load": docs.loads.get(name, 0.0),
-                                   "hit_rate": 0.5}).encode()
+                                   "hit_rate": docs.hit_rates.get(name, 0.0)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -73,7 +76,10 @@ class HealthDocs:
 def write_zones(directory: Path, docs: HealthDocs) -> None:
     pool = dict(EXAMPLE["pools"]["edges"])
     pool["members"] = [{**m, "health_url": docs.url(m["name"])} for m in pool["members"]]
-    pool["health"] = {"smoothing": 1.0, "interval": 0.25, "timeout": 0.2}
+    # A loaded machine makes probes slow: states come from the override file only (a
+    # member never falls DOWN: fall 1000), loads from one successful probe (rise 1).
+    pool["health"] = {"smoothing": 1.0, "interval": 0.5, "timeout": 0.5, "fall": 1000,
+                      "rise": 1}
     fenced = {**pool, "chain": [{"geofence": {"by": "continent", "strict": True}},
                                 "healthy", "weighted", "first_n"]}
     base = {k: EXAMPLE[k] for k in ("ttl", "soa")}
@@ -121,13 +127,17 @@ class Server:
         stop_process(self.proc)
 
 
-def start_server(zones: Path, overrides: Path, tmp: Path, *extra: str) -> Server:
+def start_server(zones: Path, overrides: Path, tmp: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> Server:
+    """`geodns serve` on free ports (`env`: its environment, default ours)."""
     port, http_port = free_port(), free_port()
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
            "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
-           "--overrides", str(overrides), "--admin-token", TOKEN, *extra]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+           "--overrides", str(overrides), *extra]
+    env = {**(os.environ if env is None else env), "GEODNS_ADMIN_TOKEN": TOKEN}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env=env)
     server = Server(proc, port, http_port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -147,11 +157,18 @@ def start_server(zones: Path, overrides: Path, tmp: Path, *extra: str) -> Server
 
 @dataclass(frozen=True)
 class State:
-    """A health and load state: member loads, and members forced down or draining."""
+    """A health and load state: member loads and hit rates (`idle` and `hit_rate` for
+    the members not listed), and members forced down or draining."""
 
     name: str
     loads: dict[str, float] = field(default_factory=dict)
     forced: dict[str, str] = field(default_factory=dict)  # member -> down | draining
+    hit_rates: dict[str, float] = field(default_factory=dict)
+    idle: float = 0.1
+    hit_rate: float = 0.5
+
+    def load(self, member: str) -> float:
+        return self.loads.get(member, self.idle)
 
 
 STATES = [
@@ -175,13 +192,14 @@ class Fleet:
         self.overrides = self.tmp / "overrides.yaml"
         self.overrides.write_text("overrides: []\n")
 
-    def start(self, *extra: str) -> Server:
-        server = start_server(self.zones, self.overrides, self.tmp, *extra)
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> Server:
+        server = start_server(self.zones, self.overrides, self.tmp, *extra, env=env)
         self.servers.append(server)
         return server
 
     def set_state(self, state: State) -> None:
-        self.docs.loads = {m: state.loads.get(m, 0.1) for m in MEMBERS}
+        self.docs.loads = {m: state.load(m) for m in MEMBERS}
+        self.docs.hit_rates = {m: state.hit_rates.get(m, state.hit_rate) for m in MEMBERS}
         entries = [{"site": m, "state": s} for m, s in state.forced.items()]
         self.overrides.write_text(yaml.safe_dump({"overrides": entries}))
         for server in self.servers:
@@ -197,7 +215,7 @@ def wait_state(server: Server, state: State, timeout: float = 60.0) -> None:
     """Until the server's health view shows `state` for every member of every pool,
     settled and steady."""
     deadline = time.monotonic() + timeout
-    want = {m: (state.forced.get(m, "up"), state.loads.get(m, 0.1)) for m in MEMBERS}
+    want = {m: (state.forced.get(m, "up"), state.load(m)) for m in MEMBERS}
     while True:
         rows = server.http("GET", "/admin/health")["members"]  # type: ignore[index]
         got = {(r["zone"], r["pool"], r["member"]): (r["status"], round(r["load"], 3),
@@ -208,6 +226,10 @@ def wait_state(server: Server, state: State, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"state {state.name} not reached: {got}")
         time.sleep(0.1)
+
+
+def generation(server: Server) -> int:
+    return server.http("GET", "/admin/health")["generation"]  # type: ignore[index]
 
 
 def ecs_query(name: str, rdtype: str, ecs: str | None) -> dns.message.Message:

@@ -21,7 +21,7 @@ def geo_server(tmp_path_factory, geodb):
     tmp = tmp_path_factory.mktemp("geo-e2e")
     db = tmp / "city.mmdb"
     shutil.copy(geodb.path, db)
-    server = start(example_zones(tmp), tmp, "--geoip", str(db))
+    server = start(example_zones(tmp), tmp, "--geoip", str(db), "--explain-from", "127.0.0.0/24")
     server.db = db
     yield server
     server.stop()
@@ -109,6 +109,20 @@ def test_explain_through_dns_as_txt(geo_server, tcp):
     # Only pool-bound names are explained; other _explain names are ordinary names.
     r = geo_server.query("_explain.www.cdn.example", "TXT", tcp=True)
     assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN"
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_explain_txt_only_for_the_configured_networks(geo_server, tcp):
+    # --explain-from 127.0.0.0/24: a client elsewhere sees no such name, before and
+    # after an allowed client asked (the answers are cached per source network).
+    for source, allowed in (("127.0.3.1", False), ("127.0.0.1", True), ("127.0.3.1", False)):
+        r = geo_server.query("_explain.edge.cdn.example", "TXT", source=source, tcp=tcp,
+                             ecs="198.18.5.0/24")
+        if allowed:
+            assert dns.rcode.to_text(r.rcode()) == "NOERROR"
+            assert r.answer or r.flags & dns.flags.TC
+        else:
+            assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN" and not r.answer
 
 
 async def test_admin_explain_is_the_same_decision(geo_server):

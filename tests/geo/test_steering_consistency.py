@@ -17,6 +17,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from .steering_servers import STATES, Fleet, answer_of, ecs_query, scope_of, wait_state
 
 CITY_V4 = [f"198.18.{n}.0/24" for n in range(1, 14)]
