@@ -122,8 +122,14 @@ class Zone:
                 ans.answer.append(cname.renamed(name))
                 nxt = str(cname.rdata[0].label).lower()
             elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
+                if client.ecs is not None and ans.answer:
+                    # Under ECS the response's scope covers every record in it: a chain
+                    # stops before the link that depends on the client, so the static
+                    # links are cached for everyone and only the pool's answer is scoped
+                    # (the resolver asks for the CNAME target on its own).
+                    return ans
                 nxt = self._pool(ans, name, pool, qtype, client)
-                if nxt is None:
+                if nxt is None or client.ecs is not None:  # (the fallback CNAME alone)
                     return ans
             else:
                 rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)

@@ -7,7 +7,8 @@ of a `Fleet` shares. Pools use `smoothing: 1` so a server's loads equal the docu
 after one probe, and `fall: 1000` so a probe that is slow on a loaded machine never
 takes a member down. Two zones: `nets.example` (the example pool and its
 `nets:`, one of which lists members) and `plain.example` (the same pool, no `nets`,
-and a second pool behind a strict continent fence).
+a second pool behind a strict continent fence, and `www`, a CNAME to the pool-bound
+`edge`).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def write_zones(directory: Path, docs: HealthDocs) -> None:
     with_nets = {**base, "zone": "nets.example", "records": records,
                  "pools": {"edges": pool}, "nets": EXAMPLE["nets"]}
     plain = {**base, "zone": "plain.example",
-             "records": {**records, "fenced": {"pool": "fenced"}},
+             "records": {**records, "fenced": {"pool": "fenced"}, "www": {"CNAME": "edge"}},
              "pools": {"edges": pool, "fenced": fenced}}
     for doc in (with_nets, plain):
         (directory / f"{doc['zone']}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

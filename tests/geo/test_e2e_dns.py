@@ -8,6 +8,7 @@ import aiohttp
 import dns.edns
 import dns.flags
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from geodns.steering.demo_db import DEMO_CSV, build
@@ -175,3 +176,14 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{geo_server.http}/admin/reload") as resp:
             assert resp.status == 200 and (await resp.json())["errors"] == []
+
+
+def test_cname_chain_under_ecs_scopes_only_the_client_dependent_link(geo_server):
+    # `chain` is a static CNAME to the pool-bound `edge` (example_zones adds it).
+    r = geo_server.query("chain.cdn.example", "A", ecs="198.18.5.0/24")
+    assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME]  # the static link only
+    assert scope(r) == 0  # ...cached for every client
+    r = geo_server.query("edge.cdn.example", "A", ecs="198.18.5.0/24")
+    assert members(r) == ["saopaulo"] and scope(r) == 24  # the resolver's next question
+    r = geo_server.query("chain.cdn.example", "A")  # without ECS: the whole chain
+    assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]

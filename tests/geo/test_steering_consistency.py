@@ -34,7 +34,8 @@ ECS = st.one_of(
     st.builds(lambda a: f"fe80:0:0:{a:x}::/56", st.integers(0, 255)),  # link-local
 )
 QUERY = st.tuples(
-    st.sampled_from(["edge.nets.example", "edge.plain.example", "fenced.plain.example"]),
+    st.sampled_from(["edge.nets.example", "edge.plain.example", "fenced.plain.example",
+                     "www.plain.example"]),
     st.sampled_from(["A", "AAAA"]),
     st.one_of(st.none(), ECS),
     st.sampled_from(["127.0.0.1", "127.0.2.1", "127.0.3.9", "127.0.8.1", "127.77.0.1"]),
