@@ -216,11 +216,13 @@ def wait_state(server: Server, state: State, timeout: float = 60.0) -> None:
     """Until the server's health view shows `state` for every member of every pool,
     settled and steady."""
     deadline = time.monotonic() + timeout
-    want = {m: (state.forced.get(m, "up"), state.load(m)) for m in MEMBERS}
+    want = {m: (state.forced.get(m, "up"), state.load(m),
+                state.hit_rates.get(m, state.hit_rate)) for m in MEMBERS}
     while True:
         rows = server.http("GET", "/admin/health")["members"]  # type: ignore[index]
         got = {(r["zone"], r["pool"], r["member"]): (r["status"], round(r["load"], 3),
-                                                      r["changing"], r["settled"])
+                                                      round(r["hit_rate"], 3), r["changing"],
+                                                      r["settled"])
                for r in rows}
         if got and all(v == (*want[k[2]], False, True) for k, v in got.items()):
             return
