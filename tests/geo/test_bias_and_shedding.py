@@ -70,7 +70,7 @@ def test_a_dead_leader_sends_its_clients_to_the_nearest(example, health):
 
 
 def test_spread_shares_the_shed_clients_among_the_nearest(geodb, health):
-    text = EXAMPLE_ZONE.read_text().replace("spread: 1}", "spread: 2}")
+    text = EXAMPLE_ZONE.read_text().replace("high: 0.9}", "high: 0.9, spread: 2}")
     assert "spread: 2" in text
     s = steering_from(text, geodb)
     s.set_health(health)

@@ -12,7 +12,7 @@ from .explain import explanation, format_text
 from .geoip import GeoDB, shared
 from .health import AllUp, HealthView
 from .locate import Locator, client_address
-from .model import Client, Pool, PoolAnswer
+from .model import Client, IPNetwork, Pool, PoolAnswer
 from .nets import NetTable
 
 _FAMILY = {"A": 4, "AAAA": 6}
@@ -74,6 +74,9 @@ class ZoneSteering:
     nets: NetTable = field(default_factory=lambda: NetTable([]))
     geoip: GeoDB = field(default_factory=shared)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
+    # Who may read `_explain.NAME TXT` (the source address; `geodns serve --explain-from`):
+    # nobody by default, since the text names members, health, load and the database.
+    explain_from: tuple[IPNetwork, ...] = ()
     _swaps: int = field(default=0, repr=False)  # views or databases handed in so far
 
     @property
@@ -130,6 +133,10 @@ class ZoneSteering:
         if hit is None:
             self.cache.put(d.answer)
         return explanation(self.zone, pool, qtype, client, d, self.geoip, hit)
+
+    def explain_allowed(self, client: Client) -> bool:
+        return any(client.source in net for net in self.explain_from
+                   if net.version == client.source.version)
 
     def explain_txt(self, name: str, pool: str, client: Client) -> tuple[list[bytes], int]:
         """The A decision for `name` as TXT strings (one per line, at most 255 octets
