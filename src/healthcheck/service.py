@@ -20,6 +20,7 @@ from geodns.steering.health_settings import HealthSettings, check_health_url, pa
 from geodns.steering.shedding import ShedController
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
+from healthcheck.lag import LoopLag
 from healthcheck.overrides import Override, OverrideSet, best_override, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
@@ -31,6 +32,9 @@ NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
 KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
+# Timeouts in a row that a stalled checker may leave uncounted; a hung target is then
+# called down at most this many probes later (on a machine busy enough to stall us).
+MAX_INCONCLUSIVE = 2
 
 
 def pool_ttl(min_ttl: int, max_ttl: int | None, ttl: int, unsteady: bool) -> int:
@@ -133,6 +137,7 @@ class HealthService:
         self._sem = asyncio.Semaphore(max_concurrent)
         self._local_changed = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self.lag = LoopLag()
         self.overrides.load(_report_overrides)
         self._active_overrides = self._overrides_in_force(time.time())
         if pools_by_zone:
@@ -223,6 +228,7 @@ class HealthService:
         )
         for key in self._checks:
             self._tasks[key] = asyncio.create_task(self._probe_loop(key))
+        self._background.append(asyncio.create_task(self.lag.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
         if self.shared is not None:
             self._background.append(asyncio.create_task(self._read_shared()))
@@ -267,8 +273,17 @@ class HealthService:
         while True:
             started = loop.time()
             async with self._sem:
+                began = loop.time()
                 result = await probe(check.url, check.settings, self._session)
-            self._on_result(key, check, result)
+            if (result.timed_out and check.inconclusive < MAX_INCONCLUSIVE
+                    and self.lag.worst_since(began) > check.settings.timeout / 2):
+                # This process was itself stalled for half the timeout or more (a busy
+                # machine): the answer may have arrived and not been read in time.
+                check.inconclusive += 1
+                metrics.PROBE_RESULTS.labels(check.url, "inconclusive").inc()
+            else:
+                check.inconclusive = 0
+                self._on_result(key, check, result)
             pause = check.interval * random.uniform(1 - check.jitter, 1 + check.jitter)
             await asyncio.sleep(max(0.0, started + pause - loop.time()))
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import subprocess
+import sys
+import time
 
 import pytest
-from health_members import InFlight, pool_of, wait_for
+from health_members import InFlight, free_port_on, loopback_address, pool_of, wait_for
 from prometheus_client import REGISTRY
 
+from cdn.processes import stop_process
 from geodns.steering import Member, Pool
 from geodns.steering.health import Status
 from geodns.steering.health_settings import DEFAULTS
@@ -258,3 +262,37 @@ async def test_reload_keeps_state_of_kept_targets(members, running):
     a.requests = 0
     await asyncio.sleep(0.5)
     assert a.requests == 0  # no longer probed
+
+
+@pytest.fixture
+def static_member(tmp_path):
+    """A member in its own process (so it answers while this one stalls): Python's
+    http.server serving a file named `health` that holds an ok document."""
+    (tmp_path / "health").write_text('{"status": "ok", "load": 0.1}')
+    host = loopback_address(61)
+    port = free_port_on(host)
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", host, str(port),
+                             "--directory", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield f"http://{host}:{port}/health"
+    stop_process(proc)
+
+
+async def test_a_stalled_checker_does_not_call_a_live_member_down(static_member, running):
+    """The checker's own process stalls past the probe timeout (a busy machine; here the
+    test blocks the event loop), while the member answers in time: such timeouts are
+    not counted, so the member stays up."""
+    pool = Pool(name="edges", ttl=30, members=[Member("m0", ("127.0.0.1",), (), static_member)],
+                health={"interval": 0.2, "timeout": 0.15})
+    service = await running({"z": {"edges": pool}})
+    view = service.view_for("z")
+    await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 10)
+    for _ in range(15):
+        await asyncio.sleep(0.03)  # a probe starts ...
+        time.sleep(0.4)  # noqa: ASYNC251 - ... and this process stalls past its timeout
+        await asyncio.sleep(0)
+    inconclusive = REGISTRY.get_sample_value(
+        "healthcheck_probe_results_total", {"target": static_member, "result": "inconclusive"})
+    assert inconclusive and inconclusive > 0
+    assert view.get("edges", "m0").status == Status.UP
+    assert state_changes(static_member, "down") == 0
