@@ -32,7 +32,10 @@ What a zone's view (`ZoneHealthView`) offers the answer path:
 Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
 checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`,
 `smoothing` (EWMA), `checks` (one target's state), `overrides`, `quorum`, `shared`
-(Redis), `service`, `admin`, `metrics`, `plugin`, `zonefiles`.
+(Redis), `lag` (how late this process runs: a stalled checker's timeouts do not
+count), `follow` (`--workers`: the workers answer from the parent's verdicts),
+`service`, `admin`, `metrics`, `plugin`, `zonefiles`. The service also runs each pool
+member's shed controller (`geodns.steering.shedding`) and publishes its fraction.
 
 The contract with `geodns` belongs to steering: `geodns.steering.health` (`HealthView`,
 `MemberHealth`, `Status`) and `geodns.steering.health_settings` (a pool's `health:`
