@@ -1,7 +1,8 @@
 """asyncio protocols: DNS over UDP, and over TCP per RFC 7766.
 
 UDP: `datagram_received` is the hot path. A cached answer is a dict lookup (two
-for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.udp()`.
+for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.udp()`
+(which also answers cookie-bearing queries from its caches).
 
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
@@ -27,9 +28,9 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # The same objects for the server's life (emptied on reload, never replaced).
-        self.cache = engine.cache
-        self.markers = engine.markers
-        self.pool_cache = engine.pool_cache
+        self.cache = engine.plain.static
+        self.markers = engine.plain.markers
+        self.pool_cache = engine.plain.pools
         self.counts = engine.tally.counts
         self.transport: asyncio.DatagramTransport | None = None
         self.ipv4 = True

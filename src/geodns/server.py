@@ -47,7 +47,7 @@ from typing import Any
 from aiohttp import web
 
 from geodns.cookies import CookieJar
-from geodns.engine import Engine
+from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
@@ -70,6 +70,7 @@ class ServerConfig:
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
     tcp_max_connections: int = 256
+    answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
     plugins: list[Any] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
@@ -105,7 +106,7 @@ class GeoDNSServer:
         self.tally = Tally()
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
-                             self.tally)
+                             self.tally, config.answer_cache_bytes)
         self.health: Any = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
