@@ -46,6 +46,7 @@ from geodns.zone import Answer, RRset, Zone
 
 DEFAULT_CACHE_BYTES = 64 * 2**20
 ENTRY_OVERHEAD = 400  # octets an entry costs beyond its key and response (objects, slots)
+COOKIE_MEMO = 4096  # server cookies kept for reuse within the second, at most
 BADVERS = 16
 CHAOS_NAMES = {"id.server.", "hostname.bind."}
 CLASS_ANY = 255
@@ -122,6 +123,8 @@ class Engine:
         self.cookied = AnswerCache()
         self.max_cache_bytes = max_cache_bytes
         self.cache_bytes = 0  # charged since the caches were last emptied
+        # (client cookie, address) -> the cookie option's value sent back, this second
+        self._cookie_memo: dict[tuple[bytes, str], bytes] = {}
         self._dropped = tally.index(("dropped",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
@@ -134,6 +137,21 @@ class Engine:
         self.plain.clear()
         self.cookied.clear()
         self.cache_bytes = 0
+
+    def new_second(self) -> None:
+        """Called once a second: server cookies made from now on carry the new time."""
+        self._cookie_memo.clear()
+
+    def cookie_value(self, cookie: bytes, ip: str) -> bytes:
+        """The cookie option's value for a response: the client cookie and our server
+        cookie (RFC 9018), made once per client cookie, address and second."""
+        key = (cookie[:8], ip)
+        value = self._cookie_memo.get(key)
+        if value is None:
+            if len(self._cookie_memo) >= COOKIE_MEMO:
+                self._cookie_memo.clear()
+            value = self._cookie_memo[key] = self.cookies.make(key[0], ip)
+        return value
 
     # -- UDP entry point -------------------------------------------------------
 
@@ -156,7 +174,7 @@ class Engine:
         """A cached response; with a cookie, the cookie option's value is appended
         (the response's last octets)."""
         self.tally.counts[entry.slot] += 1
-        value = b"" if cookie is None else self.cookies.make(cookie[:8], addr[0])
+        value = b"" if cookie is None else self.cookie_value(cookie, addr[0])
         if self.rrl is not None and not (cookie and self.cookies.valid(cookie, addr[0])):
             verdict = self.rrl.check(addr[0], entry.kind)
             if verdict != SEND:
@@ -193,7 +211,7 @@ class Engine:
                                build_opt(ext_rcode=BADVERS >> 4))
         cookie, value, verified = b"", b"", False
         if edns is not None and edns.cookie is not None:
-            value = self.cookies.make(edns.cookie[:8], addr[0])
+            value = self.cookie_value(edns.cookie, addr[0])
             cookie = option(OPT_COOKIE, value)  # the last option: cached without `value`
             verified = self.cookies.valid(edns.cookie, addr[0])
         options = option(OPT_NSID, self.nsid) if edns is not None and edns.nsid else b""

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 
+from geodns.cachekey import cookie_tail
 from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
@@ -31,6 +32,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.cache = engine.plain.static
         self.markers = engine.plain.markers
         self.pool_cache = engine.plain.pools
+        self.cookied = engine.cookied
         self.counts = engine.tally.counts
         self.transport: asyncio.DatagramTransport | None = None
         self.ipv4 = True
@@ -57,6 +59,14 @@ class UDPProtocol(asyncio.DatagramProtocol):
             if hit is not None and hit[3] == hit[4].generation:
                 self.transport.sendto(data[:2] + hit[0], addr)
                 self.counts[hit[1]] += 1
+                return
+        found = cookie_tail(data)
+        if found is not None:
+            entry = self.cookied.get(found[0], addr[0])
+            if entry is not None:
+                value = self.engine.cookie_value(found[1], addr[0])
+                self.transport.sendto(data[:2] + entry.body + value, addr)
+                self.counts[entry.slot] += 1
                 return
         self.slow(data, addr)
 

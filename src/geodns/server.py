@@ -215,7 +215,7 @@ class GeoDNSServer:
             await self._runner.setup()
             host, port = self.config.http
             await web.TCPSite(self._runner, host, port).start()
-        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        self._tasks.append(asyncio.create_task(self._every_second()))
         for hook in self.on_start:
             await hook(self)
         where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
@@ -225,9 +225,10 @@ class GeoDNSServer:
                  f", HTTP {self.config.http[0]}:{self.config.http[1]}"
                  if self.http_app is not None else "")
 
-    async def _flush_metrics(self) -> None:
+    async def _every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.engine.new_second()
             self.tally.flush()
 
     async def stop(self) -> None:
