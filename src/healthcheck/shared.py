@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from healthcheck.overrides import Override, OverrideError, parse_override
 from healthcheck.quorum import Vote
-from healthcheck.state import MemberHealth, Status
+from geodns.steering.health import MemberHealth, Status
 
 OVERRIDES_FIELD = "__overrides__"
 

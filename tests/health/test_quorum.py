@@ -6,7 +6,7 @@ import pytest
 
 from healthcheck.overrides import OverrideError, parse_override
 from healthcheck.quorum import Vote, combine
-from healthcheck.state import MemberHealth, Status
+from geodns.steering.health import MemberHealth, Status
 
 
 def votes(*statuses: Status, load: float = 0.5) -> list[Vote]:

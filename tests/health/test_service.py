@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 
 from geodns.steering import Member, Pool
 from healthcheck.service import HealthService
-from healthcheck.settings import DEFAULTS
-from healthcheck.state import Status
+from geodns.steering.health_settings import DEFAULTS
+from geodns.steering.health import Status
 
 FAST = {"interval": 0.1, "timeout": 0.08}
 

@@ -19,7 +19,7 @@ import yaml
 from health_members import MemberServer, pool_of, wait_for
 
 from healthcheck.service import HealthService
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 FAST = {"interval": 0.1, "timeout": 0.08}
 CHECKER = str(Path(sys.executable).parent / "healthcheck")

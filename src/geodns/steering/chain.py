@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import MemberHealth
+from .health import MemberHealth
 
 from .addresses import BITS
 from .locate import Located

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from healthcheck.settings import parse_health_settings
+from .health_settings import parse_health_settings
 
 from .addresses import GRAIN
 from .filters import FILTERS

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import HealthView, answer_ttl
+from .health import HealthView, answer_ttl
 
 from .addresses import GRAIN
 from .chain import Candidate, Context

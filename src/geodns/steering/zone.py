@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import AllUp, HealthView
+from .health import AllUp, HealthView
 
 from .addresses import BITS, Normalized, normalize
 from .config import Report, parse_nets, parse_pools

@@ -6,7 +6,7 @@ is unknown, and dropping them all would leave nothing to answer.
 
 from __future__ import annotations
 
-from healthcheck.state import Status
+from ..health import Status
 
 from ..chain import Candidate, Context, Filter
 from ._args import no_args

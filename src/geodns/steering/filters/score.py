@@ -10,7 +10,7 @@ computed for every candidate up front (`decide.candidate`), so explanations show
 
 from __future__ import annotations
 
-from healthcheck.state import MemberHealth
+from ..health import MemberHealth
 
 from ..chain import Candidate, Context, Filter
 from ..model import ScoreWeights
