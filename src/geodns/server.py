@@ -53,7 +53,8 @@ from geodns.plugins import load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.zone import Zone
-from geodns.zonefile import Problem, load_zones
+from geodns.zonebuild import build, release
+from geodns.zonefile import Problem
 
 log = logging.getLogger("geodns")
 Hook = Callable[["GeoDNSServer"], Awaitable[None]]
@@ -93,8 +94,9 @@ class ZoneLoadError(RuntimeError):
 
 
 def load_and_report(zones_dir: Path) -> tuple[dict[str, Zone], list[Problem]]:
-    """`load_zones`, logging one line per problem."""
-    zones, problems = load_zones(zones_dir)
+    """`load_zones` in a child process (`geodns.zonebuild`), logging one line per
+    problem."""
+    zones, problems = build(zones_dir)
     for p in problems:
         log.error("zone rejected: %s", p)
     return zones, problems
@@ -176,8 +178,10 @@ class GeoDNSServer:
                     RELOADS.labels("failed").inc()
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
+            previous = self.zones
             self._swap(zones)
             errors = [e for e in (hook(self) for hook in self.on_reload) if e]
+            await asyncio.to_thread(release, previous)
             serials = ", ".join(f"{o} serial {s}" for o, s in self._serials().items())
             if errors:
                 log.error("reload failed: zones swapped (%s), but: %s", serials,

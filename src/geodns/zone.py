@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A
+from dnslib.label import DNSBuffer
 
 from geodns.names import descent, is_subdomain, parent
-from geodns.records import ADDITIONAL_TYPES, target
+from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 from geodns.steering.health import is_settled
 
@@ -44,11 +45,21 @@ class RRset:
     owner: str
     rtype: int
     ttl: int
-    rdata: list[RD]
+    rdata: list[Rdata]
     rclass: int = 1
 
-    def records(self) -> list[RR]:
-        return [RR(self.owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
+    def pack(self, buf: DNSBuffer) -> int:
+        """Append the RRset's records (owner names compressed); return their count."""
+        for rd in self.rdata:
+            buf.encode_name(self.owner)
+            buf.pack("!HHIH", self.rtype, self.rclass, self.ttl, 0)
+            start = buf.offset
+            if isinstance(rd, bytes):
+                buf.append(rd)
+            else:
+                rd.pack(buf)
+            buf.update(start - 2, "!H", buf.offset - start)
+        return len(self.rdata)
 
     def renamed(self, owner: str) -> RRset:
         if owner == self.owner:
