@@ -114,15 +114,16 @@ class Server:
                 pids.append(int(stat.parent.name))
         return pids
 
-    def cpu_seconds(self) -> float:
-        total = 0
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU seconds (utime + stime) of each process."""
+        out = {}
         for pid in self.pids():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / TICK
+            out[pid] = (int(fields[11]) + int(fields[12])) / TICK
+        return out
 
     def rss_mib(self) -> list[float]:
         out = []
@@ -162,6 +163,7 @@ class Run:
     completed: int
     lost: int
     cpu: float
+    shares: list[float]  # each process's part of `cpu`, largest first
 
     @property
     def per_cpu(self) -> float:
@@ -188,7 +190,10 @@ def dnsperf(server: Server, qfile: Path, duration: int, pinned: bool, clients: i
         cmd = ["taskset", "-c", "0", *cmd]
     cpu0 = server.cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    cpu = server.cpu_seconds() - cpu0
+    cpu1 = server.cpu_seconds()
+    used = [cpu1[pid] - cpu0.get(pid, 0.0) for pid in cpu1]
+    cpu = sum(used)
+    shares = sorted((u / cpu if cpu else 0.0 for u in used), reverse=True)
 
     def num(pattern: str) -> float:
         m = re.search(pattern, out)
@@ -198,12 +203,14 @@ def dnsperf(server: Server, qfile: Path, duration: int, pinned: bool, clients: i
 
     return Run(server.name, qfile.stem, num(r"Queries per second:\s+([\d.]+)"),
                int(num(r"Queries completed:\s+(\d+)")), int(num(r"Queries lost:\s+(\d+)")),
-               cpu)
+               cpu, shares)
 
 
 def report(rep: int, r: Run) -> None:
     print(f"   rep {rep} {r.queries:14} {r.server:7} {r.qps:9,.0f} qps  lost {r.lost}"
-          f"  cpu {r.cpu:5.2f} s  {r.per_cpu:9,.0f} q/cpu-s", flush=True)
+          f"  cpu {r.cpu:5.2f} s  {r.per_cpu:9,.0f} q/cpu-s"
+          + (f"  cpu shares {'/'.join(f'{x:.0%}' for x in r.shares)}" if len(r.shares) > 1
+             else ""), flush=True)
 
 
 def main() -> int:

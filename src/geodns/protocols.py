@@ -55,10 +55,10 @@ class UDPProtocol(asyncio.DatagramProtocol):
                 net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
             else:
                 net = ""
-            hit = self.pool_cache.get((key, net))
-            if hit is not None and hit[3] == hit[4].generation:
-                self.transport.sendto(data[:2] + hit[0], addr)
-                self.counts[hit[1]] += 1
+            pool_hit = self.pool_cache.get((key, net))
+            if pool_hit is not None and pool_hit[3] == pool_hit[4].generation:
+                self.transport.sendto(data[:2] + pool_hit[0], addr)
+                self.counts[pool_hit[1]] += 1
                 return
         found = cookie_tail(data)
         if found is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 import socket
 from collections.abc import Callable
+from typing import TypeAlias
 
 from dnslib import CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT
 from dnslib.label import DNSBuffer
@@ -25,7 +26,7 @@ class RecordError(ValueError):
     """A record value that does not parse; the message says what is expected."""
 
 
-Rdata = RD | bytes  # bytes: the record data's wire octets
+Rdata: TypeAlias = RD | bytes  # bytes: the record data's wire octets
 
 
 def _wire(rd: RD) -> bytes:
@@ -159,6 +160,8 @@ ADDITIONAL_TYPES = frozenset({QTYPE.NS, QTYPE.MX, QTYPE.SRV})
 
 def target(rtype: int, rd: Rdata) -> str | None:
     """The host name a NS, MX or SRV record points at, lowercase absolute."""
+    if isinstance(rd, bytes):
+        return None
     if rtype in (QTYPE.NS, QTYPE.MX):
         return str(rd.label).lower()
     if rtype == QTYPE.SRV:

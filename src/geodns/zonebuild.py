@@ -29,7 +29,7 @@ from typing import Any
 
 from geodns.steering import ZoneSteering
 from geodns.steering.nets import NetTable
-from geodns.zone import RRset, Zone
+from geodns.zone import Node, RRset, Zone
 from geodns.zonefile import Problem, load_zones
 
 CHUNK = 500  # names (or pools) per piece
@@ -67,7 +67,7 @@ def _child(directory: Path, conn: Connection) -> None:
 def _assemble(conn: Connection) -> dict[str, Zone]:
     zones: dict[str, Zone] = {}
     head: Any = None
-    nodes: dict[str, dict[int, RRset]] = {}
+    nodes: dict[str, Node] = {}
     pools: dict[str, Any] = {}
     while True:
         kind, value = conn.recv()
@@ -77,8 +77,10 @@ def _assemble(conn: Connection) -> dict[str, Zone]:
             head, nodes, pools = value, {}, {}
         elif kind == "nodes":
             for owner, sets in value:
-                nodes[owner] = {rtype: RRset(owner, rtype, ttl, list(rdata), rclass)
-                                for rtype, ttl, rclass, rdata in sets}
+                rrsets = [RRset(owner, rtype, ttl, rdata, rclass)
+                          for rtype, ttl, rclass, rdata in sets]
+                nodes[owner] = rrsets[0] if len(rrsets) == 1 else {
+                    r.rtype: r for r in rrsets}
             time.sleep(PAUSE)  # let the event loop's thread take the GIL
         elif kind == "pools":
             pools.update(value)
