@@ -69,6 +69,7 @@ def _assemble(conn: Connection) -> dict[str, Zone]:
     head: Any = None
     nodes: dict[str, Node] = {}
     pools: dict[str, Any] = {}
+    ttls: dict[int, int] = {}  # one int object per distinct TTL, not one per RRset
     while True:
         kind, value = conn.recv()
         if kind == "end":
@@ -77,7 +78,7 @@ def _assemble(conn: Connection) -> dict[str, Zone]:
             head, nodes, pools = value, {}, {}
         elif kind == "nodes":
             for owner, sets in value:
-                rrsets = [RRset(owner, rtype, ttl, rdata, rclass)
+                rrsets = [RRset(owner, rtype, ttls.setdefault(ttl, ttl), rdata, rclass)
                           for rtype, ttl, rclass, rdata in sets]
                 nodes[owner] = rrsets[0] if len(rrsets) == 1 else {
                     r.rtype: r for r in rrsets}
