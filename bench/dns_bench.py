@@ -23,7 +23,9 @@ maximum rate (dnsperf -Q) that must lose nothing, and every server process's RSS
     .venv/bin/python bench/dns_bench.py --reps 3 --workers 2 --clients 1 --no-gdnsd
 
 Layouts: "pinned" puts the server on CPU 1 and dnsperf on CPU 0; with --workers N > 1
-the layout is "shared" (both free on every core).
+(or --shared) the layout is "shared" (both free on every core), and each run also
+prints every process's share of the server's CPU time (how evenly the kernel spread
+the queries over the workers).
 """
 
 from __future__ import annotations
@@ -221,11 +223,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4,
                         help="dnsperf client sockets (-c; default 4)")
     parser.add_argument("--no-gdnsd", action="store_true", help="measure geodns alone")
+    parser.add_argument("--shared", action="store_true",
+                        help="the shared layout with one worker too (to compare with N)")
     parser.add_argument("--queries", nargs="+", choices=QUERY_FILES, default=QUERY_FILES,
                         help="query files to replay (default: all four)")
     args = parser.parse_args()
     ensure_programs(not args.no_gdnsd)
-    pinned = args.workers == 1
+    pinned = args.workers == 1 and not args.shared
     tmp = Path(tempfile.mkdtemp(prefix="dns-bench-"))
     qfiles = {name: query_file(tmp / f"{name}.bin", "ecs" in name, "cookie" in name)
               for name in args.queries}
