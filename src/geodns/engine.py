@@ -124,7 +124,7 @@ class Engine:
         self.max_cache_bytes = max_cache_bytes
         self.cache_bytes = 0  # charged since the caches were last emptied
         # (client cookie, address) -> the cookie option's value sent back, this second
-        self._cookie_memo: dict[tuple[bytes, str], bytes] = {}
+        self.cookie_memo: dict[tuple[bytes, str], bytes] = {}
         self._dropped = tally.index(("dropped",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
@@ -140,17 +140,17 @@ class Engine:
 
     def new_second(self) -> None:
         """Called once a second: server cookies made from now on carry the new time."""
-        self._cookie_memo.clear()
+        self.cookie_memo.clear()
 
     def cookie_value(self, cookie: bytes, ip: str) -> bytes:
         """The cookie option's value for a response: the client cookie and our server
         cookie (RFC 9018), made once per client cookie, address and second."""
         key = (cookie[:8], ip)
-        value = self._cookie_memo.get(key)
+        value = self.cookie_memo.get(key)
         if value is None:
-            if len(self._cookie_memo) >= COOKIE_MEMO:
-                self._cookie_memo.clear()
-            value = self._cookie_memo[key] = self.cookies.make(key[0], ip)
+            if len(self.cookie_memo) >= COOKIE_MEMO:
+                self.cookie_memo.clear()
+            value = self.cookie_memo[key] = self.cookies.make(key[0], ip)
         return value
 
     # -- UDP entry point -------------------------------------------------------
