@@ -161,12 +161,13 @@ class Engine:
         entry = self.plain.get(data[2:], addr[0])
         if entry is not None:
             return self._send(entry, data, addr, None)
-        found = cookie_tail(data) or canonical(data)
-        if found is not None:
-            key, cookie = found
-            entry = (self.plain if cookie is None else self.cookied).get(key, addr[0])
-            if entry is not None:
-                return self._send(entry, data, addr, cookie)
+        for keyed in (cookie_tail, canonical):  # the quick form, then any shape
+            found = keyed(data)
+            if found is not None:
+                key, cookie = found
+                entry = (self.plain if cookie is None else self.cookied).get(key, addr[0])
+                if entry is not None:
+                    return self._send(entry, data, addr, cookie)
         return self.handle(data, addr, tcp=False)
 
     def _send(self, entry: Entry, data: bytes, addr: tuple,

@@ -154,3 +154,24 @@ def test_caches_bounded_in_bytes():
         assert engine.udp(query(name, []), ("127.0.0.1", 5353)) is not None
         peak = max(peak, engine.cache_bytes)
     assert 0 < peak <= budget
+
+
+def test_one_entry_whatever_the_cookie_padding_and_option_order():
+    """Queries that differ only in their cookie, padding and option order share a cache
+    entry: plain queries one, cookie-bearing ones one per cookie length (a client cookie
+    alone, or with a server cookie: the key holds the option's header)."""
+    engine = Engine(b"test", CookieJar(), None, Tally())
+    engine.set_zones(load_zones(Path(__file__).parent / "zones")[0])
+    name, ecs = "steered.test.example", TOKYO_ECS
+    variants = [
+        [ecs, dns.edns.GenericOption(10, b"cookie-1")],
+        [dns.edns.GenericOption(10, b"cookie-2" + bytes(16)), dns.edns.GenericOption(12, b""),
+         ecs],
+        [dns.edns.GenericOption(12, bytes(100)), ecs, dns.edns.GenericOption(10, b"cookie-3")],
+    ]
+    plain = [[ecs], [dns.edns.GenericOption(12, bytes(33)), ecs]]
+    for options in variants + plain:
+        for qid in range(3):
+            out = engine.udp(query(name, options, qid), ("127.0.0.1", 5353))
+            assert out is not None and addresses(out) == {"10.0.0.1"}
+    assert len(engine.cookied.pools) == 2 and len(engine.plain.pools) == 1
