@@ -6,13 +6,15 @@
 
 For each repetition and server (interleaved), on the data of bench/big_zone.py:
 
-* start: from the process start to the first answer for `host0` (wall seconds);
+* start: from the process start to the first answer for `host0` (wall seconds, and the
+  CPU seconds the server used until then, the fair figure on a busy machine);
 * RSS: resident memory once started and settled (VmRSS, MiB);
 * reload under load: dnsperf sends 2,000 queries a second (hostN and poolN, A) for
   `--load` seconds; in the middle the zone is rewritten with a new serial and the
   server told to reload (geodns: SIGHUP; gdnsd: `gdnsdctl reload-zones`); the reload
-  time runs until the new serial answers, and dnsperf reports the slowest answer and
-  the queries lost (no answer within its 5 s timeout) over the whole run;
+  time (wall, and CPU seconds, serving included) runs until the new serial answers,
+  and dnsperf reports the slowest answer and the queries lost (no answer within its
+  5 s timeout) over the whole run;
 * RSS again after the reload.
 
 Then the medians and geodns / gdnsd ratios. Programs (dnsperf, gdnsd, dig) are
@@ -47,11 +49,14 @@ import big_zone  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MMDB = ROOT / "bench" / "geo-test.mmdb"
 PORTS = {"geodns": 5393, "gdnsd": 5394}
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Result:
     start: list[float] = field(default_factory=list)
+    start_cpu: list[float] = field(default_factory=list)
+    reload_cpu: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
     reload: list[float] = field(default_factory=list)
     rss_after: list[float] = field(default_factory=list)
@@ -67,6 +72,13 @@ def serial(port: int) -> int | None:
     except Exception:  # not up yet
         return None
     return r.answer[0][0].serial if r.answer else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process and of its children that it has waited for (the
+    geodns process that reads the zones)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK
 
 
 def rss_mib(pid: int) -> float:
@@ -115,6 +127,7 @@ def one(name: str, data: Path, args: argparse.Namespace, qfile: Path, rep: int,
     try:
         wait_serial(port, 1, 300)
         out.start.append(time.monotonic() - t0)
+        out.start_cpu.append(cpu_seconds(proc.pid))
         time.sleep(2)
         out.rss.append(rss_mib(proc.pid))
         perf: list[str] = []
@@ -122,10 +135,12 @@ def one(name: str, data: Path, args: argparse.Namespace, qfile: Path, rep: int,
         load.start()
         time.sleep(args.load / 3)
         big_zone.write(data, args.records, args.pools, PORTS["gdnsd"], serial=2)
-        t1 = time.monotonic()
+        t1, cpu1 = time.monotonic(), cpu_seconds(proc.pid)
         reload(name, proc, data)
         wait_serial(port, 2, 300)
         out.reload.append(time.monotonic() - t1)
+        # includes answering the load meanwhile (2,000 q/s), for both servers alike
+        out.reload_cpu.append(cpu_seconds(proc.pid) - cpu1)
         load.join()
         text = perf[0]
         m = re.search(r"Average Latency \(s\):\s+[\d.]+ \(min [\d.]+, max ([\d.]+)\)", text)
@@ -139,8 +154,9 @@ def one(name: str, data: Path, args: argparse.Namespace, qfile: Path, rep: int,
         out.rss_after.append(rss_mib(proc.pid))
     finally:
         stop_process(proc)
-    print(f"   rep {rep} {name:6} start {out.start[-1]:6.2f} s  RSS {out.rss[-1]:5.0f} MiB  "
-          f"reload {out.reload[-1]:6.2f} s  under 2,000 q/s: max {out.max_latency_ms[-1]:7.1f} ms"
+    print(f"   rep {rep} {name:6} start {out.start[-1]:6.2f} s (cpu {out.start_cpu[-1]:5.2f} s)"
+          f"  RSS {out.rss[-1]:5.0f} MiB  reload {out.reload[-1]:6.2f} s (cpu "
+          f"{out.reload_cpu[-1]:5.2f} s)  under 2,000 q/s: max {out.max_latency_ms[-1]:7.1f} ms"
           f", lost {out.lost[-1]} of {out.sent[-1]:,}  RSS after {out.rss_after[-1]:5.0f} MiB",
           flush=True)
 
@@ -175,7 +191,10 @@ def main() -> int:
     print("\n| figure (median) | geodns | gdnsd | geodns / gdnsd |")
     print("|---|---:|---:|---:|")
     for label, a, b in [("start to first answer (s)", g.start, d.start),
+                        ("CPU seconds until the first answer", g.start_cpu, d.start_cpu),
                         ("reload to the new serial (s)", g.reload, d.reload),
+                        ("CPU seconds of the reload (serving 2,000 q/s too)",
+                         g.reload_cpu, d.reload_cpu),
                         ("RSS once started (MiB)", g.rss, d.rss),
                         ("RSS after the reload (MiB)", g.rss_after, d.rss_after),
                         ("slowest answer at 2,000 q/s across the reload (ms)",
