@@ -1,5 +1,9 @@
 """Operations: ``GET /health``, ``GET /metrics`` and the admin routes.
 
+``GET /health`` answers the node's health document with HTTP 200 while its status is
+``ok`` or ``degraded`` and 503 while ``draining`` or ``syncing`` (so a load balancer's
+readiness probe takes the node out), with the same document.
+
 Admin routes need ``Authorization: Bearer <admin_token>`` when `admin_token` is set;
 without a token they answer loopback clients only.
 
@@ -24,8 +28,13 @@ from edge.node import NODE
 from edge.tensors import BadInput
 
 
+SERVING = ("ok", "degraded")  # /health answers 200 for these, 503 otherwise
+
+
 async def health(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE].health(), headers={"Cache-Control": "no-store"})
+    doc = request.app[NODE].health()
+    return web.json_response(doc, status=200 if doc["status"] in SERVING else 503,
+                             headers={"Cache-Control": "no-store"})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -41,6 +41,7 @@ from edge.upstream import (
 )
 
 log = logging.getLogger(__name__)
+UPSTREAM_PROBE_S = 1.0
 
 
 class Rollout(Protocol):
@@ -48,6 +49,9 @@ class Rollout(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+    @property
+    def problem(self) -> str | None: ...
 
     def record_request(self, model: str) -> None: ...
 
@@ -182,6 +186,8 @@ class EdgeNode:
         self.cache.l2.start()
         if self.config.model_idle_unload_s > 0:
             self._background.append(asyncio.create_task(self._unload_idle_loop()))
+        if self.upstream is not None:
+            self._background.append(asyncio.create_task(self._watch_upstream()))
 
     async def close(self) -> None:
         for task in self._background:
@@ -197,6 +203,15 @@ class EdgeNode:
             await asyncio.sleep(max(1.0, self.config.model_idle_unload_s / 4))
             for name in self.registry.unload_idle(self.config.model_idle_unload_s):
                 log.info("unloaded idle model %s", name)
+
+    async def _watch_upstream(self) -> None:
+        """While the upstream is marked down, probe it every second: when every request
+        is a cache hit, none would tell the node that it is back."""
+        assert self.upstream is not None
+        while True:
+            await asyncio.sleep(UPSTREAM_PROBE_S)
+            if not self.upstream.ok:
+                await self.upstream.probe()
 
     # -- models ----------------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None,
@@ -375,7 +390,8 @@ class EdgeNode:
             status = "draining"
         elif self.rollout is not None and not self.rollout.ready:
             status = "syncing"  # not caught up with the model/invalidation stream yet
-        elif not l1_ok or not upstream_ok or self.load >= 1.0:
+        elif not l1_ok or not upstream_ok or self.load >= 1.0 \
+                or (self.rollout is not None and self.rollout.problem):
             status = "degraded"
         else:
             status = "ok"

@@ -6,8 +6,9 @@
   store does not know yet (and makes them current), so a fresh stack has something to
   roll out.
 * Every edge (a node with an upstream) runs a rollout agent fetching from `dist_url`
-  (default: its upstream), following the Redis stream when `redis_url` is set, else
-  polling. Models the node holds when it starts are pinned; others are placed by demand.
+  (default: its upstream), following the Redis stream of `dist_redis_url` (default:
+  `redis_url`) when one is set, else polling. Models the node holds when it starts are
+  pinned; others are placed by demand.
 
 The agent is `app[AGENT]` and `node.rollout`: the node reports its state in /health
 (status `syncing` until caught up) and counts requests per model through it.
@@ -69,7 +70,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     if config.is_origin and not config.dist_store:
         return None
     node = app[NODE]
-    redis = Redis.from_url(config.redis_url) if config.redis_url else None
+    redis = Redis.from_url(config.stream_redis_url) if config.stream_redis_url else None
     if config.dist_store:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)
