@@ -52,6 +52,9 @@ class TieredCache:
         self._l2_hit, self._l2_miss = m.hot(m.tier_hits, "l2"), m.hot(m.tier_misses, "l2")
         self._l1_errors_seen = 0
         self._l1_error_counter = m.tier_errors.labels("l1")
+        self._l2_counts_seen = (0, 0)  # l2 errors and corrupt entries already counted
+        self._l2_error_counter = m.tier_errors.labels("l2")
+        self._l2_corrupt_counter = m.corrupt.labels("l2")
 
     async def l1_fresh(self, key: str) -> bytes | None:
         """A fresh L1 value, counted as a hit; None (counting nothing) otherwise. The hot
@@ -76,6 +79,7 @@ class TieredCache:
         self._l1_miss.inc()
         self._sync_l1_errors()
         found2 = self.l2.get(key)
+        self._sync_l2_counts()
         if found2 is not None:
             value, expires, tags = found2
             if expires > now:
@@ -120,6 +124,14 @@ class TieredCache:
 
     def stats(self) -> dict:
         return {"l1": self.l1.stats(), "l2": self.l2.stats()}
+
+    def _sync_l2_counts(self) -> None:
+        errors, corrupt = self.l2.errors, self.l2.corrupt
+        seen_errors, seen_corrupt = self._l2_counts_seen
+        if (errors, corrupt) != self._l2_counts_seen:
+            self._l2_error_counter.inc(errors - seen_errors)
+            self._l2_corrupt_counter.inc(corrupt - seen_corrupt)
+            self._l2_counts_seen = (errors, corrupt)
 
     def _sync_l1_errors(self) -> None:
         if self.l1.errors != self._l1_errors_seen:
