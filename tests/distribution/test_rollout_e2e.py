@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -261,3 +262,30 @@ async def test_int8_edge_runs_the_int8_variant(stack, model_files):
     assert [d["tier"] for d in answers["fp32"]] == ["upstream/l1", "l1"]
     int8_value, fp32_value = answers["int8"][0]["prediction"], answers["fp32"][0]["prediction"]
     assert int8_value != fp32_value and abs(int8_value - fp32_value) < 0.05
+
+
+async def test_edge_publish_ships_the_config_json(stack, model_files, tmp_path):
+    """`edge publish` sends the config.json beside the model file; every node then
+    serves it as the artifact `current/config.json`."""
+    edge = await stack(upstream=stack.origin.url, region="e1")
+    folder = tmp_path / "ranker-2"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(model_files.last_layer.read_bytes())
+    config = {"name": "ranker", "version": "2", "description": "last layer tuned",
+              "files": ["model.onnx", "config.json"]}
+    (folder / "config.json").write_text(json.dumps(config))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli", "publish", str(folder / "model.onnx"),
+        "--name", "ranker", "--version", "2", "--activate", "--origin", stack.origin.url,
+        env={**os.environ, "EDGE_ADMIN_TOKEN": TOKEN}, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(edge.url + "/predict", json={"features": [0.0] * 32}) as r:
+            assert r.status == 200
+        await wait_version(http, [stack.origin, edge], "2")
+        for node in (stack.origin, edge):
+            for version in ("current", "2"):
+                async with http.get(f"{node.url}/models/ranker/{version}/config.json") as r:
+                    assert r.status == 200, (node.url, version, await r.text())
+                    assert json.loads(await r.read()) == config

@@ -52,8 +52,10 @@ class ModelPort(Protocol):
 
     def active(self, name: str) -> str | None: ...
 
-    async def stage(self, name: str, version: str, path: Path, digest: str) -> None:
-        """Load, check against `digest`, warm; do not serve yet."""
+    async def stage(self, name: str, version: str, path: Path, digest: str,
+                    config: dict[str, Any] | None = None) -> None:
+        """Load, check against `digest`, warm; do not serve yet. `config` is the
+        version's config.json, when it was published with one."""
 
     async def activate(self, name: str, version: str) -> None: ...
 
@@ -215,7 +217,8 @@ class RolloutAgent:
                     else "model"
                 entry = manifest.files[role]
                 path = await self.fetcher.fetch(entry)
-                await self.models.stage(model, version, path, entry.digest)
+                await self.models.stage(model, version, path, entry.digest,
+                                        manifest.metadata.get("config"))
                 self.demand.touch(model)
             if activate:
                 await self.models.activate(model, version)

@@ -23,7 +23,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
 from edge.distribution.events import EventStream
 from edge.distribution.service import Distribution
-from edge.distribution.store import ModelStore
+from edge.distribution.store import ModelStore, read_config
 
 TOKEN_ENV = "EDGE_ADMIN_TOKEN"
 
@@ -134,7 +134,8 @@ async def _publish(b: Any, args: argparse.Namespace) -> None:
     if not args.model_file.is_file():
         raise DistributionError(f"{args.model_file}: no such file")
     out = await b.publish(args.model_file, args.name, args.version, int8=args.int8,
-                          activate=args.activate, stage=args.stage)
+                          activate=args.activate, stage=args.stage,
+                          config=read_config(args.model_file))
     print("\n".join(_describe(out["manifest"])))
     print("published" if out["created"] else "already published (identical bytes)")
     for step in ("activate", "stage"):

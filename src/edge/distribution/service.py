@@ -72,9 +72,10 @@ class Distribution:
         return await asyncio.to_thread(self.store.summary)
 
     async def publish(self, path: Path, name: str, version: str, *, int8: bool = False,
-                      activate: bool = False, stage: bool = False) -> dict[str, Any]:
+                      activate: bool = False, stage: bool = False,
+                      config: dict[str, Any] | None = None) -> dict[str, Any]:
         manifest, created = await asyncio.to_thread(
-            self.store.publish, path, name, version, int8=int8)
+            self.store.publish, path, name, version, int8=int8, config=config)
         out: dict[str, Any] = {"created": created, "manifest": manifest.to_dict()}
         if activate:
             out["activate"] = await self.activate(name, version)

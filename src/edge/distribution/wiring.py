@@ -34,7 +34,7 @@ from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.service import LocalOrigin
-from edge.distribution.store import ModelStore
+from edge.distribution.store import ModelStore, read_config
 from edge.node import NODE
 from edge.registry import MODEL_FILE, current_versions
 
@@ -58,7 +58,8 @@ def import_folder(store: ModelStore, models_dir: Path) -> list[str]:
         if name in known:
             continue
         try:
-            store.publish(models_dir / name / version / MODEL_FILE, name, version)
+            path = models_dir / name / version / MODEL_FILE
+            store.publish(path, name, version, config=read_config(path))
             store.activate(name, version)
             done.append(f"{name} {version}")
         except DistributionError as exc:
