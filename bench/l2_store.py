@@ -32,10 +32,9 @@ from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l2_files import FileL2  # noqa: E402 - the reference store, beside this script
-
 from edge.cache.disk import DiskL2  # noqa: E402
 from edge.config import parse_size  # noqa: E402
+from l2_files import FileL2  # noqa: E402 - the reference store, beside this script
 
 TAGS = ("model:ranker", "digest:0123456789abcdef")
 
@@ -50,7 +49,8 @@ class Store(Protocol):
 
 
 def entry(i: int, rng: random.Random) -> tuple[str, bytes]:
-    key = f"p/ranker/0123456789abcdef/{hashlib.blake2b(str(i).encode(), digest_size=16).hexdigest()}"
+    digest = hashlib.blake2b(str(i).encode(), digest_size=16).hexdigest()
+    key = f"p/ranker/0123456789abcdef/{digest}"
     value = json.dumps({"model_name": "ranker", "model_version": "1",
                         "prediction": rng.random(),
                         "outputs": [{"name": "score", "datatype": "FP32", "shape": [1, 1],

@@ -27,7 +27,6 @@ from edge.http_predict import json_body
 from edge.node import NODE
 from edge.tensors import BadInput
 
-
 SERVING = ("ok", "degraded")  # /health answers 200 for these, 503 otherwise
 
 

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream
+from edge.distribution.events import EventStream, connect
 from edge.distribution.service import Distribution
 from edge.distribution.store import ModelStore, read_config
 
@@ -82,7 +81,7 @@ class _Direct:
     """The store (and stream) in this process, with the same calls as OriginClient."""
 
     def __init__(self, store: Path, redis_url: str | None) -> None:
-        self.redis = Redis.from_url(redis_url) if redis_url else None
+        self.redis = connect(redis_url) if redis_url else None
         self.dist = Distribution(ModelStore(store),
                                  EventStream(self.redis) if self.redis else None)
 

@@ -21,6 +21,10 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
@@ -43,6 +47,14 @@ end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 3))
 return {id, seq}
 """
+
+
+def connect(url: str) -> Redis:
+    """A client for the stream's Redis that retries a command on a new connection when
+    the old one broke (a restarted Redis closes every connection: the first command
+    after it would fail otherwise)."""
+    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
 @dataclass(frozen=True)
