@@ -30,8 +30,8 @@ from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
 from edge.metrics import NodeMetrics
-from edge.registry import ModelError, ModelRegistry, ModelVersion
-from edge.tensors import ModelInfo, prediction_value
+from edge.registry import SAFE_NAME, ModelError, ModelRegistry, ModelVersion
+from edge.tensors import BadInput, ModelInfo, prediction_value
 from edge.upstream import (
     MAX_HOPS,
     Upstream,
@@ -216,7 +216,13 @@ class EdgeNode:
     # -- models ----------------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None,
                       hops: int = 0) -> tuple[ModelInfo, ModelVersion | None]:
-        """The model's info and, when this node holds it, the loaded version."""
+        """The model's info and, when this node holds it, the loaded version. A name or
+        version that could not be a folder name is refused before it reaches a path or
+        the upstream's URL."""
+        for part, what in ((name, "model name"), (version, "version")):
+            if part is not None and not (isinstance(part, str) and SAFE_NAME.match(part)):
+                raise BadInput(f"invalid {what} {part!r}: use 1-128 letters, digits, '.', "
+                               "'_' or '-', starting with a letter or digit")
         mv = self.registry.get(name, version)
         if mv is not None:
             return mv.info, mv
