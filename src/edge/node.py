@@ -23,14 +23,20 @@ from typing import Protocol
 import numpy as np
 from aiohttp import web
 
-from edge.artifacts import ArtifactStore
+from edge.artifacts import ArtifactNotFound, ArtifactStore
 from edge.cache.disk import DiskL2
 from edge.cache.memory import MemoryL1
 from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
 from edge.metrics import NodeMetrics
-from edge.registry import SAFE_NAME, ModelError, ModelRegistry, ModelVersion
+from edge.registry import (
+    SAFE_NAME,
+    ModelError,
+    ModelRegistry,
+    ModelVersion,
+    current_versions,
+)
 from edge.tensors import BadInput, ModelInfo, prediction_value
 from edge.upstream import (
     MAX_HOPS,
@@ -162,8 +168,9 @@ class EdgeNode:
             if config.upstream else None
         self.catalog = RemoteCatalog(self.upstream, config.catalog_ttl_s, config.stale_grace_s) \
             if self.upstream else None
-        self.artifacts = ArtifactStore(self, Path(config.cache_dir) / "artifacts",
-                                       config.artifact_bytes)
+        self.artifacts = ArtifactStore(Path(config.cache_dir) / "artifacts",
+                                       config.artifact_bytes, config.models_dir,
+                                       self.upstream, self._current_version)
         self.draining = False
         self.inflight = 0
         self.started = time.time()
@@ -258,6 +265,19 @@ class EdgeNode:
             log.error("%s", e)
             return None
         return self.registry.get(name, version)
+
+    async def _current_version(self, name: str, hops: int) -> str:
+        """The version of `name` this node serves (or its model folder makes current),
+        else the one its upstream serves (for the artifact version ``current``)."""
+        mv = self.registry.get(name)
+        if mv is not None:
+            return mv.version
+        models_dir = self.config.models_dir
+        if models_dir and name in (found := current_versions(Path(models_dir))):
+            return found[name]
+        if self.upstream is None:
+            raise ArtifactNotFound(f"unknown model {name!r}")
+        return (await self.resolve(name, None, hops))[0].version
 
     async def model_metadata(self, name: str, version: str | None, hops: int = 0) -> dict:
         info, mv = await self.resolve(name, version, hops)  # maps upstream errors

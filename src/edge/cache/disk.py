@@ -83,7 +83,10 @@ class DiskL2:
         meta = dict(self._db.execute("SELECT name, value FROM meta"))
         self.entries = meta.get("entries", 0)
         self.data_bytes = meta.get("data_bytes", 0)
-        first, last = self._db.execute("SELECT min(seq), max(seq) FROM entries").fetchone()
+        # one aggregate per query: SQLite reads min/max of the rowid from the tree's ends
+        # only then (both in one query would scan the table)
+        first = self._db.execute("SELECT min(seq) FROM entries").fetchone()[0]
+        last = self._db.execute("SELECT max(seq) FROM entries").fetchone()[0]
         self._first_seq, self._next_seq = first or 1, (last or 0) + 1
         self._tag_names: dict[int, str] = dict(self._db.execute("SELECT id, name FROM tags"))
         self._tag_ids = {name: i for i, name in self._tag_names.items()}
