@@ -1,12 +1,13 @@
 """`EdgeNode`: everything one node holds, independent of HTTP.
 
 A prediction: resolve the model (the local registry, else the upstream's catalog) →
-cache key (model name, content digest, canonical input digest) → L1 → L2 → the upstream
-→ the local model (or the local model first: `EdgeConfig.miss_order`) → fill the tiers.
-Concurrent misses for one key share one computation or fetch (single flight). When the
-upstream cannot be reached, an entry expired less than `stale_grace_s` ago is served
-(tier ``stale``), else the local model computes if the node holds it; otherwise the
-request fails with `Unavailable` (HTTP 503).
+cache key (model name, content digest, canonical input digest) → the sources of
+`edge.sources`, walked in order: L1 → L2, then for a miss the upstream → the local model
+(or the local model first: `EdgeConfig.miss_order`), which fill the tiers. Concurrent
+misses for one key share one walk of the miss order (single flight). When the upstream
+cannot be reached, an entry expired less than `stale_grace_s` ago is served (tier
+``stale``), else the local model computes if the node holds it; otherwise the request
+fails with `Unavailable` (HTTP 503).
 
 Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
 """
@@ -14,7 +15,6 @@ Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -37,14 +37,18 @@ from edge.registry import (
     ModelVersion,
     current_versions,
 )
-from edge.tensors import BadInput, ModelInfo, prediction_value
-from edge.upstream import (
-    MAX_HOPS,
-    Upstream,
-    UpstreamError,
-    UpstreamRejected,
-    UpstreamUnavailable,
+from edge.sources import (
+    CacheTier,
+    FromUpstream,
+    LocalModel,
+    Lookup,
+    ModelNotFound,
+    Source,
+    Stale,
+    Unavailable,
 )
+from edge.tensors import BadInput, ModelInfo
+from edge.upstream import Upstream, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 UPSTREAM_PROBE_S = 1.0
@@ -62,14 +66,6 @@ class Rollout(Protocol):
     def record_request(self, model: str) -> None: ...
 
     def snapshot(self) -> dict: ...
-
-
-class ModelNotFound(LookupError):
-    pass
-
-
-class Unavailable(Exception):
-    """Neither the tiers, the local models nor the upstream can answer (HTTP 503)."""
 
 
 class HitWindow:
@@ -177,12 +173,15 @@ class EdgeNode:
         self.hits = HitWindow()
         self._flights: dict[str, asyncio.Task] = {}
         self._loads: dict[str, asyncio.Task] = {}
-        self._upstream_hit = self.metrics.tier_hits.labels("upstream")
-        self._upstream_miss = self.metrics.tier_misses.labels("upstream")
-        self._upstream_err = self.metrics.tier_errors.labels("upstream")
         self._per_model: dict[str, tuple] = {}
-        # digests of local models whose version the upstream runs from another file
-        self._upstream_differs: set[str] = set()
+        # The sources of a prediction (edge.sources): the cache tiers on every request,
+        # then the miss order once per key.
+        self.cache_tiers: list[Source] = [CacheTier("l1", self.cache.l1_get),
+                                          CacheTier("l2", self.cache.l2_get)]
+        self._upstream = FromUpstream(self.upstream, self.cache, self.metrics,
+                                      self.catalog.forget if self.catalog else _no_catalog)
+        self._stale = Stale(self.metrics)
+        self._local = LocalModel(self.cache)
         self._background: list[asyncio.Task] = []
         self.rollout: Rollout | None = None
 
@@ -307,23 +306,23 @@ class EdgeNode:
                       hops: int = 0, key: str | None = None) -> tuple[bytes, str]:
         """(cache value, tier) for one request; tier is l1, l2, compute, stale or
         upstream/<the upstream's tier>. `key` is `info.cache_key(feeds)` if known."""
-        key = key or info.cache_key(feeds)
+        lookup = Lookup(key or info.cache_key(feeds), info, mv, feeds, version, hops)
         if self.rollout is not None:
             self.rollout.record_request(info.name)
-        found = await self.cache.get(key)
         hit, miss = self._model_counters(info.name)
-        if found.value is not None:
-            self.hits.record(True)
-            hit.inc()
-            return found.value, found.tier  # type: ignore[return-value]
+        for source in self.cache_tiers:
+            found = await source.answer(lookup)
+            if found is not None:
+                self.hits.record(True)
+                hit.inc()
+                return found
         self.hits.record(False)
         miss.inc()
-        task = self._flights.get(key)
+        task = self._flights.get(lookup.key)
         if task is None:
-            task = asyncio.ensure_future(self._fill(key, info, mv, feeds, version,
-                                                    found.stale, hops))
-            self._flights[key] = task
-            task.add_done_callback(lambda t: self._flight_done(key, t))
+            task = asyncio.ensure_future(self._fill(lookup))
+            self._flights[lookup.key] = task
+            task.add_done_callback(lambda t: self._flight_done(lookup.key, t))
         else:
             self.metrics.coalesced.inc()
         return await asyncio.shield(task)
@@ -341,68 +340,22 @@ class EdgeNode:
             self._per_model[name] = counters
         return counters
 
-    async def _fill(self, key: str, info: ModelInfo, mv: ModelVersion | None,
-                    feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
-                    hops: int) -> tuple[bytes, str]:
-        """A miss: the upstream, then the local model (see `EdgeConfig.miss_order`)."""
-        local_first = self.config.miss_order == "local-first" \
-            or info.digest in self._upstream_differs
-        if mv is not None and (self.upstream is None or local_first or hops >= MAX_HOPS):
-            return await self._compute(key, info, mv, feeds)
-        if self.upstream is None:
-            raise ModelNotFound(_not_found(info.name, version))
-        if hops >= MAX_HOPS:
-            raise UpstreamError(f"more than {MAX_HOPS} upstream hops: check the upstream "
-                                "configuration for a loop", 508)
-        try:
-            value, tier, up_version, digest = await self._ask_upstream(info, mv, version,
-                                                                       feeds, hops)
-        except UpstreamUnavailable as e:
-            self._upstream_err.inc()
-            if stale is not None:
-                self.metrics.stale_served.inc()
-                return stale, "stale"
-            if mv is not None:
-                return await self._compute(key, info, mv, feeds)
-            raise Unavailable(f"no fresh or stale entry and {e}") from None
-        except UpstreamError:
-            if mv is None:
-                raise
-            self._upstream_err.inc()  # e.g. the upstream no longer holds this version
-            return await self._compute(key, info, mv, feeds)
-        (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
-        if digest != info.digest:
-            if mv is not None:  # same version, other file (e.g. our INT8 variant): its
-                self._upstream_differs.add(info.digest)  # answers are not ours to cache
-                return await self._compute(key, info, mv, feeds)
-            # the upstream moved to another version meanwhile
-            assert self.catalog is not None
-            self.catalog.forget(info.name)
-            info = dataclasses.replace(info, version=up_version, digest=digest)
-            key = info.cache_key(feeds)
-        await self.cache.put(key, value, info.tags)
-        return value, "upstream/" + tier
+    def miss_order(self, info: ModelInfo) -> list[Source]:
+        """Where a miss goes, in order (see `EdgeConfig.miss_order`): a model whose
+        version the upstream runs from another file is always computed here first."""
+        if self.config.miss_order == "local-first" or info.digest in self._upstream.differs:
+            return [self._local, self._upstream, self._stale]
+        return [self._upstream, self._stale, self._local]
 
-    async def _ask_upstream(self, info: ModelInfo, mv: ModelVersion | None,
-                            version: str | None, feeds: dict[str, np.ndarray],
-                            hops: int) -> tuple[bytes, str, str, str]:
-        """The upstream's answer for exactly the version this node resolved (the one its
-        answer will claim: rows of one batch never mix versions). When the upstream no
-        longer holds that version of a model this node does not hold either, and the
-        client named no version, the upstream's current version answers."""
-        assert self.upstream is not None
-        try:
-            return await self.upstream.lookup(info, info.version, feeds, hops)
-        except UpstreamRejected as e:
-            if e.status != 404 or mv is not None or version is not None:
-                raise
-            return await self.upstream.lookup(info, None, feeds, hops)
-
-    async def _compute(self, key: str, info: ModelInfo, mv: ModelVersion,
-                       feeds: dict[str, np.ndarray]) -> tuple[bytes, str]:
-        value = prediction_value(info, await mv.infer(feeds))
-        await self.cache.put(key, value, info.tags)
-        return value, "compute"
+    async def _fill(self, lookup: Lookup) -> tuple[bytes, str]:
+        """A miss: the first source of the miss order that answers."""
+        for source in self.miss_order(lookup.info):
+            found = await source.answer(lookup)
+            if found is not None:
+                return found
+        if lookup.failure is not None:
+            raise lookup.failure
+        raise ModelNotFound(_not_found(lookup.info.name, lookup.version))
 
     # -- health ----------------------------------------------------------------------
     @property
@@ -444,6 +397,10 @@ class EdgeNode:
 
 
 NODE = web.AppKey("edge_node", EdgeNode)
+
+
+def _no_catalog(name: str) -> None:
+    """The origin has no remote catalog to forget a model from."""
 
 
 def _not_found(name: str, version: str | None) -> str:

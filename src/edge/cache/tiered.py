@@ -1,9 +1,10 @@
 """`TieredCache`: L1 (memory or Redis) over L2 (disk), with TTLs per tier.
 
-A lookup returns a fresh value with the tier that had it (an L2 hit is promoted to L1),
-or a miss that may carry a *stale* value: expired, but by less than the grace, which the
-caller serves only when it cannot get a fresh one (upstream down). Purges by key, prefix
-and tag apply to both tiers. Per-tier hits, misses and errors feed the metrics.
+A lookup (`l1_get`, then `l2_get`) returns a fresh value with the tier that had it (an
+L2 hit is promoted to L1), or a miss that may carry a *stale* value: expired, but by
+less than the grace, which the caller serves only when it cannot get a fresh one
+(upstream down). Purges by key, prefix and tag apply to both tiers. Per-tier hits,
+misses and errors feed the metrics.
 """
 
 from __future__ import annotations
@@ -65,12 +66,13 @@ class TieredCache:
             return found[0]
         return None
 
-    async def get(self, key: str) -> Lookup:
-        now = time.time()
-        stale = None
+    async def l1_get(self, key: str) -> Lookup:
+        """L1's fresh value, or a miss (with L1's value if expired within the grace)."""
         found = await self.l1.get(key)
+        stale = None
         if found is not None:
             value, expires = found
+            now = time.time()
             if expires > now:
                 self._l1_hit.inc()
                 return Lookup(value, "l1")
@@ -78,15 +80,22 @@ class TieredCache:
                 stale = value
         self._l1_miss.inc()
         self._sync_l1_errors()
-        found2 = self.l2.get(key)
+        return Lookup(None, None, stale)
+
+    async def l2_get(self, key: str) -> Lookup:
+        """L2's fresh value (promoted to L1), or a miss (with an expired value within the
+        grace)."""
+        found = self.l2.get(key)
         self._sync_l2_counts()
-        if found2 is not None:
-            value, expires, tags = found2
+        stale = None
+        if found is not None:
+            value, expires, tags = found
+            now = time.time()
             if expires > now:
                 self._l2_hit.inc()
                 await self.l1.set(key, value, min(expires, now + self.l1_ttl_s), tags)
                 return Lookup(value, "l2")
-            if stale is None and expires + self.grace_s > now:
+            if expires + self.grace_s > now:
                 stale = value
         self._l2_miss.inc()
         return Lookup(None, None, stale)
