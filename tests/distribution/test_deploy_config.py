@@ -2,7 +2,8 @@
 commands and the Kubernetes manifests' edge config, with their hostnames replaced by
 loopback processes (`edge serve` subprocesses and a real Redis). An edge whose L1 is on
 Redis db 1 must receive rollouts and purges from the origin's stream on db 0, and the
-probes the files declare must take a draining edge out."""
+probes the files declare must take a draining edge out (while the health checker still
+sees it as draining, not down)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from disttest import TOKEN
 from cdn.processes import stop_process
 from cdn.redis_server import free_port
 from edge.distribution.client import OriginClient
+from geodns.steering.health_settings import HealthSettings
+from healthcheck.probes import probe as health_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -196,6 +199,8 @@ async def test_k8s_readiness_and_compose_healthcheck_fail_while_draining(
         async with http.get(edge + ready_path) as r:
             assert (await r.json())["status"] == "draining"  # the same document
         assert await probe(live_path) == 200  # alive: not restarted for draining
+        checked = await health_probe(edge + "/health", HealthSettings(), http)
+        assert checked.ok and checked.draining, checked  # the checker: draining, not down
         assert compose_healthcheck(edge) != 0
         await predict(http, edge)  # still serves the clients it has
         async with http.post(edge + "/admin/drain", json={"draining": False},
