@@ -29,6 +29,7 @@ from edge.cache.memory import MemoryL1
 from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
+from edge.load import Utilization
 from edge.metrics import NodeMetrics
 from edge.registry import (
     SAFE_NAME,
@@ -168,7 +169,7 @@ class EdgeNode:
                                        config.artifact_bytes, config.models_dir,
                                        self.upstream, self._current_version)
         self.draining = False
-        self.inflight = 0
+        self.utilization = Utilization(config.capacity)
         self.started = time.time()
         self.hits = HitWindow()
         self._flights: dict[str, asyncio.Task] = {}
@@ -359,8 +360,12 @@ class EdgeNode:
 
     # -- health ----------------------------------------------------------------------
     @property
+    def inflight(self) -> int:
+        return self.utilization.inflight
+
+    @property
     def load(self) -> float:
-        return min(1.0, self.inflight / self.config.capacity)
+        return self.utilization.load
 
     def health(self) -> dict:
         l1_ok = getattr(self.cache.l1, "ok", True)
