@@ -169,7 +169,6 @@ class EdgeNode:
         self._upstream_hit = self.metrics.tier_hits.labels("upstream")
         self._upstream_miss = self.metrics.tier_misses.labels("upstream")
         self._upstream_err = self.metrics.tier_errors.labels("upstream")
-        self._per_model: dict[str, tuple] = {}
         # digests of local models whose version the upstream runs from another file
         self._upstream_differs: set[str] = set()
         self._background: list[asyncio.Task] = []
@@ -258,7 +257,6 @@ class EdgeNode:
         value = await self.cache.l1_fresh(key)
         if value is not None:
             self.hits.record(True)
-            self._model_counters(info.name)[0].inc()
         return value
 
     async def predict(self, info: ModelInfo, mv: ModelVersion | None,
@@ -270,13 +268,10 @@ class EdgeNode:
         if self.rollout is not None:
             self.rollout.record_request(info.name)
         found = await self.cache.get(key)
-        hit, miss = self._model_counters(info.name)
         if found.value is not None:
             self.hits.record(True)
-            hit.inc()
             return found.value, found.tier  # type: ignore[return-value]
         self.hits.record(False)
-        miss.inc()
         task = self._flights.get(key)
         if task is None:
             task = asyncio.ensure_future(self._fill(key, info, mv, feeds, version,
@@ -291,14 +286,6 @@ class EdgeNode:
         self._flights.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here, raised to every waiter
-
-    def _model_counters(self, name: str) -> tuple:
-        counters = self._per_model.get(name)
-        if counters is None:
-            m = self.metrics
-            counters = (m.hot(m.cache_hits, name), m.hot(m.cache_misses, name))
-            self._per_model[name] = counters
-        return counters
 
     async def _fill(self, key: str, info: ModelInfo, mv: ModelVersion | None,
                     feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
@@ -324,10 +311,10 @@ class EdgeNode:
             if mv is not None:
                 return await self._compute(key, info, mv, feeds)
             raise Unavailable(f"no fresh or stale entry and {e}") from None
-        except UpstreamError:
-            if mv is None:
-                raise
-            self._upstream_err.inc()  # e.g. the upstream no longer holds this version
+        except UpstreamRejected as e:
+            if mv is None or e.status != 404:
+                raise  # the client's error (a bad input) at every tier: not an outage
+            self._upstream_err.inc()  # the upstream no longer holds this version
             return await self._compute(key, info, mv, feeds)
         (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
         if digest != info.digest:

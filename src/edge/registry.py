@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
-from edge.batcher import BatchObserver, MicroBatcher
-from edge.tensors import DATATYPES, ONNX_TO_KSERVE, ModelInfo, TensorSpec
+from edge.batcher import BatchObserver, MicroBatcher, RunFn
+from edge.tensors import DATATYPES, ONNX_TO_KSERVE, BadInput, ModelInfo, TensorSpec
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
@@ -144,6 +145,7 @@ class ModelRegistry:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # run errors are the client's; they are answered, not logged
         try:
             session = ort.InferenceSession(str(model_file), options,
                                            providers=["CPUExecutionProvider"])
@@ -154,7 +156,7 @@ class ModelRegistry:
         except Exception as e:  # onnxruntime raises several unrelated types
             raise ModelError(f"{name} {version}: onnxruntime cannot load {model_file}: {e}") \
                 from None
-        batcher = MicroBatcher(lambda feeds: session.run(None, feeds),
+        batcher = MicroBatcher(_runner(session, name, version),
                                max_batch=self.max_batch, max_delay_s=self.max_delay_s,
                                executor=self._executor, observer=self._observer(name, version))
         mv = ModelVersion(info, session, model_file.parent, batcher)
@@ -244,6 +246,20 @@ def current_versions(models_dir: Path, only: str | None = None) -> dict[str, str
     return found
 
 
+def _runner(session: ort.InferenceSession, name: str, version: str) -> RunFn:
+    """`session.run`, with the errors that a loaded, warmed-up model raises on some input
+    (an index out of its table, a shape its graph refuses) turned into `BadInput`: the
+    client's error at every tier, never an outage."""
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return session.run(None, feeds)
+        except (InvalidArgument, Fail) as e:
+            message = str(e).rpartition("Status Message: ")[2] or str(e)
+            raise BadInput(f"model {name!r} version {version} rejected the input: "
+                           f"{message}") from None
+    return run
+
+
 def _spec(arg: ort.NodeArg) -> TensorSpec:
     datatype = ONNX_TO_KSERVE.get(arg.type)
     if datatype is None:
@@ -253,4 +269,7 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
 
 
 def _zeros(spec: TensorSpec) -> np.ndarray:
-    return np.zeros([1 if d < 0 else d for d in spec.shape], dtype=DATATYPES[spec.datatype])
+    shape = [1 if d < 0 else d for d in spec.shape]
+    if spec.datatype == "BYTES":
+        return np.full(shape, "", dtype=object)
+    return np.zeros(shape, dtype=DATATYPES[spec.datatype])
