@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge import __version__
+from edge.cache import TierUnavailable
 from edge.node import EdgeNode, ModelNotFound, Unavailable
 from edge.tensors import (
     DATATYPES,
@@ -66,6 +67,20 @@ class InferResult:
     model_version: str
     outputs: list[OutputTensor]
     tier: str  # l1, l2, stale, compute or upstream/<the upstream's tier>
+
+
+def error_status(e: BaseException) -> int | None:
+    """The HTTP status of an expected failure to answer (gRPC maps it to its codes);
+    None for anything else (a bug: 500)."""
+    if isinstance(e, BadInput):
+        return 400
+    if isinstance(e, ModelNotFound):
+        return 404
+    if isinstance(e, Unavailable | TierUnavailable):
+        return 503
+    if isinstance(e, UpstreamError):
+        return e.status
+    return None
 
 
 def parameters(value: object, where: str) -> dict:
