@@ -112,8 +112,10 @@ class ModelStats:
     pending: int = 0
 
     def to_json(self) -> dict:
-        """The ``model_stats`` item of Triton's statistics extension."""
-        zero = Duration().to_json()
+        """The ``model_stats`` item of Triton's statistics extension. Input and output
+        handling are counted within the inference (their own times are 0), as clients
+        such as perf_analyzer require equal compute counts."""
+        zero = {"count": self.compute_infer.count, "ns": 0}
         return {
             "name": self.name, "version": self.version,
             "last_inference": self.last_inference_ms,
@@ -235,6 +237,7 @@ class NodeMetrics:
         """One inference request answered (from any tier)."""
         stats = self.model(name, version)
         stats.success.add(seconds)
+        stats.queue.count += 1  # every answered request, cache hits included (as Triton)
         stats.last_inference_ms = int(time.time() * 1000)
         (stats.cache_hit if tier in LOCAL_TIERS else stats.cache_miss).add(seconds)
         group = tier.partition("/")[0]  # upstream/<its tier> → upstream
@@ -299,7 +302,7 @@ class _Observer(BatchObserver):
         s.inference_count += rows
         s.execution_count += 1
         s.compute_infer.add(compute_s * requests, requests)
-        s.queue.add(sum(queue_s), requests)
+        s.queue.add(sum(queue_s), 0)  # counted per answered request (`request_done`)
         self.m.batch_size.observe(rows)
         self.m.compute_seconds.observe(compute_s)
         for q in queue_s:

@@ -190,7 +190,8 @@ def model_config(node: EdgeNode, info: ModelInfo) -> dict:
            "version_policy": {"latest": {"num_versions": 1}},
            "max_batch_size": node.config.max_batch if batching else 0,
            "input": [io(s) for s in info.inputs], "output": [io(s) for s in info.outputs],
-           "instance_group": [{"name": info.name, "kind": "KIND_CPU", "count": 1}]}
+           "instance_group": [{"name": info.name, "kind": "KIND_CPU", "count": 1}],
+           "response_cache": {"enable": True}}
     if batching and node.config.max_batch > 1:
         doc["dynamic_batching"] = {
             "max_queue_delay_microseconds": int(node.config.max_queue_delay_ms * 1000)}
