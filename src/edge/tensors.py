@@ -112,7 +112,8 @@ def input_digest(feeds: dict[str, np.ndarray]) -> str:
         h.update(name.encode())
         h.update(b"\0" + a.dtype.str.encode() + b"\0")
         h.update(struct.pack(f"<{a.ndim}q", *a.shape))
-        h.update(_bytes_elements(a) if a.dtype.kind == "O" else np.ascontiguousarray(a).data)
+        h.update(_bytes_elements(a) if a.dtype.kind == "O"
+                 else np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 

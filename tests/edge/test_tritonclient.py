@@ -3,12 +3,15 @@ processes: an origin and an edge that holds no model, both serving REST and gRPC
 
 Every call a Triton user makes first: live, ready, server and model metadata, model
 config, statistics, repository index; inference as JSON, binary and gRPC, batched; the
-errors; and the BYTES and FP16 datatypes on a model that takes them."""
+errors; and the BYTES, FP16 and BF16 datatypes on models that take them."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -53,12 +56,28 @@ def echo_model() -> onnx.ModelProto:
     return model
 
 
+def bf16_model() -> onnx.ModelProto:
+    """x BF16 [-1, 2] → the same (BF16; onnxruntime's CPU Add has no BF16 kernel) and as
+    FP32."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["same"]),
+         helper.make_node("Cast", ["x"], ["as_fp32"], to=TensorProto.FLOAT)],
+        "bf16",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, ["batch", 2])],
+        [helper.make_tensor_value_info("same", TensorProto.BFLOAT16, ["batch", 2]),
+         helper.make_tensor_value_info("as_fp32", TensorProto.FLOAT, ["batch", 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     path = tmp_path_factory.mktemp("oip-models")
     make_models(path)
-    (path / "echo" / "1").mkdir(parents=True)
-    onnx.save(echo_model(), path / "echo" / "1" / "model.onnx")
+    for name, model in (("echo", echo_model()), ("bf16", bf16_model())):
+        (path / name / "1").mkdir(parents=True)
+        onnx.save(model, path / name / "1" / "model.onnx")
     return path
 
 
@@ -145,7 +164,8 @@ def test_config_statistics_and_repository_index(pair, protocol):
         index = c.get_model_repository_index(**as_json)
         index = index["models"] if protocol == "grpc" else index
         assert {(m["name"], m["version"], m["state"]) for m in index} >= {
-            ("ranker", "1", "READY"), ("embedder", "1", "READY"), ("echo", "1", "READY")}
+            ("ranker", "1", "READY"), ("embedder", "1", "READY"), ("echo", "1", "READY"),
+            ("bf16", "1", "READY")}
     # the origin computed once for both callers: its model ran, the edge's never did
     origin_stats = origin.http_client().get_inference_statistics("ranker")["model_stats"][0]
     assert int(origin_stats["execution_count"]) == 1
@@ -203,6 +223,37 @@ def test_bytes_and_fp16_tensors(pair, protocol):
         assert [v.decode() if isinstance(v, bytes) else v for v in got.ravel()] == \
             ["héllo", "wörld"]
         np.testing.assert_array_equal(result.as_numpy("half_out"), half * 2)
+
+
+@pytest.mark.parametrize("protocol", ["json", "binary", "grpc"])
+def test_bf16_tensors(pair, protocol):
+    """BF16 in and out (values a bfloat16 holds exactly): tritonclient sends and reads BF16
+    as ml_dtypes.bfloat16 arrays; JSON carries the numbers."""
+    x = np.array([[1.5, -2.25], [0.125, 96.0]], dtype=ml_dtypes.bfloat16)
+    for node in pair:
+        if protocol == "json":
+            body = {"inputs": [{"name": "x", "datatype": "BF16", "shape": [2, 2],
+                                "data": x.astype(np.float32).ravel().tolist()}]}
+            req = urllib.request.Request(node.url + "/v2/models/bf16/infer",
+                                         data=json.dumps(body).encode())
+            with urllib.request.urlopen(req) as r:
+                outputs = {o["name"]: o for o in json.load(r)["outputs"]}
+            assert outputs["same"]["datatype"] == "BF16"
+            assert outputs["same"]["data"] == x.astype(np.float32).ravel().tolist()
+            assert outputs["as_fp32"]["data"] == x.astype(np.float32).ravel().tolist()
+            continue
+        module = tgrpc if protocol == "grpc" else thttp
+        c = node.grpc_client() if protocol == "grpc" else node.http_client()
+        inp = module.InferInput("x", [2, 2], "BF16")
+        if module is thttp:
+            inp.set_data_from_numpy(x, binary_data=True)
+        else:
+            inp.set_data_from_numpy(x)
+        kwargs = {"binary_data": True} if module is thttp else {}
+        result = c.infer("bf16", [inp], outputs=[module.InferRequestedOutput(n, **kwargs)
+                                                for n in ("same", "as_fp32")])
+        np.testing.assert_array_equal(result.as_numpy("same"), x)
+        np.testing.assert_array_equal(result.as_numpy("as_fp32"), x.astype(np.float32))
 
 
 def test_grpc_typed_contents_and_a_raw_mismatch(pair, models):
