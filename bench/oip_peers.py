@@ -53,7 +53,9 @@ from edge_bench import free_port, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "run" / "bench" / "oip"
-PEERS = {"mlserver": "mlserver==1.7.1", "kserve": "kserve==0.21.0"}
+# one venv for both: kserve 0.17+ needs a FastAPI that mlserver 1.7.1 does not allow, and
+# mlserver's inference workers call asyncio.get_event_loop(), which uvloop 0.22+ refuses
+PEERS = ["mlserver==1.7.1", "kserve==0.16.0", "uvloop<0.22"]
 TRITONCLIENT_WITH_PERF_ANALYZER = "tritonclient==2.41.0"
 CONCURRENCY = (1, 16, 64)
 DISTINCT = 40_000
@@ -116,7 +118,7 @@ def peers_venv() -> Path:
     stamp = venv / ".installed"
     if not stamp.exists():
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *PEERS.values(),
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *PEERS,
                         "onnxruntime"], check=True)
         stamp.touch()
     return venv
@@ -141,9 +143,7 @@ def start(name: str, cmd: list[str], http: int, grpc: int, env: dict | None = No
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     server = Server(name, proc, f"127.0.0.1:{http}", f"127.0.0.1:{grpc}")
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited: see {WORK / (name + '.log')}")
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://{server.http}/v2/models/ranker/ready",
                                         timeout=2) as r:
@@ -151,10 +151,12 @@ def start(name: str, cmd: list[str], http: int, grpc: int, env: dict | None = No
                     return server
         except (OSError, urllib.error.HTTPError):
             time.sleep(0.5)
-    raise RuntimeError(f"{name} did not become ready")
+    stop_process(proc)
+    raise RuntimeError(f"{name} did not become ready: see {WORK / (name + '.log')}")
 
 
-def start_servers(models: Path, venv: Path) -> list[Server]:
+def start_servers(models: Path, venv: Path, servers: list[Server]) -> None:
+    """Start our edge, MLServer and KServe, appending each to `servers` once it answers."""
     model = models / "ranker" / "1" / "model.onnx"
     ports = [free_port() for _ in range(7)]
     ours = start("edge", [sys.executable, "-m", "edge.cli", "serve", "--listen",
@@ -162,6 +164,7 @@ def start_servers(models: Path, venv: Path) -> list[Server]:
                           "--models", str(models), "--cache-dir", str(WORK / "edge-cache"),
                           "--no-fsync", "--capacity", "1024", "--log-level", "WARNING"],
                  ports[0], ports[1])
+    servers.append(ours)
     repo = WORK / "mlserver"
     (repo / "ranker").mkdir(parents=True, exist_ok=True)
     (repo / "settings.json").write_text(json.dumps({
@@ -173,10 +176,11 @@ def start_servers(models: Path, venv: Path) -> list[Server]:
     peers_dir = str(ROOT / "bench" / "peers")
     mlserver = start("mlserver", [str(venv / "bin" / "mlserver"), "start", str(repo)],
                      ports[2], ports[3], env={**os.environ, "PYTHONPATH": peers_dir})
+    servers.append(mlserver)
     kserve = start("kserve", [str(venv / "bin" / "python"), f"{peers_dir}/kserve_onnx.py",
                               "ranker", str(model), str(ports[5]), str(ports[6])],
                    ports[5], ports[6])
-    return [ours, mlserver, kserve]
+    servers.append(kserve)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -261,7 +265,8 @@ def pa_case(binary: Path, env: dict[str, str], server: Server, concurrency: int,
     report = WORK / "perf_analyzer.csv"
     cmd = [str(binary), "-m", "ranker", "-u", server.grpc if grpc else server.http,
            "-i", "grpc" if grpc else "http", "--concurrency-range", str(concurrency),
-           "--measurement-interval", str(seconds * 1000), "-s", "100", "-f", str(report)]
+           "--measurement-interval", str(seconds * 1000), "-s", "1000", "--max-trials", "4",
+           "-f", str(report)]  # no stability gate: medians over runs instead (shared CPU)
     if data is not None:
         cmd += ["--input-data", str(data)]
 
@@ -294,11 +299,12 @@ def main() -> int:
     venv = peers_venv()
     models = WORK / "models"
     make_models(models)
-    servers = start_servers(models, venv)
-    ours, mlserver, kserve = servers
+    servers: list[Server] = []
     results: dict[tuple[str, int], list[Figure]] = {}
     hit_share: list[float] = []
     try:
+        start_servers(models, venv, servers)
+        ours, mlserver, kserve = servers
         for run in range(args.runs):
             for c in levels:
                 cases = {

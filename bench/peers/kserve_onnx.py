@@ -1,6 +1,7 @@
 """KServe's Python model server answering the Open Inference Protocol with an ONNX model
-on onnxruntime: the peer `bench/oip_peers.py` serves the edge's ranker with. Runs in the
-bench's own virtual environment.
+on onnxruntime: the peer `bench/oip_peers.py` serves the edge's ranker with (no
+per-request latency log, as the edge keeps none). Runs in the bench's own virtual
+environment.
 
     python kserve_onnx.py NAME MODEL.onnx HTTP_PORT GRPC_PORT
 """
@@ -8,6 +9,7 @@ bench's own virtual environment.
 from __future__ import annotations
 
 import sys
+import uuid
 
 import onnxruntime as ort
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
@@ -27,7 +29,7 @@ class OnnxModel(Model):
         feeds = {item.name: item.as_numpy() for item in payload.inputs}
         outputs = self.session.run(None, feeds)
         return InferResponse(
-            model_name=self.name, response_id=payload.id,
+            model_name=self.name, response_id=payload.id or str(uuid.uuid4()),
             infer_outputs=[InferOutput(name=meta.name, shape=list(array.shape),
                                        datatype="FP32", data=array)
                            for meta, array in zip(self.session.get_outputs(), outputs,
@@ -38,4 +40,4 @@ if __name__ == "__main__":
     name, path, http_port, grpc_port = sys.argv[1:5]
     sys.argv = sys.argv[:1]  # kserve parses the command line too
     ModelServer(http_port=int(http_port), grpc_port=int(grpc_port), workers=1,
-                enable_docs_url=False).start([OnnxModel(name, path)])
+                enable_latency_logging=False).start([OnnxModel(name, path)])

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import time
+from typing import Generic, TypeVar
 
 import msgpack
 from aiohttp import web
@@ -34,6 +35,7 @@ from edge.tensors import (
 from edge.upstream import HOPS_HEADER, MAX_HOPS, UpstreamError
 
 MAX_BATCH_PREDICT_ROWS = 1024
+E = TypeVar("E")
 JSON = "application/json"
 
 
@@ -104,8 +106,9 @@ def is_cached(tier: str) -> bool:
 PREFIXES = web.AppKey("edge_predict_prefixes", _Prefixes)
 
 
-class BodyAliases:
-    """Recent exact /predict bodies → (model, version, ModelInfo, cache key).
+class BodyAliases(Generic[E]):
+    """Recent exact request bodies → what answering them again needs (here: model,
+    version, ModelInfo and cache key; for KServe requests, the whole answer).
 
     A repeated body (the common case for hot keys) then skips JSON parsing, conversion
     and the canonical digest: one BLAKE2b of the raw bytes and an L1 lookup. An alias is
@@ -115,18 +118,18 @@ class BodyAliases:
 
     def __init__(self, max_entries: int = 32768) -> None:
         self._max = max_entries
-        self._map: dict[bytes, tuple[str, str | None, ModelInfo, str]] = {}
+        self._map: dict[bytes, E] = {}
 
-    def get(self, digest: bytes) -> tuple[str, str | None, ModelInfo, str] | None:
+    def get(self, digest: bytes) -> E | None:
         return self._map.get(digest)
 
-    def put(self, digest: bytes, entry: tuple[str, str | None, ModelInfo, str]) -> None:
+    def put(self, digest: bytes, entry: E) -> None:
         if len(self._map) >= self._max:
             del self._map[next(iter(self._map))]
         self._map[digest] = entry
 
 
-ALIASES = web.AppKey("edge_body_aliases", BodyAliases)
+ALIASES = web.AppKey("edge_body_aliases", BodyAliases[tuple[str, str | None, ModelInfo, str]])
 
 
 def _answer(app: web.Application, value: bytes, tier: str) -> web.Response:

@@ -68,6 +68,9 @@ class InferResult:
     model_version: str
     outputs: list[OutputTensor]
     tier: str  # l1, l2, stale, compute or upstream/<the upstream's tier>
+    info: ModelInfo  # what the model resolved to
+    key: str  # the cache key
+    value: bytes  # the cache value
 
 
 def error_status(e: BaseException) -> int | None:
@@ -132,12 +135,13 @@ async def infer(node: EdgeNode, model: str, version: str | None, inputs: list[In
         for name in wanted:
             if name not in names:
                 raise BadInput(f"unknown output {name!r}; model {info.name!r} has {names}")
-        value, tier = await node.predict(info, mv, feeds, version, hops)
+        key = info.cache_key(feeds)
+        value, tier = await node.predict(info, mv, feeds, version, hops, key=key)
         tracked.tier = tier
     doc = json.loads(value)
     outputs = [OutputTensor(o["name"], o["datatype"], o["shape"], o["data"], wanted[o["name"]])
                for o in doc["outputs"] if o["name"] in wanted]
-    return InferResult(doc["model_name"], doc["model_version"], outputs, tier)
+    return InferResult(doc["model_name"], doc["model_version"], outputs, tier, info, key, value)
 
 
 def _feeds(info: ModelInfo, inputs: list[InferInput]) -> dict[str, np.ndarray]:
