@@ -68,7 +68,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 log.exception("gRPC call failed")
                 await context.abort(grpc.StatusCode.INTERNAL,
                                     f"internal error: {type(e).__name__}")
-            await context.abort(_code(status), str(e))
+            else:
+                await context.abort(_code(status), str(e))
             raise  # abort() raises; this line is never reached
 
     async def ServerLive(self, request: pb.ServerLiveRequest,

@@ -153,15 +153,16 @@ async def infer(request: web.Request) -> web.Response:
     wanted, binary_default = _requested_outputs(doc)
     result = await oip.infer(node, model, version, _inputs(doc, binary), wanted, hops,
                              started, binary_default)
-    response = _answer(node, doc, request_id, result)
-    if result.tier == "l1" and len(response.body) <= MAX_REMEMBERED_ANSWER:
+    answer_body, headers = _answer(node, doc, request_id, result)
+    if result.tier == "l1" and len(answer_body) <= MAX_REMEMBERED_ANSWER:
         request.app[ANSWERS].put(digest, _Answered(result.info, result.key, result.value,
-                                                   response.body, dict(response.headers)))
-    return response
+                                                   answer_body, headers))
+    return web.Response(body=answer_body, headers=headers)
 
 
 def _answer(node: EdgeNode, doc: dict, request_id: str, result: oip.InferResult
-            ) -> web.Response:
+            ) -> tuple[bytes, dict[str, str]]:
+    """The answer's body and headers."""
     outputs, chunks = [], []
     for out in result.outputs:
         if out.binary:
@@ -180,11 +181,10 @@ def _answer(node: EdgeNode, doc: dict, request_id: str, result: oip.InferResult
         answer["id"] = request_id
     header = json.dumps(answer, separators=(",", ":")).encode()
     if not chunks:
-        return web.Response(body=header, headers={"Content-Type": "application/json",
-                                                  "X-Cache-Tier": result.tier})
-    return web.Response(body=header + b"".join(chunks), headers={
-        "Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header)),
-        "X-Cache-Tier": result.tier})
+        return header, {"Content-Type": "application/json", "X-Cache-Tier": result.tier}
+    return header + b"".join(chunks), {"Content-Type": "application/octet-stream",
+                                        HEADER_LENGTH: str(len(header)),
+                                        "X-Cache-Tier": result.tier}
 
 
 def _requested_outputs(doc: dict) -> tuple[dict[str, bool] | None, bool]:

@@ -41,8 +41,8 @@ class InferInput:
     """One input as the client sent it: JSON values (`data`) or raw wire bytes (`raw`)."""
 
     name: str
-    datatype: str
-    shape: object  # checked against the model
+    datatype: object  # checked: a client may send anything
+    shape: object
     data: object = None
     raw: bytes | None = None
 

@@ -163,7 +163,7 @@ def tensor_to_bytes(arr: np.ndarray) -> bytes:
 
 
 def _bytes_elements(arr: np.ndarray) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     for item in arr.ravel():
         b = item.encode() if isinstance(item, str) else bytes(item)
         parts += (struct.pack("<I", len(b)), b)
