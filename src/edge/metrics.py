@@ -23,7 +23,8 @@ Our own series (prometheus-client appends ``_total`` to these counters):
 * ``edge_inference_request_duration_seconds{model,tier}`` (histogram): time to answer a
   request, per tier that answered it (l1, l2, stale, upstream, compute), for quantiles.
 * ``edge_cache_hits_total{tier}`` / ``edge_cache_misses_total{tier}`` /
-  ``edge_cache_errors_total{tier}``: per tier (l1, l2, upstream).
+  ``edge_cache_errors_total{tier}``: per tier (l1, l2, upstream);
+  ``edge_cache_corrupt_entries_total{tier}``: entries that failed their checksum (l2).
 * ``edge_singleflight_waiters_total``: requests that waited on another's computation.
 * ``edge_inference_batch_size`` (histogram of rows per batch),
   ``edge_inference_compute_seconds``, ``edge_inference_queue_delay_seconds``,
@@ -183,6 +184,9 @@ class NodeMetrics:
                                    registry=r)
         self.tier_errors = Counter("edge_cache_errors", "Failed or skipped tier operations",
                                    ["tier"], registry=r)
+        self.corrupt = Counter("edge_cache_corrupt_entries",
+                               "Entries that failed their key or checksum check on read "
+                               "(dropped, never served)", ["tier"], registry=r)
         self.coalesced = Counter("edge_singleflight_waiters",
                                  "Requests that waited on an identical in-flight miss",
                                  registry=r)
