@@ -10,7 +10,14 @@ one /metrics endpoint of the parent.
 
 from __future__ import annotations
 
+from dnslib import QTYPE
 from prometheus_client import Counter, Gauge
+
+# The query types that get their own `qtype` label; every other code a packet may
+# carry is counted as "other", so that no query can add a series.
+KNOWN_QTYPES = frozenset({"A", "NS", "CNAME", "SOA", "PTR", "HINFO", "MX", "TXT", "AAAA",
+                          "SRV", "NAPTR", "DS", "SSHFP", "RRSIG", "NSEC", "DNSKEY", "NSEC3",
+                          "TLSA", "SVCB", "HTTPS", "SPF", "CAA", "ANY", "AXFR", "IXFR", "OPT"})
 
 QUERIES = Counter("geodns_queries", "DNS queries answered, by query type, rcode and transport",
                   ["qtype", "rcode", "transport"])
@@ -29,6 +36,12 @@ ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served"
 LAST_RELOAD_OK = Gauge("geodns_last_reload_success",
                        "1 when the last reload succeeded, 0 when it failed",
                        multiprocess_mode="mostrecent")
+
+
+def qtype_label(code: int) -> str:
+    """The `qtype` label of a query type code: its mnemonic if well known, else "other"."""
+    name = str(QTYPE.get(code))
+    return name if name in KNOWN_QTYPES else "other"
 
 
 class Tally:
