@@ -4,13 +4,20 @@
     POST /admin/reload   {"ok": true|false, "zones": {origin: serial}, "errors": [...]}
                          200 when everything reloaded; 422 when something was rejected:
                          a zone file (no zone swapped) or a plugin's part, such as the
-                         GeoIP database (zones swapped, the previous database kept)
+                         GeoIP database (zones swapped, the previous database kept).
+                         Needs `Authorization: Bearer TOKEN` (--admin-token): 401
+                         without it, 403 when wrong or when the server has no token.
+                         A browser sends that header cross-site only after a CORS
+                         preflight, which this server never grants: no web page can
+                         make a visitor's browser reload.
     GET  /admin/zones    {"zones": [{"zone", "serial", "file"}]}
     GET  /healthz        {"status": "ok"}
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -33,6 +40,20 @@ def counters(server: GeoDNSServer) -> CollectorRegistry:
     return REGISTRY
 
 
+def authorize(request: web.Request, token: str | None) -> None:
+    """Raise 401/403 unless the request carries `Authorization: Bearer <token>`."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise web.HTTPUnauthorized(text='{"error": "send Authorization: Bearer <admin token>"}',
+                                   content_type="application/json",
+                                   headers={"WWW-Authenticate": "Bearer"})
+    if token is None or not hmac.compare_digest(header[len("Bearer "):].encode(),
+                                                token.encode()):
+        reason = "wrong admin token" if token else "no admin token configured on this server"
+        raise web.HTTPForbidden(text=json.dumps({"error": reason}),
+                                content_type="application/json")
+
+
 def build_app(server: GeoDNSServer) -> web.Application:
     app = web.Application()
 
@@ -41,6 +62,7 @@ def build_app(server: GeoDNSServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def reload(request: web.Request) -> web.Response:
+        authorize(request, server.config.admin_token)
         result = await server.reload()
         return web.json_response(result.as_json(), status=200 if result.ok else 422)
 

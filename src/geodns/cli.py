@@ -78,6 +78,10 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
                        f"(default {DEFAULT_LISTEN})")
     serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
                        help="admin HTTP: /metrics, POST /admin/reload (default: none)")
+    serve.add_argument("--admin-token", metavar="TOKEN",
+                       default=os.environ.get("GEODNS_ADMIN_TOKEN"),
+                       help="bearer token of the admin writes (reload, health overrides); "
+                       "default: $GEODNS_ADMIN_TOKEN; none: writes refused")
     serve.add_argument("--workers", type=at_least(int, 1), default=1, metavar="N",
                        help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
     serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: none, so neither is "
@@ -155,6 +159,7 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
         zones_dir=args.zones,
         listen=args.listen or [host_port(DEFAULT_LISTEN)],
         http=args.http,
+        admin_token=args.admin_token,
         workers=args.workers,
         cookie_secret=args.cookie_secret,
         rrl=RRLConfig(rate=args.rrl_rate, nxdomain_rate=args.rrl_nxdomain_rate,

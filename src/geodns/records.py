@@ -11,9 +11,14 @@ import ipaddress
 import shlex
 from collections.abc import Callable
 
-from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT, A
+from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, RR, SRV, TXT, A
+from dnslib.label import DNSBuffer
 
 from geodns.names import NameError_, absolute, check
+
+
+MAX_RDATA = 65535  # octets of one record's data (RDLENGTH is 16 bits)
+MAX_MESSAGE = 65535  # octets of a DNS message over TCP (a 16-bit length prefix)
 
 
 class RecordError(ValueError):
@@ -90,11 +95,16 @@ def _txt(text: str, origin: str) -> RD:
     """Quoted strings as in a zone file; a value without quotes is one string (split
     into 255-octet pieces when longer, as TXT readers join them back)."""
     if '"' in text:
-        return TXT(_strings(text))
-    raw = text.encode()
-    if not raw:
-        raise RecordError("empty TXT value")
-    return TXT([raw[i : i + 255] for i in range(0, len(raw), 255)])
+        strings = _strings(text)
+    else:
+        raw = text.encode()
+        if not raw:
+            raise RecordError("empty TXT value")
+        strings = [raw[i : i + 255] for i in range(0, len(raw), 255)]
+    size = sum(len(s) + 1 for s in strings)
+    if size > MAX_RDATA:
+        raise RecordError(f"TXT data of {size:,} octets (a record holds at most {MAX_RDATA:,})")
+    return TXT(strings)
 
 
 def _caa(text: str, origin: str) -> RD:
@@ -135,6 +145,19 @@ TYPE_CODES: dict[str, int] = {name: getattr(QTYPE, name) for name in [*PARSERS, 
 def parse(rtype: str, text: str, origin: str) -> RD:
     """Parse one value of type `rtype` (a key of PARSERS)."""
     return PARSERS[rtype](text, origin)
+
+
+def response_size(rrs: list[RR]) -> int:
+    """Octets of the smallest response holding these records: header, the question
+    for their owner, then the records (names compressed as a server would)."""
+    buf = DNSBuffer()
+    buf.pack("!HHHHHH", 0, 0, 1, 0, 0, 0)
+    if rrs:
+        buf.encode_name(rrs[0].rname)
+        buf.pack("!HH", 0, 0)
+    for rr in rrs:
+        rr.pack(buf)
+    return len(buf.data)
 
 
 ADDITIONAL_TYPES = frozenset({QTYPE.NS, QTYPE.MX, QTYPE.SRV})

@@ -2,8 +2,8 @@
 inside the DNS server.
 
 Adds to `geodns serve`: ``--redis URL``, ``--vantage NAME``, ``--overrides FILE``,
-``--admin-token TOKEN`` (or the GEODNS_ADMIN_TOKEN environment variable),
-``--health-quorum N`` and ``--no-health``. In every server process it runs a
+``--health-quorum N`` and ``--no-health``; its admin writes take the server's own
+``--admin-token``. In every server process it runs a
 `HealthService` for the served zones' pools, hands each zone's steering its view
 (again after every reload), re-reads the override file on reload, and mounts the
 admin routes (`healthcheck.admin`) on the admin HTTP port.
@@ -17,7 +17,6 @@ file, which every process watches.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,10 +48,6 @@ class HealthPlugin:
                        help="publish this server's own probe results to Redis under NAME")
         g.add_argument("--overrides", metavar="FILE",
                        help="health override file (YAML), also written by the admin API")
-        g.add_argument("--admin-token", metavar="TOKEN",
-                       default=os.environ.get("GEODNS_ADMIN_TOKEN"),
-                       help="bearer token for the admin API's writes "
-                       "(default: $GEODNS_ADMIN_TOKEN; none: writes refused)")
         g.add_argument("--health-quorum", type=int, metavar="N",
                        help="vantage points that must say down (default: a majority)")
         g.add_argument("--no-health", action="store_true",
@@ -66,7 +61,7 @@ class HealthPlugin:
             private = True
         config.extra["health"] = HealthOptions(
             enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
-            overrides=overrides, admin_token=args.admin_token, quorum=args.health_quorum,
+            overrides=overrides, admin_token=config.admin_token, quorum=args.health_quorum,
             private_overrides=private,
         )
 

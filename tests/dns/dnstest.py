@@ -18,6 +18,8 @@ from cdn.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_ZONES = Path(__file__).parent / "zones"
+ADMIN_TOKEN = "test-admin-token"  # the servers' --admin-token (later ones override it)
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -57,7 +59,8 @@ def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.exampl
         args = (*args, "--listen", f"[::1]:{port}")
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+           "--admin-token", ADMIN_TOKEN, *args]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
     server = GeoDNS(proc, port, http_port, zones, log)
     deadline = time.monotonic() + 20

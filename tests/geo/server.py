@@ -19,6 +19,9 @@ from cdn.redis_server import free_port
 
 from .conftest import EXAMPLE_ZONE, ROOT
 
+ADMIN_TOKEN = "test-admin-token"  # the servers' --admin-token
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 
 @dataclass
 class Server:
@@ -80,7 +83,8 @@ def start(zones: Path, tmp: Path, *args: str) -> Server:
     port, http_port = free_port(), free_port()
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+           "--admin-token", ADMIN_TOKEN, *args]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
     server = Server(proc, port, http_port, log)
     deadline = time.monotonic() + 20
