@@ -16,6 +16,7 @@ from dnslib import QTYPE
 from dnslib.label import DNSBuffer
 
 from geodns.edns import Edns, EdnsError, parse_opt
+from geodns.names import label_text
 from geodns.zone import Answer, RRset
 
 HEADER = struct.Struct("!HHHHHH")
@@ -179,7 +180,7 @@ def parse(data: bytes) -> Query:
         raise FormErr("no question", b"", seen_opt)
     if tsig:
         raise Unsigned(question, seen_opt, tsig)
-    qname = (b".".join(labels).decode("latin-1").lower() + ".") if labels else "."
+    qname = "".join(label_text(label.lower()) + "." for label in labels) or "."
     return Query(qid, flags, question, labels, qname, qtype, qclass, edns)
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A, DNSLabel
 
-from geodns.names import descent, is_subdomain, parent
+from geodns.names import descent, is_subdomain, parent, wire_labels
 from geodns.records import ADDITIONAL_TYPES, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 from healthcheck.state import is_settled
@@ -48,7 +48,8 @@ class RRset:
     rclass: int = 1
 
     def records(self) -> list[RR]:
-        return [RR(self.owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
+        owner = DNSLabel(wire_labels(self.owner))  # not dnslib's text form: no IDNA
+        return [RR(owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
 
     def renamed(self, owner: str) -> RRset:
         if owner == self.owner:
