@@ -84,8 +84,8 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
                        "default: $GEODNS_ADMIN_TOKEN; none: writes refused")
     serve.add_argument("--workers", type=at_least(int, 1), default=1, metavar="N",
                        help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
-    serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: none, so neither is "
-                       "answered)")
+    serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: none, "
+                       "so neither is answered)")
     serve.add_argument("--cookie-secret", type=secret, metavar="HEX",
                        help="DNS cookie secret shared by a server set (default: random)")
     serve.add_argument("--tcp-idle-timeout", type=POSITIVE, default=10.0, metavar="SECONDS",

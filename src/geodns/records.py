@@ -16,7 +16,6 @@ from dnslib.label import DNSBuffer
 
 from geodns.names import NameError_, absolute, check
 
-
 MAX_RDATA = 65535  # octets of one record's data (RDLENGTH is 16 bits)
 MAX_MESSAGE = 65535  # octets of a DNS message over TCP (a 16-bit length prefix)
 

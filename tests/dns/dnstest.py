@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -87,3 +89,25 @@ def zones_copy(tmp: Path) -> Path:
 
 def rcode(msg: dns.message.Message) -> str:
     return dns.rcode.to_text(msg.rcode())
+
+
+def raw(geodns, wire: bytes, tcp: bool) -> bytes:
+    """Send bytes as they are; return the raw response."""
+    if tcp:
+        with socket.create_connection(("127.0.0.1", geodns.port), timeout=3) as s:
+            s.sendall(struct.pack("!H", len(wire)) + wire)
+            size = struct.unpack("!H", _recv(s, 2))[0]
+            return _recv(s, size)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(wire, ("127.0.0.1", geodns.port))
+        return s.recv(65535)
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
