@@ -47,7 +47,7 @@ def authorize(request: web.Request, token: str | None) -> None:
         raise web.HTTPUnauthorized(text='{"error": "send Authorization: Bearer <admin token>"}',
                                    content_type="application/json",
                                    headers={"WWW-Authenticate": "Bearer"})
-    if token is None or not hmac.compare_digest(header[len("Bearer "):].encode(),
+    if not token or not hmac.compare_digest(header[len("Bearer "):].encode(),
                                                 token.encode()):
         reason = "wrong admin token" if token else "no admin token configured on this server"
         raise web.HTTPForbidden(text=json.dumps({"error": reason}),

@@ -159,7 +159,7 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
         zones_dir=args.zones,
         listen=args.listen or [host_port(DEFAULT_LISTEN)],
         http=args.http,
-        admin_token=args.admin_token,
+        admin_token=args.admin_token or None,  # an empty token is no token
         workers=args.workers,
         cookie_secret=args.cookie_secret,
         rrl=RRLConfig(rate=args.rrl_rate, nxdomain_rate=args.rrl_nxdomain_rate,
