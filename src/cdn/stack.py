@@ -28,6 +28,10 @@ from cdn.topology import Topology, load_topology
 
 STATE_FILE = "stack.json"
 
+# Response rate limiting as every deployment runs it (docker-compose.yml and
+# deploy/k8s carry the same flags; docs/dns.md explains the rates).
+RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", "5"]
+
 
 @dataclass
 class StackConfig:
@@ -137,6 +141,7 @@ class Stack:
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token", c.admin_token,
+            *RRL_ARGS,
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]
