@@ -4,25 +4,23 @@
     POST /admin/reload   {"ok": true|false, "zones": {origin: serial}, "errors": [...]}
                          200 when everything reloaded; 422 when something was rejected:
                          a zone file (no zone swapped) or a plugin's part, such as the
-                         GeoIP database (zones swapped, the previous database kept).
-                         Needs `Authorization: Bearer TOKEN` (--admin-token): 401
-                         without it, 403 when wrong or when the server has no token.
-                         A browser sends that header cross-site only after a CORS
-                         preflight, which this server never grants: no web page can
-                         make a visitor's browser reload.
+                         GeoIP database (zones swapped, the previous database kept)
     GET  /admin/zones    {"zones": [{"zone", "serial", "file"}]}
     GET  /healthz        {"status": "ok"}
+
+Writes (reload, and the plugins' admin routes) follow `geocdn.auth`'s policy with the
+server's `--admin-token-file` / $GEODNS_ADMIN_TOKEN token.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import os
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from geocdn.auth import check_admin
 
 if TYPE_CHECKING:
     from geodns.server import GeoDNSServer
@@ -40,20 +38,6 @@ def counters(server: GeoDNSServer) -> CollectorRegistry:
     return REGISTRY
 
 
-def authorize(request: web.Request, token: str | None) -> None:
-    """Raise 401/403 unless the request carries `Authorization: Bearer <token>`."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise web.HTTPUnauthorized(text='{"error": "send Authorization: Bearer <admin token>"}',
-                                   content_type="application/json",
-                                   headers={"WWW-Authenticate": "Bearer"})
-    if not token or not hmac.compare_digest(header[len("Bearer "):].encode(),
-                                                token.encode()):
-        reason = "wrong admin token" if token else "no admin token configured on this server"
-        raise web.HTTPForbidden(text=json.dumps({"error": reason}),
-                                content_type="application/json")
-
-
 def build_app(server: GeoDNSServer) -> web.Application:
     app = web.Application()
 
@@ -62,7 +46,7 @@ def build_app(server: GeoDNSServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def reload(request: web.Request) -> web.Response:
-        authorize(request, server.config.admin_token)
+        check_admin(request, server.config.admin_token)
         result = await server.reload()
         return web.json_response(result.as_json(), status=200 if result.ok else 422)
 

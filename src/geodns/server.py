@@ -63,7 +63,7 @@ class ServerConfig:
     zones_dir: Path
     listen: list[tuple[str, int]] = field(default_factory=lambda: [("127.0.0.1", 5353)])
     http: tuple[str, int] | None = None  # admin HTTP: metrics, reload
-    admin_token: str | None = None  # bearer token of the admin writes; None: refused
+    admin_token: str | None = None  # admin writes (geocdn.auth); None: loopback clients only
     workers: int = 1
     nsid: str = ""  # NSID and CHAOS id.server; "": neither is answered (no host name leak)
     cookie_secret: bytes | None = None  # None: a random secret per start

@@ -2,8 +2,7 @@
 inside the DNS server.
 
 Adds to `geodns serve`: ``--redis URL``, ``--vantage NAME``, ``--overrides FILE``,
-``--health-quorum N`` and ``--no-health``; its admin writes take the server's own
-``--admin-token``. In every server process it runs a
+``--health-quorum N`` and ``--no-health``. In every server process it runs a
 `HealthService` for the served zones' pools, hands each zone's steering its view
 (again after every reload), re-reads the override file on reload, and mounts the
 admin routes (`healthcheck.admin`) on the admin HTTP port.
@@ -33,7 +32,6 @@ class HealthOptions:
     redis: str | None = None
     vantage: str | None = None
     overrides: str | None = None
-    admin_token: str | None = None
     quorum: int | None = None
     private_overrides: bool = False  # the override file is this run's own (workers)
 
@@ -61,7 +59,7 @@ class HealthPlugin:
             private = True
         config.extra["health"] = HealthOptions(
             enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
-            overrides=overrides, admin_token=config.admin_token, quorum=args.health_quorum,
+            overrides=overrides, quorum=args.health_quorum,
             private_overrides=private,
         )
 
@@ -99,7 +97,7 @@ class HealthPlugin:
         server.on_start.append(start)
         server.on_stop.append(stop)
         if server.http_app is not None:
-            add_health_routes(server.http_app, service, opts.admin_token)
+            add_health_routes(server.http_app, service, server.config.admin_token)
 
 
 plugin = HealthPlugin()

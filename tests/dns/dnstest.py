@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import struct
@@ -20,7 +21,7 @@ from cdn.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_ZONES = Path(__file__).parent / "zones"
-ADMIN_TOKEN = "test-admin-token"  # the servers' --admin-token (later ones override it)
+ADMIN_TOKEN = "test-admin-token"  # the servers' $GEODNS_ADMIN_TOKEN
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -62,8 +63,10 @@ def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.exampl
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
            "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
-           "--admin-token", ADMIN_TOKEN, *args]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+           *args]
+    env = {**os.environ, "GEODNS_ADMIN_TOKEN": ADMIN_TOKEN}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env=env)
     server = GeoDNS(proc, port, http_port, zones, log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
