@@ -14,7 +14,9 @@ no health checking) on free loopback ports, then:
    any type and class, flags, EDNS with random ECS, cookies, NSID, padding, unknown
    options, TSIG) and random bytes; TCP messages go 20 to a connection, some with a
    wrong length prefix; stopped early after `--max-seconds`;
-3. the same figures again, after the server has been idle a few seconds.
+3. the same figures again, after the server has been idle a few seconds (after each
+   round with `--rounds N`: the answer caches fill up to their bound in the first
+   rounds, so a later round shows whether anything still grows).
 
 Prints both columns and the ratios, and with `--json FILE` writes them. Exit status 1
 when the server died or logged an internal error, or (with `--check`) when the
@@ -262,6 +264,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-seconds", type=float, default=900,
                         help="stop the fuzz after this long, whatever was sent")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="fuzz rounds of --udp and --tcp each, measured after each")
     parser.add_argument("--dnsperf-seconds", type=int, default=3)
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when series or RSS grew by more than 10%%")
@@ -286,33 +290,40 @@ def main() -> int:
         fuzz_tcp(port, args.tcp // 50, rng, seeds, far)
         before = figures(server, http_port, qfile, args.dnsperf_seconds)
         print(f"== fresh (after warm-up): {before}", flush=True)
-        started = time.monotonic()
-        deadline = started + args.max_seconds
-        udp_sent, udp_answers = fuzz_udp(port, args.udp, rng, seeds, deadline)
-        tcp_sent, tcp_conns = fuzz_tcp(port, args.tcp, rng, seeds, deadline)
-        took = time.monotonic() - started
-        print(f"== fuzz: {udp_sent:,} UDP packets ({udp_answers:,} answers), "
-              f"{tcp_sent:,} TCP messages on {tcp_conns:,} connections, {took:.0f} s",
-              flush=True)
-        after = figures(server, http_port, qfile, args.dnsperf_seconds)
+        rounds = []
+        for n in range(1, args.rounds + 1):
+            started = time.monotonic()
+            deadline = started + args.max_seconds
+            udp_sent, udp_answers = fuzz_udp(port, args.udp, rng, seeds, deadline)
+            tcp_sent, tcp_conns = fuzz_tcp(port, args.tcp, rng, seeds, deadline)
+            took = time.monotonic() - started
+            print(f"== fuzz round {n}: {udp_sent:,} UDP packets ({udp_answers:,} answers), "
+                  f"{tcp_sent:,} TCP messages on {tcp_conns:,} connections, {took:.0f} s",
+                  flush=True)
+            after = figures(server, http_port, qfile, args.dnsperf_seconds)
+            rounds.append({"udp_sent": udp_sent, "udp_answers": udp_answers,
+                           "tcp_sent": tcp_sent, "seconds": took, "after": after})
         alive = server.proc.poll() is None
     finally:
         server.stop()
     log = (tmp / "geodns.log").read_text()
     errors = log.count("internal error") + log.count("Traceback")
-    print("\n| figure | fresh | after the fuzz | ratio |")
-    print("|---|---:|---:|---:|")
+    print("\n| figure | fresh | " + " | ".join(f"after round {i}" for i in
+                                              range(1, len(rounds) + 1)) + " | last / fresh |")
+    print("|---|---:|" + "---:|" * (len(rounds) + 1))
     for key in before:
-        ratio = after[key] / before[key] if before[key] else float("nan")
-        print(f"| {key} | {before[key]:,.3f} | {after[key]:,.3f} | {ratio:.2f} |")
+        last = rounds[-1]["after"][key]
+        ratio = f"{last / before[key]:.2f}" if before[key] else "-"
+        print(f"| {key} | {before[key]:,.3f} | "
+              + " | ".join(f"{r['after'][key]:,.3f}" for r in rounds) + f" | {ratio} |")
     print(f"server alive: {alive}; internal errors logged: {errors}")
-    result = {"udp_sent": udp_sent, "udp_answers": udp_answers, "tcp_sent": tcp_sent,
-              "seconds": took, "before": before, "after": after, "alive": alive,
+    result = {**rounds[0], "rounds": rounds, "before": before, "alive": alive,
               "errors": errors}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     ok = alive and not errors
     if args.check:
+        after = rounds[-1]["after"]
         ok = ok and after["series"] <= before["series"] * 1.1
         ok = ok and after["rss_mib"] <= before["rss_mib"] * 1.1
     return 0 if ok else 1
