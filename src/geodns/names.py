@@ -23,15 +23,15 @@ MAX_NAME = 255  # octets in wire form, including the length octets and the root
 
 
 # Octets written as themselves in a name: printable ASCII but the dot and the backslash.
-_PLAIN = bytes(b for b in range(0x21, 0x7F) if b not in b".\\")
+_PLAIN_OCTETS = bytes(b for b in range(0x21, 0x7F) if b not in b".\\")
 _ESCAPE = re.compile(r"\\(\d{3})")
 
 
 def label_text(label: bytes) -> str:
     """A wire label as text: plain octets as they are, any other as \\DDD."""
-    if not label.translate(None, _PLAIN):
+    if not label.translate(None, _PLAIN_OCTETS):
         return label.decode("ascii")
-    return "".join(chr(b) if b in _PLAIN else f"\\{b:03d}" for b in label)
+    return "".join(chr(b) if b in _PLAIN_OCTETS else f"\\{b:03d}" for b in label)
 
 
 @lru_cache(maxsize=4096)
@@ -56,10 +56,13 @@ def absolute(name: str, origin: str) -> str:
     return (name + "." + origin if origin != "." else name + ".").lower()
 
 
+_PLAIN = re.compile(r'(?:[^\s"();\\.]{1,63}\.)+')  # labels of allowed characters
+
+
 def check(name: str) -> str:
     """Validate an absolute name; return it, or raise NameError_ saying what is wrong."""
-    if name == ".":
-        return name
+    if name == "." or (len(name) < MAX_NAME and name.isascii() and _PLAIN.fullmatch(name)):
+        return name  # the common case, at once; the checks below say what is wrong
     if not name.isascii():
         raise NameError_(f"name {name!r} is not ASCII: write it in its IDNA form (xn--...)")
     labels = name[:-1].split(".")

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dnslib import QTYPE, SOA
+from dnslib import QTYPE, SOA, DNSLabel
+from dnslib.label import DNSBuffer
 
 from geodns import records
-from geodns.names import NameError_, absolute, check, is_subdomain
+from geodns.names import NameError_, absolute, check, is_subdomain, wire_labels
 from geodns.steering import load_steering
 from geodns.zone import RRset, Zone
 
@@ -351,7 +352,7 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
         if rdata and ttl is not None:
             code = records.TYPE_CODES[rtype]
             rrset = RRset(owner, code, ttl, rdata)
-            size = records.response_size(rrset.records())
+            size = _answer_size(rrset)
             if size > records.MAX_MESSAGE:
                 f.report(value_node, f"{rtype} RRset makes a {size:,}-octet answer: more "
                          f"than a DNS message can hold ({records.MAX_MESSAGE:,}), even "
@@ -408,6 +409,17 @@ def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], 
         for cut in cuts:
             if is_subdomain(owner, cut):
                 f.report(node, f"below the delegation at {cut}: a pool cannot be here", owner)
+
+
+def _answer_size(rrset: RRset) -> int:
+    """Octets of the smallest response holding this RRset: header, the question for
+    its owner, then its records (names compressed as the server does)."""
+    buf = DNSBuffer()
+    buf.pack("!HHHHHH", 0, 0, 1, 0, 0, 0)
+    buf.encode_name(DNSLabel(wire_labels(rrset.owner)))
+    buf.pack("!HH", 0, 0)
+    rrset.pack(buf)
+    return len(buf.data)
 
 
 def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
