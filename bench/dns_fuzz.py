@@ -266,6 +266,8 @@ def main() -> int:
                         help="stop the fuzz after this long, whatever was sent")
     parser.add_argument("--rounds", type=int, default=1,
                         help="fuzz rounds of --udp and --tcp each, measured after each")
+    parser.add_argument("--answer-cache", metavar="MIB",
+                        help="geodns --answer-cache (default: geodns's own default)")
     parser.add_argument("--dnsperf-seconds", type=int, default=3)
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when series or RSS grew by more than 10%%")
@@ -281,7 +283,9 @@ def main() -> int:
     server = Server("geodns", port, [sys.executable, "-m", "geodns.cli", "serve",
                                      "--zones", str(ZONES), "--no-health",
                                      "--listen", f"127.0.0.1:{port}",
-                                     "--http", f"127.0.0.1:{http_port}"])
+                                     "--http", f"127.0.0.1:{http_port}",
+                                     *(["--answer-cache", args.answer_cache]
+                                       if args.answer_cache else [])])
     server.start(tmp)
     try:
         sweep(port)
