@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -86,7 +87,12 @@ async def test_corrupt_transfer_keeps_the_old_version_serving(origin, edges, mod
         await c.activate("ranker", "2")
         await until(lambda: e1.agent.snapshot()["models"]["ranker"]["error"] is not None)
         assert out["created"]
-        state = (await c.rollout())["edges"]["x-e1"]
+        deadline = time.monotonic() + 15
+        while True:  # the report that carries the error follows the failure
+            state = (await c.rollout())["edges"]["x-e1"]
+            if state["models"]["ranker"]["error"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
     assert active(e1) == "1" and e1.registry.versions("ranker") == ["1"]
     assert "verified" in state["models"]["ranker"]["error"]
     assert metric(e1, "dist_rollout_failures_total") >= 1

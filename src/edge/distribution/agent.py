@@ -118,6 +118,7 @@ class RolloutAgent:
         self.last_error: str | None = None
         self.state: dict[str, ModelState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._in_use: set[str] = set()  # digests being fetched and staged right now
         self._lazy: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
         self._last_poll = 0.0
@@ -216,9 +217,13 @@ class RolloutAgent:
                 role = "int8" if self.config.prefer_int8 and "int8" in manifest.files \
                     else "model"
                 entry = manifest.files[role]
-                path = await self.fetcher.fetch(entry)
-                await self.models.stage(model, version, path, entry.digest,
-                                        manifest.metadata.get("config"))
+                self._in_use.add(entry.digest)  # not collected by another model's ensure
+                try:
+                    path = await self.fetcher.fetch(entry)
+                    await self.models.stage(model, version, path, entry.digest,
+                                            manifest.metadata.get("config"))
+                finally:
+                    self._in_use.discard(entry.digest)
                 self.demand.touch(model)
             if activate:
                 await self.models.activate(model, version)
@@ -230,7 +235,7 @@ class RolloutAgent:
 
     def _collect_garbage(self) -> None:
         keep = {d for versions in self.models.loaded().values() for d in versions.values()}
-        self.fetcher.keep_only(keep)
+        self.fetcher.keep_only(keep | self._in_use)
 
     def _failed(self, model: str, version: str, exc: BaseException) -> None:
         st = self.state.setdefault(model, ModelState())
