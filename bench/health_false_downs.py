@@ -101,6 +101,15 @@ async def run(minutes: float, stress: int, reference: str | None) -> None:
             procs[name] = server
         hog = None
         try:
+            for s in procs.values():  # each server answers (a busy machine starts slowly)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        counters(s.http_port)
+                        break
+                    except OSError:
+                        assert time.monotonic() < deadline, f"{s.log} did not start"
+                        await asyncio.sleep(0.5)
             await asyncio.sleep(5)  # settled: every member up
             start = {name: counters(s.http_port) for name, s in procs.items()}
             if stress:
