@@ -79,6 +79,12 @@ def counters(http_port: int) -> dict[str, float]:
     return out
 
 
+async def read_all(procs: dict[str, GeoDNS]) -> dict[str, dict[str, float]]:
+    """Every server's counters, read in a thread: the members answer probes from this
+    process's event loop, which must never wait on a slow /metrics."""
+    return {name: await asyncio.to_thread(counters, s.http_port) for name, s in procs.items()}
+
+
 async def run(minutes: float, stress: int, reference: str | None) -> None:
     members = {n: MemberServer(loopback_address(95)) for n in CITIES}
     for m in members.values():
@@ -105,24 +111,24 @@ async def run(minutes: float, stress: int, reference: str | None) -> None:
                 deadline = time.monotonic() + 60
                 while True:
                     try:
-                        counters(s.http_port)
+                        await asyncio.to_thread(counters, s.http_port)
                         break
                     except OSError:
                         assert time.monotonic() < deadline, f"{s.log} did not start"
                         await asyncio.sleep(0.5)
             await asyncio.sleep(5)  # settled: every member up
-            start = {name: counters(s.http_port) for name, s in procs.items()}
+            start = await read_all(procs)
             if stress:
                 hog = subprocess.Popen(["stress-ng", "--cpu", str(stress), "--timeout",
                                         f"{int(minutes * 60) + 30}s", "--quiet"])
             began = time.monotonic()
             while time.monotonic() - began < minutes * 60:
                 await asyncio.sleep(30)
-                now = {name: counters(s.http_port) for name, s in procs.items()}
+                now = await read_all(procs)
                 print(f"{(time.monotonic() - began) / 60:5.1f} min: " + "; ".join(
                     f"{name}: {now[name]['down'] - start[name]['down']:.0f} false downs"
                     for name in procs), flush=True)
-            end = {name: counters(s.http_port) for name, s in procs.items()}
+            end = await read_all(procs)
         finally:
             if hog is not None:
                 stop_process(hog)
