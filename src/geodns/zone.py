@@ -20,7 +20,6 @@ from dnslib.label import DNSBuffer
 from geodns.names import descent, is_subdomain, parent
 from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
-from geodns.steering.health import is_settled
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
@@ -144,11 +143,15 @@ class Zone:
         return self.soa.rdata[0].times[0]
 
     def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
+        ans = Answer()
         if qtype == QTYPE.TXT and qname.startswith(EXPLAIN_LABEL) and self.steering is not None:
             pool = self.pools.get(qname[len(EXPLAIN_LABEL):])
             if pool is not None:
-                return self._explain(qname, pool, client)
-        ans = Answer()
+                if self.steering.explain_allowed(client):
+                    return self._explain(qname, pool, client)
+                # Not for this client: the name does not exist. The answer depends on the
+                # source, so the server caches it per source network.
+                ans.dynamic = ans.by_source = True
         name, seen = qname, {qname}
         for _ in range(MAX_CHAIN):
             cut = self._cut(name, qtype)
@@ -164,8 +167,14 @@ class Zone:
                 ans.answer.append(cname.renamed(name))
                 nxt = str(cname.rdata[0].label).lower()
             elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
+                if client.ecs is not None and ans.answer:
+                    # Under ECS the response's scope covers every record in it: a chain
+                    # stops before the link that depends on the client, so the static
+                    # links are cached for everyone and only the pool's answer is scoped
+                    # (the resolver asks for the CNAME target on its own).
+                    return ans
                 nxt = self._pool(ans, name, pool, qtype, client)
-                if nxt is None:
+                if nxt is None or client.ecs is not None:  # (the fallback CNAME alone)
                     return ans
             else:
                 rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)
@@ -255,12 +264,12 @@ class Zone:
         """Add the pool's answer; return a CNAME target to follow, or None when done."""
         assert self.steering is not None
         ans.dynamic = True
-        if not is_settled(self.steering.health, pool):  # states not settled: resolvers retry
-            ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
-            return None
         families = ["A", "AAAA"] if qtype == QTYPE.ANY else [QTYPE.get(qtype)]
         for family in families:
             pa = self.steering.answer(pool, family, client)
+            if pa.settling:  # the steering decision: states not settled, resolvers retry
+                ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
+                return None
             ans.picks += tuple((pool, member, pa.region) for member in pa.picked)
             ans.scope = max(ans.scope, pa.scope)
             ans.by_source = ans.by_source or pa.by_source
