@@ -25,6 +25,7 @@ from edge.metrics import HotCounter
 from edge.node import NODE, EdgeNode, ModelNotFound, Unavailable
 from edge.tensors import BadInput
 from edge.upstream import UpstreamError
+from latency import edge as latency_edge
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +101,5 @@ def build_app(config: EdgeConfig) -> web.Application:
     for module in (http_predict, http_kserve, http_artifacts, http_ops):
         module.add_routes(app)
     distribution.setup(app, config)
+    latency_edge.setup(app, config, distribution.edge_id(config))
     return app

@@ -17,6 +17,7 @@ from healthcheck.state import MemberHealth
 
 from .addresses import BITS
 from .locate import Located
+from .measured import LatencyView, NoLatency
 from .model import Location, Member, Pool
 
 
@@ -40,6 +41,8 @@ class Context:
     family: int  # of the asked addresses: 4 (A) or 6 (AAAA)
     uses_location: bool = False
     hash_prefix: int = 0  # the longest client prefix a hash was taken of (0: none)
+    latency: LatencyView = field(default_factory=NoLatency)
+    latency_prefix: int = 0  # the client prefix measured figures were looked up for
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -18,6 +18,7 @@ from .distance import haversine_km
 from .filters import FILTERS
 from .filters.score import score_of
 from .locate import Located
+from .measured import LatencyView, NoLatency
 from .model import Member, Pool, PoolAnswer
 
 
@@ -59,14 +60,15 @@ def candidate(pool: Pool, m: Member, located: Located, health: HealthView) -> Ca
 
 
 def decide(
-    pool: Pool, family: int, located: Located, health: HealthView, nets_have_members: bool
+    pool: Pool, family: int, located: Located, health: HealthView, nets_have_members: bool,
+    latency: LatencyView | None = None,
 ) -> Decision:
     members = [candidate(pool, m, located, health) for m in pool.members if m.addresses(family)]
     ttl = answer_ttl(health, pool.name, pool.ttl)  # shorter while members move
     d = Decision(PoolAnswer((), ttl), 0, located, family, members)
     if not members:  # the pool has no address of this family: NODATA for everyone
         return d
-    ctx = Context(pool, located, family)
+    ctx = Context(pool, located, family, latency=latency or NoLatency())
     cands = list(members)
     if located.members:
         listed = [c for c in cands if c.name in located.members]
@@ -91,10 +93,12 @@ def decide(
     addresses = tuple(a for c in cands for a in c.member.addresses(family))
 
     # The answer depends on the client through its location (and the nets that gave
-    # it), through nets member lists, and through hashes of its network.
+    # it), through nets member lists, through hashes of its network, and through the
+    # latency figures of its network.
     client_dependent = ctx.uses_location or nets_have_members
     prefix = located.prefix if client_dependent else 0
-    prefix = min(max(prefix, ctx.hash_prefix), GRAIN[located.client.family])
+    prefix = max(prefix, ctx.hash_prefix, ctx.latency_prefix)
+    prefix = min(prefix, GRAIN[located.client.family])
     d.prefix = prefix
     n = located.client
     scope = n.offset + prefix if located.ecs and prefix else 0
