@@ -1,0 +1,52 @@
+"""A client's latency beacon: time a tiny fetch from its edge (and, sampled, from
+alternates the edge names), then post the times to its edge (`latency.edge`).
+
+Used by `cdn client --beacon`, `cdn simulate` and the latency world. A fetch is timed
+on a connection that is already open, so the figure is one round trip plus the edge's
+(tiny) work, alike for every edge.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import aiohttp
+
+
+async def time_fetch(session: aiohttp.ClientSession, base: str, timeout: float = 5.0) -> float:
+    """Milliseconds of one GET of `base`/latency/object on a warm connection."""
+    url = f"{base}/latency/object"
+    t = aiohttp.ClientTimeout(total=timeout)
+    async with session.get(url, timeout=t) as r:  # opens (or reuses) the connection
+        await r.read()
+    start = time.perf_counter()
+    async with session.get(url, timeout=t) as r:
+        await r.read()
+        r.raise_for_status()
+    return (time.perf_counter() - start) * 1000
+
+
+async def beacon(session: aiohttp.ClientSession, edge_url: str,
+                 rng: random.Random | None = None, sample_rate: float | None = None,
+                 alternates: int | None = None) -> dict:
+    """Measure and post one beacon through `session` (whose connector fixes the client's
+    source address); returns {"samples": [...], "status": HTTP status of the post}.
+    `sample_rate` and `alternates` default to what the edge's targets say."""
+    rng = rng or random.Random()
+    async with session.get(f"{edge_url}/latency/targets") as r:
+        r.raise_for_status()
+        targets = await r.json()
+    rate = targets["sample_rate"] if sample_rate is None else sample_rate
+    count = targets["alternates"] if alternates is None else alternates
+    samples = [{"edge": targets["edge"], "ms": round(await time_fetch(session, edge_url), 3)}]
+    if rng.random() < rate:
+        peers = sorted(targets["peers"].items())
+        for name, url in rng.sample(peers, min(count, len(peers))):
+            try:
+                samples.append({"edge": name, "ms": round(await time_fetch(session, url), 3)})
+            except (aiohttp.ClientError, TimeoutError):
+                continue  # an alternate that does not answer is simply not reported
+    async with session.post(f"{edge_url}/latency/beacon", json={"samples": samples}) as r:
+        await r.read()
+        return {"samples": samples, "status": r.status}
