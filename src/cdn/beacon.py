@@ -13,6 +13,11 @@ import time
 
 import aiohttp
 
+# The default beacon rate: a client beacons at most once every this many seconds (a
+# browser page: once per page view). Half the beacons also time two alternates (the
+# edge's `sample_rate` and `alternates`).
+DEFAULT_INTERVAL_S = 3.0
+
 
 async def time_fetch(session: aiohttp.ClientSession, base: str, timeout: float = 5.0) -> float:
     """Milliseconds of one GET of `base`/latency/object on a warm connection."""

@@ -38,7 +38,7 @@ from .settings import LatencySettings
 from .store import SampleWriter
 
 log = logging.getLogger("latency")
-SAMPLE_RATE = 0.25  # share of beacons that also time alternates
+SAMPLE_RATE = 0.5  # share of beacons that also time alternates
 ALTERNATES = 2
 TCP_EVERY_S = 10.0
 _TCPI_RTT = struct.Struct("=I")

@@ -1,6 +1,6 @@
 """The `geodns serve` plugin (entry point `geodns.plugins: latency`): measured latency.
 
-Adds ``--latency-redis URL``. Every server process then keeps a `FigureTable`,
+Adds ``--latency-redis URL`` and ``--latency-expiry SECONDS``. Every server process then keeps a `FigureTable`,
 follows the samples the edges write to that Redis (`store.Follower`), and hands the
 table to each zone's steering (again after every reload) for the `latency` filter.
 Without the option the filter finds no figures and keeps the order it is given.
@@ -40,16 +40,24 @@ class LatencyPlugin:
         g.add_argument("--latency-redis", metavar="URL",
                        help="follow the latency samples that edges write to this Redis "
                        "(the `latency` filter steers by them); default: no figures")
+        g.add_argument("--latency-expiry", type=float, metavar="SECONDS",
+                       default=LatencySettings.expiry_s,
+                       help="samples older than this no longer count (default "
+                       f"{LatencySettings.expiry_s:g}); with Redis unreachable, the figures "
+                       "held steer until then")
 
     def configure(self, args: argparse.Namespace, config: Any) -> None:
+        if args.latency_expiry <= 0:
+            raise SystemExit("geodns: --latency-expiry must be above 0")
         if args.latency_redis:
             config.extra["latency_redis"] = args.latency_redis
+            config.extra["latency_settings"] = LatencySettings(expiry_s=args.latency_expiry)
 
     def setup(self, server: Any) -> None:
         url = server.config.extra.get("latency_redis")
         if not url:
             return
-        table = FigureTable(LatencySettings())
+        table = FigureTable(server.config.extra.get("latency_settings"))
         redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         follower = Follower(redis, table)
         tasks: list[asyncio.Task] = []

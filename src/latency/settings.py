@@ -30,8 +30,8 @@ class LatencySettings:
     # Beacons: accepted per client network and edge node (a token bucket), samples per
     # beacon, and the largest round-trip time believed (a minute: anything above is a
     # broken clock or a lie).
-    beacon_rate_per_s: float = 1.0
-    beacon_burst: int = 10
+    beacon_rate_per_s: float = 5.0
+    beacon_burst: int = 20
     max_beacon_samples: int = 4
     max_ms: float = 60_000.0
     max_beacon_bytes: int = 2048
