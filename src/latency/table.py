@@ -9,8 +9,10 @@ or directly (`add`) -- and `refresh()` turns them into figures:
   RTT of client connections) is used for a network that has no usable beacon figure;
 * a covering network (/20 and /16, /40 and /32) has, per edge, the median of its
   networks' figures, one vote per network, and only when two or more networks vote;
-* `generation` changes only when some network's ranking of edges changes, so the
-  decision cache survives figures that wobble without changing an answer.
+* `generation` changes when some network's ranking of edges changes, or one of its
+  figures moves by more than `DRIFT` (5%, at least 1 ms) from the figure it had at the
+  last change: the decision cache survives figures that wobble, while a figure that
+  moves by a filter's margin is seen.
 
 Memory is bounded by `max_networks`: past it the least recently updated network is
 dropped (`evicted` counts them).
@@ -32,6 +34,7 @@ from .settings import LatencySettings
 
 Sample = tuple[float, float]  # (unix time, milliseconds)
 SOURCES = ("beacon", "tcp")
+DRIFT = 0.05
 
 
 def decayed_median(samples: Iterable[Sample], now: float, half_life_s: float) -> float:
@@ -59,6 +62,8 @@ class FigureTable:
         self._cover: dict[str, dict[str, Figure]] = {}  # covering network -> figures
         self._children: dict[str, set[str]] = {}  # covering network -> its networks
         self._dirty: set[str] = set()
+        # Figures as of the last generation change, per network and covering network.
+        self._basis: dict[str, dict[str, Figure]] = {}
 
     # -- input -----------------------------------------------------------------
 
@@ -92,6 +97,7 @@ class FigureTable:
     def _forget(self, network: str) -> None:
         self._samples.pop(network, None)
         self._figures.pop(network, None)
+        self._basis.pop(network, None)
         for parent in self._parents(network):
             children = self._children.get(parent)
             if children is not None:
@@ -119,7 +125,6 @@ class FigureTable:
         changed = False
         parents: set[str] = set()
         for network in todo:
-            before = self._figures.get(network)
             after = self._compute(network, now)
             if after:
                 self._figures[network] = after
@@ -127,19 +132,27 @@ class FigureTable:
                 self._figures.pop(network, None)
                 if network in self._samples and not any(self._samples[network].values()):
                     self._forget(network)
-            if _ranking(before) != _ranking(after):
+            if _moved(self._basis.get(network), after):
                 changed = True
+                self._rebase(network, after)
                 parents.update(self._parents(network))
         for parent in parents:
-            before = self._cover.get(parent)
             after = self._compute_cover(parent)
             if after:
                 self._cover[parent] = after
             else:
                 self._cover.pop(parent, None)
-            changed |= _ranking(before) != _ranking(after)
+            if _moved(self._basis.get(parent), after):
+                changed = True
+                self._rebase(parent, after)
         if changed:
             self.generation += 1
+
+    def _rebase(self, network: str, figures: dict[str, Figure]) -> None:
+        if figures:
+            self._basis[network] = figures
+        else:
+            self._basis.pop(network, None)
 
     def _compute(self, network: str, now: float) -> dict[str, Figure]:
         s = self.settings
@@ -196,7 +209,13 @@ class FigureTable:
         return {n: dict(f) for n, f in self._figures.items()}
 
 
-def _ranking(figures: dict[str, Figure] | None) -> tuple[str, ...]:
-    if not figures:
-        return ()
+def _ranking(figures: dict[str, Figure]) -> tuple[str, ...]:
     return tuple(sorted(figures, key=lambda e: (figures[e].ms, e)))
+
+
+def _moved(basis: dict[str, Figure] | None, now: dict[str, Figure]) -> bool:
+    """Whether an answer may differ between figures `basis` and `now`."""
+    basis = basis or {}
+    if _ranking(basis) != _ranking(now):
+        return True
+    return any(abs(f.ms - basis[e].ms) > max(1.0, DRIFT * basis[e].ms) for e, f in now.items())

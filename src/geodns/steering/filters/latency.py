@@ -23,11 +23,14 @@ from ..chain import Candidate, Context, Filter
 from ._args import mapping
 
 
+# Measured noise (a few ms of jitter, a busy client) must not move clients away from
+# the nearest edge; a congested route (tens of ms) must.
+DEFAULT_MARGIN_MS = 10.0
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyArgs:
-    # Measured noise (a few ms of jitter, a busy client) must not move clients away
-    # from the nearest edge; a congested route (tens of ms) must.
-    margin_ms: float = 10.0
+    margin_ms: float = DEFAULT_MARGIN_MS
 
 
 def latency(ctx: Context, cands: list[Candidate], args: LatencyArgs) -> list[Candidate]:
@@ -62,7 +65,7 @@ def latency(ctx: Context, cands: list[Candidate], args: LatencyArgs) -> list[Can
 
 def _parse(args: Any) -> LatencyArgs:
     spec = mapping(args, {"margin_ms"})
-    margin = spec.get("margin_ms", LatencyArgs.margin_ms)
+    margin = spec.get("margin_ms", DEFAULT_MARGIN_MS)
     if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
         raise ValueError("latency margin_ms must be a number of milliseconds, 0 or more")
     return LatencyArgs(float(margin))
