@@ -22,15 +22,12 @@ from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
 from cdn.processes import StartError
 from cdn.simulate import SimConfig, Simulation, payload, plot, report
-from cdn.stack import Stack, StackConfig, read_state
+from cdn.stack import TOKEN_FILE, Stack, StackConfig, read_state
 from cdn.topology import TopologyError, load_topology
+from geocdn.auth import TokenError, add_token_option, read_token
+from geocdn.hostport import host_port_type
 
-
-def hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
+hostport = host_port_type()
 
 
 def shell_cmd(name: str) -> str:
@@ -53,7 +50,7 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
     run = "" if c.run_dir == Path("run") else f" --run-dir {c.run_dir}"
     host, port = c.dns_host_port
     v2 = c.run_dir / "models-v2"
-    origin = f"--origin http://{c.origin} --token {c.admin_token}"
+    origin = f"--origin http://{c.origin} --admin-token-file {c.run_dir / TOKEN_FILE}"
     return [
         (f"dig @{host} -p {port} {topo.steered_name} A +subnet={city_network('tokyo')}",
          "a client in Tokyo gets the tokyo edge"),
@@ -80,7 +77,7 @@ def summary(stack: Stack) -> str:
     lines += [
         "",
         f"  Dashboard:   http://{c.http}/",
-        f"  Admin token: {c.admin_token}   (for drain/undrain on the dashboard)",
+        f"  Admin token: in {c.run_dir / TOKEN_FILE}   (for drain/undrain on the dashboard)",
         f"  Logs:        {stack.run_dir / 'logs'}/",
         "",
         "Try:",
@@ -96,8 +93,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         zones=args.zones, run_dir=args.run_dir, redis_url=args.redis, dns=args.dns,
         http=args.http, origin=args.origin, geoip=args.geoip,
     )
-    if args.admin_token:
-        config.admin_token = args.admin_token
+    try:
+        token = read_token(args.admin_token_file, "CDN_ADMIN_TOKEN")
+    except TokenError as err:
+        print(f"cdn up: {err}", file=sys.stderr)
+        return 2
+    if token:
+        config.admin_token = token
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -251,7 +253,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--http", default="127.0.0.1:8053", help="GeoDNS admin/dashboard address")
     up.add_argument("--origin", default="127.0.9.1:8000", help="origin listen address")
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
-    up.add_argument("--admin-token", help="admin token (default: a random one, printed)")
+    add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS (default: a random one, "
+                     "written to RUN_DIR/admin-token)")
     up.set_defaults(func=cmd_up)
 
     def dns_args(p: argparse.ArgumentParser) -> None:

@@ -25,8 +25,11 @@ from pathlib import Path
 from cdn.processes import Child, StartError, http_ready
 from cdn.redis_server import RedisServer
 from cdn.topology import Topology, load_topology
+from geocdn.files import write_private
+from geocdn.hostport import parse_host_port
 
 STATE_FILE = "stack.json"
+TOKEN_FILE = "admin-token"
 
 
 @dataclass
@@ -47,8 +50,7 @@ class StackConfig:
 
     @property
     def dns_host_port(self) -> tuple[str, int]:
-        host, _, port = self.dns.rpartition(":")
-        return host, int(port)
+        return parse_host_port(self.dns)
 
 
 def program(name: str) -> str:
@@ -70,6 +72,11 @@ class Stack:
         self.redis_url = config.redis_url or ""
         self.children: list[Child] = []
         self.run_dir = config.run_dir.resolve()
+
+    @property
+    def token_file(self) -> Path:
+        """The admin token of the origin and GeoDNS (never on a command line)."""
+        return self.run_dir / TOKEN_FILE
 
     # -- the parts -------------------------------------------------------------------
 
@@ -105,7 +112,7 @@ class Stack:
             # the store and the Redis stream.
             "--dist-store", str(self.run_dir / "store"),
             "--redis", self.redis_url,
-            "--admin-token", self.config.admin_token,
+            "--admin-token-file", str(self.token_file),
         ]
         return self._child("origin", argv, f"http://{host}/health", f"http://{host}")
 
@@ -136,7 +143,7 @@ class Stack:
             "--redis", self.redis_url,
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
-            "--admin-token", c.admin_token,
+            "--admin-token-file", str(self.token_file),
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]
@@ -162,6 +169,7 @@ class Stack:
     def start(self) -> Stack:
         self.check_addresses()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_private(self.token_file, self.config.admin_token + "\n")
         try:
             if not self.redis_url:
                 self.redis = RedisServer(host="127.0.0.1").start()
@@ -272,12 +280,12 @@ class Stack:
 
 
 def can_bind(address: str, kind: socket.SocketKind) -> bool:
-    host, _, port = address.rpartition(":")
-    with socket.socket(socket.AF_INET, kind) as sock:
+    host, port = parse_host_port(address)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as sock:
         if kind == socket.SOCK_STREAM:  # as servers do: a socket in TIME_WAIT is no clash
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, int(port)))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -305,10 +313,7 @@ def stop_pid(pid: int, grace: float = 5.0) -> None:
 def write_state(run_dir: Path, state: dict) -> None:
     """Replace the state file in one step, readable by its owner only."""
     path = Path(run_dir) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.chmod(tmp, 0o600)  # it holds the admin token
-    tmp.replace(path)
+    write_private(path, json.dumps(state, indent=2))  # it holds the admin token
 
 
 def read_state(run_dir: Path) -> dict:

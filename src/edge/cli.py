@@ -19,8 +19,10 @@ from aiohttp import web
 from edge.app import build_app
 from edge.config import ConfigError, EdgeConfig, config_from_mapping, load_config
 from edge.distribution import cli as dist_cli
+from edge.distribution.cli import TOKEN_ENV
 from edge.modelgen import make_models
 from edge.planner import add_plan_arguments, run_plan
+from geocdn.auth import TokenError, add_token_option, read_token
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +51,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, help="concurrent requests that count as load 1.0")
     p.add_argument("--max-batch", type=int, help="rows per inference batch (1 = no batching)")
     p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
-    p.add_argument("--admin-token", help="bearer token for /admin/* (else loopback only)")
+    add_token_option(p, TOKEN_ENV, "for /admin/* and publishing (else loopback only)")
     p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
@@ -68,7 +70,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 def serve_config(args: argparse.Namespace) -> EdgeConfig:
     base = load_config(args.config) if args.config else EdgeConfig()
     flags = {k: v for k, v in vars(args).items()
-             if k not in ("command", "config", "log_level") and v is not None}
+             if k not in ("command", "config", "log_level", "admin_token_file")
+             and v is not None}
+    token = read_token(args.admin_token_file, TOKEN_ENV)
+    if token is not None and (args.admin_token_file is not None or base.admin_token is None):
+        flags["admin_token"] = token  # the file named here, else the environment's if unset
     return config_from_mapping(flags, base=base, source="command line")
 
 
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = serve_config(args)
-    except ConfigError as e:
+    except (ConfigError, TokenError) as e:
         print(f"edge: {e}", file=sys.stderr)
         return 2
     run = asyncio.run

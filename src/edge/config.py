@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from geocdn.hostport import HostPortError, parse_host_port
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or malformed; the message says which."""
@@ -43,10 +45,10 @@ def parse_size(value: str | int) -> int:
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"listen address must be HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return parse_host_port(value)
+    except HostPortError as exc:
+        raise ConfigError(f"listen address: {exc}") from None
 
 
 def parse_location(value: str | list | tuple | None) -> tuple[float, float] | None:

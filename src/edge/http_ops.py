@@ -1,7 +1,8 @@
 """Operations: ``GET /health``, ``GET /metrics`` and the admin routes.
 
-Admin routes need ``Authorization: Bearer <admin_token>`` when `admin_token` is set;
-without a token they answer loopback clients only.
+Admin routes follow the project's one admin policy (`geocdn.auth`): with `admin_token`
+set they need ``Authorization: Bearer <admin_token>``, without one they answer loopback
+clients only, and never a cross-site request.
 
 * ``POST /admin/drain`` ``{"draining": true|false}`` (default true): /health says
   ``draining`` (DNS stops sending new clients) while requests are still served.
@@ -12,8 +13,6 @@ without a token they answer loopback clients only.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from edge.http_predict import json_body
 from edge.node import NODE
 from edge.tensors import BadInput
+from geocdn.auth import check_admin
 
 
 async def health(request: web.Request) -> web.Response:
@@ -37,19 +37,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def _authorize(request: web.Request) -> None:
-    token = request.app[NODE].config.admin_token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise web.HTTPUnauthorized(text="admin routes need Authorization: Bearer <token>")
-        return
-    try:
-        loopback = ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise web.HTTPForbidden(text="admin routes answer loopback clients only "
-                                     "(set admin_token to allow others)")
+    check_admin(request, request.app[NODE].config.admin_token)
 
 
 async def drain(request: web.Request) -> web.Response:

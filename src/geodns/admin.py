@@ -7,6 +7,9 @@
                          GeoIP database (zones swapped, the previous database kept)
     GET  /admin/zones    {"zones": [{"zone", "serial", "file"}]}
     GET  /healthz        {"status": "ok"}
+
+Writes (reload, and the plugins' admin routes) follow `geocdn.auth`'s policy with the
+server's `--admin-token-file` / $GEODNS_ADMIN_TOKEN token.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from geocdn.auth import check_admin
 
 if TYPE_CHECKING:
     from geodns.server import GeoDNSServer
@@ -41,6 +46,7 @@ def build_app(server: GeoDNSServer) -> web.Application:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def reload(request: web.Request) -> web.Response:
+        check_admin(request, server.config.admin_token)
         result = await server.reload()
         return web.json_response(result.as_json(), status=200 if result.ok else 422)
 

@@ -15,18 +15,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from geocdn.auth import TokenError, add_token_option, read_token
+from geocdn.hostport import host_port_type
+
 DEFAULT_LISTEN = "127.0.0.1:5353"
+TOKEN_ENV = "GEODNS_ADMIN_TOKEN"
 
 
-def host_port(text: str) -> tuple[str, int]:
-    """'127.0.0.1:5353', '[::1]:5353' or 'localhost:53' -> (host, port)."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (IPv6 as [::1]:5353)")
-    return host, int(port)
+host_port = host_port_type()
 
 
 def at_least(kind: type, low: float, *, above: bool = False):
@@ -77,6 +73,7 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
                        f"(default {DEFAULT_LISTEN})")
     serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
                        help="admin HTTP: /metrics, POST /admin/reload (default: none)")
+    add_token_option(serve, TOKEN_ENV, "for the admin API's writes (reload, health overrides)")
     serve.add_argument("--workers", type=at_least(int, 1), default=1, metavar="N",
                        help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
     serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: host name)")
@@ -145,8 +142,14 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
     from geodns.server import ServerConfig
     from geodns.workers import run
 
+    try:
+        token = read_token(args.admin_token_file, TOKEN_ENV)
+    except TokenError as exc:
+        print(f"geodns: {exc}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         zones_dir=args.zones,
+        admin_token=token,
         listen=args.listen or [host_port(DEFAULT_LISTEN)],
         http=args.http,
         workers=args.workers,

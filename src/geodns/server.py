@@ -64,6 +64,7 @@ class ServerConfig:
     zones_dir: Path
     listen: list[tuple[str, int]] = field(default_factory=lambda: [("127.0.0.1", 5353)])
     http: tuple[str, int] | None = None  # admin HTTP: metrics, reload
+    admin_token: str | None = None  # admin writes (geocdn.auth); None: loopback clients only
     workers: int = 1
     nsid: str = field(default_factory=socket.gethostname)  # NSID and CHAOS id.server
     cookie_secret: bytes | None = None  # None: a random secret per start

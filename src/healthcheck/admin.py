@@ -9,18 +9,19 @@
   (all but `state` optional). Persisted to the override file.
 * ``DELETE`` on the same paths (``?zone=`` to name a zone-qualified one) - remove it.
 
-Writes need ``Authorization: Bearer TOKEN``: 401 without credentials, 403 with wrong
-ones (and always 403 when the server has no admin token configured).
+Writes follow the project's one admin policy (`geocdn.auth`): ``Authorization: Bearer
+TOKEN``, 401 without credentials, 403 with wrong ones; without a configured token,
+loopback clients only; never a cross-site request.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 
 from aiohttp import web
 
+from geocdn.auth import check_admin
 from healthcheck.overrides import OverrideError, parse_override
 from healthcheck.service import HealthService
 
@@ -44,19 +45,8 @@ def add_health_routes(app: web.Application, service: HealthService, token: str |
     async def list_overrides(request: web.Request) -> web.Response:
         return web.json_response({"overrides": [o.to_dict() for o in service.overrides.items]})
 
-    def authorize(request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            raise _error(web.HTTPUnauthorized, "send Authorization: Bearer <admin token>",
-                         headers={"WWW-Authenticate": "Bearer"})
-        if token is None:
-            raise _error(web.HTTPForbidden, "no admin token configured on this server "
-                         "(start it with --admin-token)")
-        if not hmac.compare_digest(header[len("Bearer "):].encode(), token.encode()):
-            raise _error(web.HTTPForbidden, "wrong admin token")
-
     async def put_override(request: web.Request) -> web.Response:
-        authorize(request)
+        check_admin(request, token)
         try:
             body = await request.json()
         except ValueError:
@@ -76,7 +66,7 @@ def add_health_routes(app: web.Application, service: HealthService, token: str |
         return web.json_response({"override": override.to_dict(), "persisted": saved})
 
     async def delete_override(request: web.Request) -> web.Response:
-        authorize(request)
+        check_admin(request, token)
         info = request.match_info
         kind = "site" if "site" in info else "member" if "member" in info else "pool"
         selector = (kind, request.query.get("zone"), info.get("pool"), info.get("member"),

@@ -14,11 +14,14 @@ import sys
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from geocdn.auth import TokenError, add_token_option, read_token
+from geocdn.hostport import host_port_type
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
 from healthcheck.zonefiles import ZoneProblems, load_pools
 
 log = logging.getLogger("healthcheck")
+TOKEN_ENV = "GEODNS_ADMIN_TOKEN"  # the DNS servers' too: one admin token for health overrides
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,9 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis", required=True, help="Redis URL, e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--vantage", required=True, help="this checker's vantage point name")
     p.add_argument("--overrides", help="override file, shared with the DNS servers via Redis")
-    p.add_argument("--http", metavar="HOST:PORT",
+    p.add_argument("--http", metavar="HOST:PORT", type=host_port_type(),
                    help="serve /metrics and /admin/health here (e.g. 127.0.0.1:9400)")
-    p.add_argument("--admin-token", help="bearer token for PUT/DELETE /admin/overrides")
+    add_token_option(p, TOKEN_ENV, "for PUT/DELETE /admin/overrides")
     p.add_argument("--quorum", type=int, help="vantage votes to call a member down "
                    "(default: a majority of the live vantage points)")
     p.add_argument("--redis-prefix", default="geocdn:health", help="Redis key prefix")
@@ -42,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
+    token = read_token(args.admin_token_file, TOKEN_ENV)
     pools = load_pools(args.zones)
     service = HealthService(
         pools, redis_url=args.redis, vantage=args.vantage,
@@ -51,9 +55,9 @@ async def run(args: argparse.Namespace) -> None:
     await service.start()
     runner = None
     if args.http:
-        host, _, port = args.http.rpartition(":")
+        host, port = args.http
         app = web.Application()
-        add_health_routes(app, service, args.admin_token)
+        add_health_routes(app, service, token)
 
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(body=generate_latest(), headers={"Content-Type":
@@ -62,7 +66,7 @@ async def run(args: argparse.Namespace) -> None:
         app.router.add_get("/metrics", metrics)
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+        await web.TCPSite(runner, host, port).start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s healthcheck[%(process)d]: %(message)s")
     try:
         asyncio.run(run(args))
-    except ZoneProblems as exc:
+    except (ZoneProblems, TokenError) as exc:
         log.error("%s; not starting", exc)
         return 1
     return 0

@@ -2,7 +2,6 @@
 inside the DNS server.
 
 Adds to `geodns serve`: ``--redis URL``, ``--vantage NAME``, ``--overrides FILE``,
-``--admin-token TOKEN`` (or the GEODNS_ADMIN_TOKEN environment variable),
 ``--health-quorum N`` and ``--no-health``. In every server process it runs a
 `HealthService` for the served zones' pools, hands each zone's steering its view
 (again after every reload), re-reads the override file on reload, and mounts the
@@ -17,7 +16,6 @@ file, which every process watches.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -34,7 +32,6 @@ class HealthOptions:
     redis: str | None = None
     vantage: str | None = None
     overrides: str | None = None
-    admin_token: str | None = None
     quorum: int | None = None
     private_overrides: bool = False  # the override file is this run's own (workers)
 
@@ -49,10 +46,6 @@ class HealthPlugin:
                        help="publish this server's own probe results to Redis under NAME")
         g.add_argument("--overrides", metavar="FILE",
                        help="health override file (YAML), also written by the admin API")
-        g.add_argument("--admin-token", metavar="TOKEN",
-                       default=os.environ.get("GEODNS_ADMIN_TOKEN"),
-                       help="bearer token for the admin API's writes "
-                       "(default: $GEODNS_ADMIN_TOKEN; none: writes refused)")
         g.add_argument("--health-quorum", type=int, metavar="N",
                        help="vantage points that must say down (default: a majority)")
         g.add_argument("--no-health", action="store_true",
@@ -66,7 +59,7 @@ class HealthPlugin:
             private = True
         config.extra["health"] = HealthOptions(
             enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
-            overrides=overrides, admin_token=args.admin_token, quorum=args.health_quorum,
+            overrides=overrides, quorum=args.health_quorum,
             private_overrides=private,
         )
 
@@ -104,7 +97,7 @@ class HealthPlugin:
         server.on_start.append(start)
         server.on_stop.append(stop)
         if server.http_app is not None:
-            add_health_routes(server.http_app, service, opts.admin_token)
+            add_health_routes(server.http_app, service, server.config.admin_token)
 
 
 plugin = HealthPlugin()

@@ -26,6 +26,9 @@ async def test_mutations_need_the_token_and_change_nothing_without_it(origin, mo
             async with http.request(method, base + path, headers={"Authorization": "Bearer no"},
                                     **kw) as r:
                 assert r.status == 403, path
+            cross_site = {"Authorization": "Bearer s3cret-token", "Sec-Fetch-Site": "cross-site"}
+            async with http.request(method, base + path, headers=cross_site, **kw) as r:
+                assert r.status == 403, path
     assert origin.store.models() == []
     assert await origin.redis.xlen("cdn:events") == 0
 

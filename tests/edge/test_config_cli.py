@@ -55,7 +55,7 @@ def test_flags_override_the_config_file(tmp_path: Path):
     path = tmp_path / "e.yaml"
     path.write_text("region: a\ncapacity: 10\n")
     args = argparse.Namespace(command="serve", config=path, log_level="INFO", region="b",
-                              capacity=None, listen="127.0.0.1:1234")
+                              capacity=None, listen="127.0.0.1:1234", admin_token_file=None)
     c = serve_config(args)
     assert (c.region, c.capacity, c.listen) == ("b", 10, "127.0.0.1:1234")
     assert EdgeConfig().replace(max_batch="8").max_batch == 8

@@ -41,6 +41,13 @@ async def test_drain_and_admin_token(start_node, http, models_dir):
     async with http.post(f"{node.url}/admin/drain") as r:
         assert r.status == 401 and "Bearer" in (await r.json())["error"]
     auth = {"Authorization": "Bearer s3cret"}
+    async with http.post(f"{node.url}/admin/drain", data="{}",  # a form a page could post
+                         headers={**auth, "Content-Type": "text/plain"}) as r:
+        assert r.status == 415
+    cross_site = {**auth, "Origin": "http://x.test"}
+    async with http.post(f"{node.url}/admin/drain", headers=cross_site) as r:
+        assert r.status == 403
+    assert (await health(http, node.url))["status"] == "ok"
     async with http.post(f"{node.url}/admin/drain", headers=auth) as r:
         assert r.status == 200 and (await r.json()) == {"draining": True}
     assert (await health(http, node.url))["status"] == "draining"

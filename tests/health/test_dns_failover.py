@@ -18,7 +18,7 @@ import trustme
 from health_members import MemberServer, loopback_address
 from health_stack import GeoDNS, ask, until, write_zone
 
-from healthcheck.settings import DEFAULTS as D
+from geodns.steering.health_settings import DEFAULTS as D
 
 # Worst cases (README): the next probe starts within interval*(1+jitter), `fall`
 # (resp. `rise`) probes are needed, the last one takes up to `timeout`.
@@ -122,8 +122,10 @@ async def london_and_frankfurt(tmp_path, octet: int, *args: str):
 
 async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
     overrides = tmp_path / "overrides.yaml"
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
     async with london_and_frankfurt(tmp_path, 71, "--overrides", str(overrides),
-                                    "--admin-token", "t0ken") as (server, ip):
+                                    "--admin-token-file", str(token)) as (server, ip):
         base = f"http://127.0.0.1:{server.http_port}"
         async with aiohttp.ClientSession() as http:
             url = f"{base}/admin/overrides/member/edges/london"
@@ -148,8 +150,10 @@ async def test_overrides_through_the_admin_api_steer_dns(tmp_path):
 async def test_api_overrides_reach_every_worker_without_an_override_file(tmp_path):
     """With --workers 2 and no --overrides, an override set through the parent's admin
     API steers the answers of both workers (they share a private file for the run)."""
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
     async with london_and_frankfurt(tmp_path, 72, "--workers", "2",
-                                    "--admin-token", "t0ken") as (server, ip):
+                                    "--admin-token-file", str(token)) as (server, ip):
         url = f"http://127.0.0.1:{server.http_port}/admin/overrides/member/edges/london"
         async with aiohttp.ClientSession() as http:
             async with http.put(url, json={"state": "down"},

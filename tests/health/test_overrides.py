@@ -13,9 +13,9 @@ import yaml
 from aiohttp import web
 from health_members import pool_of, wait_for
 
+from geodns.steering.health import Status
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
-from healthcheck.state import Status
 
 FAST = {"interval": 0.2, "timeout": 0.15}  # roomy: these tests are about overrides
 TOKEN = "s3cret"
@@ -151,18 +151,19 @@ async def test_api_override_expires(stack):
 
 
 @pytest.mark.parametrize(
-    ("token", "header", "code"),
+    ("token", "headers", "code"),
     [
-        (TOKEN, None, 401),
-        (TOKEN, "Basic abc", 401),
-        (TOKEN, "Bearer wrong", 403),
-        (None, f"Bearer {TOKEN}", 403),  # no token configured: writes are refused
+        (TOKEN, {}, 401),
+        (TOKEN, {"Authorization": "Basic abc"}, 401),
+        (TOKEN, {"Authorization": "Bearer wrong"}, 403),
+        # the right token, but sent by a page of another site
+        (TOKEN, {"Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"}, 403),
+        (None, {"Sec-Fetch-Site": "cross-site"}, 403),
     ],
 )
-async def test_writes_need_the_token(stack, token, header, code):
+async def test_writes_need_the_token(stack, token, headers, code):
     start, _, path = stack
     service, base = await start(token)
-    headers = {"Authorization": header} if header else {}
     async with aiohttp.ClientSession() as http:
         async with http.put(f"{base}/admin/overrides/pool/edges", json={"state": "down"},
                             headers=headers) as r:

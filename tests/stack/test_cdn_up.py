@@ -31,8 +31,9 @@ def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
     c = stack_config(tmp_path, members=["tokyo", "london"])
     proc = subprocess.Popen(
         [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
-         "--http", c.http, "--origin", c.origin, "--admin-token", c.admin_token],
+         "--http", c.http, "--origin", c.origin],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "CDN_ADMIN_TOKEN": c.admin_token},
     )
     lines = []
     try:

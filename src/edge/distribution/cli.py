@@ -1,7 +1,7 @@
 """Operator commands: publish, list, activate, stage, roll back, purge, rollout state.
 
 Each command acts on a running origin over HTTP (`--origin URL`, token from
-`--token` or `$EDGE_ADMIN_TOKEN`) or directly on a store folder (`--store DIR`,
+`--admin-token-file FILE` or `$EDGE_ADMIN_TOKEN`) or directly on a store folder (`--store DIR`,
 announcing on `--redis URL` when given). `register(subparsers)` adds them to any
 argparse command (the `edge` command uses it); `main()` runs them standalone.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from edge.distribution.errors import DistributionError
 from edge.distribution.events import EventStream
 from edge.distribution.service import Distribution
 from edge.distribution.store import ModelStore
+from geocdn.auth import TokenError, add_token_option, read_token
 
 TOKEN_ENV = "EDGE_ADMIN_TOKEN"
 
@@ -31,7 +31,7 @@ TOKEN_ENV = "EDGE_ADMIN_TOKEN"
 def _target(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where")
     g.add_argument("--origin", metavar="URL", help="origin base URL, e.g. http://127.0.0.1:8000")
-    g.add_argument("--token", help=f"admin token (default: ${TOKEN_ENV})")
+    add_token_option(g, TOKEN_ENV, "of the origin")
     g.add_argument("--store", metavar="DIR", type=Path, help="act on this store folder directly")
     g.add_argument("--redis", metavar="URL", help="with --store: announce on this Redis")
 
@@ -100,7 +100,11 @@ def _backend(args: argparse.Namespace) -> OriginClient | _Direct:
     if args.store:
         return _Direct(args.store, args.redis)
     if args.origin:
-        return OriginClient(args.origin, args.token or os.environ.get(TOKEN_ENV))
+        try:
+            token = read_token(args.admin_token_file, TOKEN_ENV)
+        except TokenError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        return OriginClient(args.origin, token)
     raise SystemExit("error: say where: --origin URL (a running origin) or --store DIR")
 
 

@@ -20,8 +20,6 @@ configured token, mutations are accepted from loopback clients only (403 otherwi
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 import os
 import re
@@ -38,6 +36,7 @@ from edge.distribution.errors import Conflict, DistributionError, InvalidName, N
 from edge.distribution.events import PURGE_KINDS, EventStream
 from edge.distribution.service import Distribution, StreamUnavailable
 from edge.distribution.store import InvalidModel, ModelStore
+from geocdn.auth import check_admin
 
 API = "/dist/v1"
 MAX_UPLOAD = 4 << 30
@@ -66,27 +65,10 @@ def _guarded(token: str | None, handler: Handler) -> Handler:
     """Require the admin token, and turn distribution errors into 4xx/5xx answers."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        if token is None:
-            if not _is_loopback(request.remote):
-                return _error(403, "no admin token configured: loopback clients only")
-        else:
-            auth = request.headers.get("Authorization", "")
-            if not auth.startswith("Bearer "):
-                return web.json_response(
-                    {"error": "admin token required (Authorization: Bearer ...)"},
-                    status=401, headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(auth[7:].encode(), token.encode()):
-                return _error(403, "wrong admin token")
+        check_admin(request, token)
         return await _public(handler)(request)
 
     return wrapped
-
-
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(remote or "").is_loopback
-    except ValueError:
-        return False
 
 
 def _public(handler: Handler) -> Handler:

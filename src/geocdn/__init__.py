@@ -1,0 +1,3 @@
+"""Pieces shared by every program of the project: the admin-token check of the HTTP admin
+APIs (`geocdn.auth`), the HOST:PORT parser (`geocdn.hostport`) and private files
+(`geocdn.files`)."""
