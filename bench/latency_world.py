@@ -115,16 +115,18 @@ async def run(args: argparse.Namespace) -> None:
             stop.set()
             await asyncio.gather(*loops, return_exceptions=True)
 
-            def follow(after: float, edge: str) -> str:
-                for when, picked in madrid:
-                    if when >= after and picked == edge:
-                        return f"{when - after:.0f} s"
-                return "never"
+            def follow(after: float, until: float, edge: str) -> str:
+                """From `after`, how long until the answer was `edge` and stayed so."""
+                phase = [(w, p) for w, p in madrid if after <= w < until]
+                since = None
+                for when, picked in phase:
+                    since = (since or when) if picked == edge else None
+                return "never" if since is None else f"{since - after:.0f} s"
 
             during = world.best_edge("Madrid", (args.appear + args.clear) / 2)
             print(f"\nMadrid: anomaly appeared at {args.appear:g} s; answers moved to {during} "
-                  f"after {follow(args.appear, during)}; cleared at {args.clear:g} s; answers "
-                  f"back on london after {follow(args.clear, 'london')} "
+                  f"after {follow(args.appear, args.clear, during)}; cleared at {args.clear:g} s; answers "
+                  f"back on london after {follow(args.clear, args.end + 60, 'london')} "
                   f"(answer TTL {args.ttl} s, probed every {PROBE_EVERY_S:g} s)")
             fig = await stack.figures()
             print(f"figures: {fig['networks']} networks tracked, {fig['evicted']} evicted")

@@ -17,7 +17,6 @@ from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
 from geodns.names import descent, is_subdomain, parent
 from geodns.records import ADDITIONAL_TYPES, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
-from geodns.steering.health import is_settled
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
@@ -210,12 +209,12 @@ class Zone:
         """Add the pool's answer; return a CNAME target to follow, or None when done."""
         assert self.steering is not None
         ans.dynamic = True
-        if not is_settled(self.steering.health, pool):  # states not settled: resolvers retry
-            ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
-            return None
         families = ["A", "AAAA"] if qtype == QTYPE.ANY else [QTYPE.get(qtype)]
         for family in families:
             pa = self.steering.answer(pool, family, client)
+            if pa.settling:  # the steering decision: states not settled, resolvers retry
+                ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
+                return None
             ans.picks += tuple((pool, member, pa.region) for member in pa.picked)
             ans.scope = max(ans.scope, pa.scope)
             ans.by_source = ans.by_source or pa.by_source

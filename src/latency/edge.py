@@ -91,7 +91,12 @@ class LatencyEndpoint:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=self.settings.max_beacon_bytes, actual_size=request.content_length,
                 text=f"beacon larger than {self.settings.max_beacon_bytes} bytes")
-        body = await request.content.read(self.settings.max_beacon_bytes + 1)
+        body = b""
+        while len(body) <= self.settings.max_beacon_bytes:
+            chunk = await request.content.read(self.settings.max_beacon_bytes + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
         if len(body) > self.settings.max_beacon_bytes:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=self.settings.max_beacon_bytes, actual_size=len(body),

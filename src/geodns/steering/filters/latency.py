@@ -34,11 +34,10 @@ class LatencyArgs:
 
 
 def latency(ctx: Context, cands: list[Candidate], args: LatencyArgs) -> list[Candidate]:
-    measured = ctx.latency.lookup(ctx.located.client.address)
-    if measured is None or not cands:
+    measured = ctx.measured() if cands else None
+    if measured is None:
         ctx.notes.append("no latency measurements here: order kept")
         return cands
-    ctx.latency_prefix = max(ctx.latency_prefix, measured.prefix)
     figures = {c.name: measured.figures[c.name] for c in cands if c.name in measured.figures}
     lead = cands[0]
     if not figures:

@@ -15,7 +15,6 @@ dies spreads its clients too.
 
 from __future__ import annotations
 
-from ..addresses import GRAIN
 from ..chain import Candidate, Context, Filter
 from ._args import no_args
 from .hashing import rendezvous
@@ -27,7 +26,7 @@ def shed(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate]:
         return cands
     w = ctx.pool.watermarks
     leader = cands[0]
-    h = leader.health
+    h = ctx.state(leader)
     if h.status in UNUSABLE:
         fraction, why = 1.0, f"{leader.name} is {h.status.value}"
     elif h.load <= w.low:
@@ -36,17 +35,17 @@ def shed(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate]:
         fraction = min(1.0, (h.load - w.low) / (w.high - w.low))
         why = f"{leader.name} load {h.load:.2f} sheds {fraction:.0%}"
     receivers = [
-        c for c in cands[1:] if c.health.status not in UNUSABLE and c.health.load < w.high
+        c for c in cands[1:] if ctx.state(c).status not in UNUSABLE and ctx.state(c).load < w.high
     ][: w.spread]
     if not receivers:
         ctx.notes.append(f"{why}, but no member has spare capacity")
         return cands
-    grain = GRAIN[ctx.located.client.family]
+    grain = ctx.grain
     u = ctx.client_hash(grain, "shed")
     if u >= fraction:
         ctx.notes.append(f"{why}; this client network stays (hash {u:.2f})")
         return cands
-    spare = [c.member.weight * (w.high - c.health.load) for c in receivers]
+    spare = [c.member.weight * (w.high - ctx.state(c).load) for c in receivers]
     pick = rendezvous(ctx, receivers, spare, grain, "shed")[0]
     ctx.notes.append(f"{why}; this client network (hash {u:.2f}) goes to {pick.name}")
     return [pick] + [c for c in cands if c is not pick]
