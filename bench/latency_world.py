@@ -85,7 +85,7 @@ def verdict(world: World, picks: dict[str, tuple[str, str]], rows: dict[str, lis
 
 async def run(args: argparse.Namespace) -> None:
     transient = Anomaly("Madrid", "london", 100.0, args.appear, args.clear)
-    world = World(anomalies=[CONGESTED, transient])
+    world = World(anomalies=[CONGESTED, transient], scale=args.scale)
     redis = RedisServer().start()
     try:
         async with WorldStack(world, Path(tempfile.mkdtemp(prefix="latency-world-")),
@@ -98,15 +98,15 @@ async def run(args: argparse.Namespace) -> None:
                   f"every {DEFAULT_INTERVAL_S:g} s; Seoul->tokyo +150 ms for good, "
                   f"Madrid->london +100 ms from {args.appear:g} s to {args.clear:g} s")
             madrid: list[tuple[float, str]] = []
-            shown = False
+            snapshots = [(args.appear, "before Madrid's anomaly"),
+                         (args.clear, "Madrid's anomaly active")]
             while world.now() < args.end:
                 t = world.now()
                 picks = await choices(stack, probes)
                 madrid.append((t, picks["Madrid"][1]))
-                if not shown and t >= args.appear - 2 * PROBE_EVERY_S:
-                    print(f"\n-- at {t:.0f} s (before Madrid's anomaly) --")
+                if snapshots and t >= snapshots[0][0] - 2 * PROBE_EVERY_S:
+                    print(f"\n-- at {t:.0f} s ({snapshots.pop(0)[1]}) --")
                     verdict(world, picks, table(world, picks, t), t)
-                    shown = True
                 await asyncio.sleep(PROBE_EVERY_S)
             t = world.now()
             picks = await choices(stack, probes)
@@ -141,6 +141,8 @@ def main() -> None:
     p.add_argument("--clear", type=float, default=330.0, help="...and ends (s)")
     p.add_argument("--end", type=float, default=480.0, help="length of the run (s)")
     p.add_argument("--ttl", type=int, default=30, help="answer TTL (default 30, the zone's)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every delay (default 1: real scale; tests use less)")
     args = p.parse_args()
     random.seed(7)
     started = time.monotonic()

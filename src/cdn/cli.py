@@ -211,7 +211,19 @@ def cmd_client(args: argparse.Namespace) -> int:
 # -- cdn simulate ------------------------------------------------------------------------
 
 
+def simulate_world(args: argparse.Namespace) -> int:
+    from cdn.world_sim import plot_world, run_world, world_table
+
+    samples = asyncio.run(run_world(args.world_seconds, args.world_seconds, args.world_clients))
+    print(world_table(samples))
+    out = plot_world(samples, (args.plot_dir or args.run_dir / "plots") / "simulate-world.png")
+    print(f"plot: {out}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.world:
+        return simulate_world(args)
     use_running_stack(args)
     topo = load_topology(args.zones)
     controller = None
@@ -291,6 +303,12 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--restart-after", type=float, help="restart it this long after (s)")
     sim.add_argument("--plot-dir", type=Path, help="where to write the PNGs "
                      "(default: RUN_DIR/plots)")
+    sim.add_argument("--world", action="store_true",
+                     help="run the clients in the latency world instead (its own edges, "
+                     "GeoDNS and Redis): origin-only, geo and latency steering compared")
+    sim.add_argument("--world-seconds", type=float, default=60.0,
+                     help="--world: seconds per mode (default 60), after as long a warm-up")
+    sim.add_argument("--world-clients", type=int, default=2, help="--world: clients per city")
     sim.set_defaults(func=cmd_simulate)
     return ap
 

@@ -5,7 +5,9 @@ follows the samples the edges write to that Redis (`store.Follower`), and hands 
 table to each zone's steering (again after every reload) for the `latency` filter.
 Without the option the filter finds no figures and keeps the order it is given.
 
-Admin port: ``GET /admin/latency`` lists every network's figures as JSON.
+Admin port: ``GET /admin/latency`` lists every network's figures as JSON, with the
+network's region (city, else country, else continent) as the served zones locate it;
+the dashboard shows them per region and edge.
 Metrics: ``geodns_latency_networks`` (client networks tracked),
 ``geodns_latency_networks_evicted_total`` (dropped to stay within `max_networks`),
 ``geodns_latency_figures`` (usable (network, edge) figures).
@@ -16,11 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
+
+from geodns.steering import Client
+from geodns.steering.decide import region_of
+from geodns.steering.locate import Locator
 
 from .settings import LatencySettings
 from .store import Follower
@@ -105,9 +112,23 @@ class LatencyPlugin:
                     "figures": {net: {edge: {"ms": f.ms, "samples": f.samples}
                                       for edge, f in figs.items()}
                                 for net, figs in sorted(table.snapshot().items())},
+                    "regions": {net: region(server, net) for net in table.snapshot()},
                 })
 
             server.http_app.router.add_get("/admin/latency", figures)
+
+
+def region(server: Any, network: str) -> str:
+    """Where the first steered zone locates a network ("" when none can)."""
+    address = ipaddress.ip_network(network).network_address + 1
+    for zone in server.zones.values():
+        steering = zone.steering
+        if steering is None or not steering.pools:
+            continue
+        pool = next(iter(steering.pools.values()))
+        located = Locator(steering.nets, steering.geoip).locate(Client(address), pool.accuracy_km)
+        return region_of(located)
+    return ""
 
 
 plugin = LatencyPlugin()
