@@ -15,8 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 from dns.exception import DNSException
 
+from cdn.beacon import beacon
 from cdn.cities import city_network, demo_cities
 from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
@@ -179,6 +181,16 @@ async def client_once(args: argparse.Namespace) -> int:
           f"connect+request {reply.request_ms:.1f} ms")
     version = reply.body.get("model_version", "?")
     print(f"answer:   {args.model} version {version} → {brief(reply.prediction)}")
+    if args.beacon:
+        connector = aiohttp.TCPConnector(local_addr=(args.source, 0) if args.source else None)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            try:
+                out = await beacon(session, f"http://{address}:{site.port if site else 8000}")
+            except (aiohttp.ClientError, OSError) as err:
+                print(f"beacon:   {err}", file=sys.stderr)
+                return 1
+        times = ", ".join(f"{s['edge']} {s['ms']:.1f} ms" for s in out["samples"])
+        print(f"beacon:   {times} → HTTP {out['status']}")
     return 0 if reply.status == 200 else 1
 
 
@@ -287,6 +299,8 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--model", default="ranker", choices=("ranker", "embedder"))
     cl.add_argument("--item", type=int, default=1, help="which input (same item = same key)")
     cl.add_argument("--kserve", action="store_true", help="use /v2/models/{m}/infer")
+    cl.add_argument("--beacon", action="store_true",
+                    help="then time the edge (and, sampled, alternates) and post a beacon")
     cl.set_defaults(func=cmd_client)
 
     sim = sub.add_parser("simulate", help="clients in the example cities, with a report")

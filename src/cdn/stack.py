@@ -128,6 +128,9 @@ class Stack:
             f"--location={site.lat},{site.lon}",  # "=": a latitude may be negative
             "--redis", self.redis_url,  # the model and invalidation stream
             "--edge-id", site.name,
+            # latency beacons and kernel RTTs (`latency.edge`), for GeoDNS to follow
+            "--latency-redis", self.redis_url,
+            "--latency-peers", ",".join(f"{e.name}={e.base_url}" for e in self.topology.edges),
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 
@@ -144,6 +147,7 @@ class Stack:
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token-file", str(self.token_file),
+            "--latency-redis", self.redis_url,
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]

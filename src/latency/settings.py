@@ -10,6 +10,8 @@ class LatencySettings:
     # A figure is used once this many samples stand behind it: one slow beacon (a
     # client on a busy Wi-Fi) must not move a network.
     min_samples: int = 5
+    # The figure is this quantile of the (decayed) samples: timing noise only ever adds.
+    quantile: float = 0.25
     # Samples lose half their weight per half-life, so a figure follows a route that
     # changed within about two half-lives while a single odd sample barely counts.
     half_life_s: float = 30.0

@@ -3,8 +3,11 @@
 Samples arrive per (client network, edge, source) -- from Redis (`store.Follower`)
 or directly (`add`) -- and `refresh()` turns them into figures:
 
-* a figure is the decay-weighted median of the samples younger than `expiry_s`
-  (weights halve every `half_life_s`), usable once `min_samples` stand behind it;
+* a figure is the decay-weighted lower quartile (`quantile`) of the samples younger
+  than `expiry_s` (weights halve every `half_life_s`), usable once `min_samples` stand
+  behind it: a busy client, Wi-Fi or queueing only ever add time, so a low quantile
+  is the route's figure with their noise trimmed off, while a route that really slows
+  down moves every sample and so the figure;
 * sources: `beacon` (clients' timed fetches) is preferred; `tcp` (the edges' kernel
   RTT of client connections) is used for a network that has no usable beacon figure;
 * a covering network (/20 and /16, /40 and /32) has, per edge, the median of its
@@ -37,14 +40,15 @@ SOURCES = ("beacon", "tcp")
 DRIFT = 0.05
 
 
-def decayed_median(samples: Iterable[Sample], now: float, half_life_s: float) -> float:
-    """The weighted median of the samples' milliseconds, weight 2^(-age/half_life)."""
+def decayed_quantile(samples: Iterable[Sample], now: float, half_life_s: float,
+                     q: float = 0.5) -> float:
+    """The weighted `q`-quantile of the samples' milliseconds, weight 2^(-age/half_life)."""
     weighted = sorted((ms, 0.5 ** (max(0.0, now - t) / half_life_s)) for t, ms in samples)
-    half = sum(w for _, w in weighted) / 2
+    bar = sum(w for _, w in weighted) * q
     acc = 0.0
     for ms, w in weighted:
         acc += w
-        if acc >= half:
+        if acc >= bar:
             return ms
     return weighted[-1][0]
 
@@ -164,7 +168,7 @@ class FigureTable:
             fresh = [x for x in samples if now - x[0] <= s.expiry_s]
             entry[(edge, source)] = fresh
             if len(fresh) >= s.min_samples:
-                ms = decayed_median(fresh, now, s.half_life_s)
+                ms = decayed_quantile(fresh, now, s.half_life_s, s.quantile)
                 by_source.setdefault(source, {})[edge] = Figure(round(ms, 2), len(fresh))
         for source in SOURCES:
             if by_source.get(source):

@@ -14,7 +14,7 @@ from geodns.steering import Client, ZoneSteering, load_steering
 from geodns.steering.demo_db import DEMO_CSV, build
 from geodns.steering.geoip import GeoDB
 from latency.settings import LatencySettings
-from latency.table import FigureTable, decayed_median
+from latency.table import FigureTable, decayed_quantile
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "zones" / "cdn.example.yaml").read_text()
@@ -90,7 +90,7 @@ def test_a_measured_network_goes_to_its_fastest_edge_alone(measured) -> None:
             assert answer(s, net)[0] == edge
     notes = [n for step in s.explain("edges", "A", ecs("198.18.13.0/24"))["chain"]
              for n in step["notes"]]
-    assert any("mumbai 89 ms (6 samples)" in n and "tokyo 171 ms (6 samples)" in n
+    assert any("mumbai 88 ms (6 samples)" in n and "tokyo 170 ms (6 samples)" in n
                for n in notes), notes
 
 
@@ -148,9 +148,11 @@ def test_figures_expire_and_the_table_stays_bounded() -> None:
     assert not table.lookup(ipaddress.ip_address("10.24.0.9")).figures
 
 
-def test_the_decayed_median_shrugs_off_outliers_and_follows_change() -> None:
+def test_the_decayed_quantile_shrugs_off_outliers_and_follows_change() -> None:
     steady = [(float(t), 20.0) for t in range(10)]
-    assert decayed_median(steady + [(10.0, 59000.0)], 10, 30) == 20.0
-    # The route changed 60 s ago: the newer samples outweigh a longer older history.
-    changed = [(float(t), 20.0) for t in range(0, 30)] + [(float(t), 120.0) for t in range(90, 100)]
-    assert decayed_median(changed, 100, 30) == 120.0
+    assert decayed_quantile(steady + [(10.0, 59000.0)] * 3, 10, 30, 0.25) == 20.0
+    # The route slowed down 20 s ago, after two minutes of history: the newer samples
+    # outweigh the longer older history.
+    changed = [(float(t), 20.0) for t in range(0, 30)] + [(float(t), 120.0) for t in range(110, 130)]
+    assert decayed_quantile(changed, 130, 30, 0.25) == 120.0
+    assert decayed_quantile(changed[:40], 130, 30, 0.25) == 20.0  # 10 s ago: not yet

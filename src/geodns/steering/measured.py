@@ -18,7 +18,7 @@ from .model import IPAddress
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    ms: float  # robust round-trip figure (decayed median)
+    ms: float  # robust round-trip figure (a decayed low quantile of the samples)
     samples: int  # samples behind it (for a covering network: its networks' samples)
 
 
