@@ -125,7 +125,8 @@ async def run(args: argparse.Namespace) -> None:
 
             during = world.best_edge("Madrid", (args.appear + args.clear) / 2)
             print(f"\nMadrid: anomaly appeared at {args.appear:g} s; answers moved to {during} "
-                  f"after {follow(args.appear, args.clear, during)}; cleared at {args.clear:g} s; answers "
+                  f"after {follow(args.appear, args.clear, during)}; "
+                  f"cleared at {args.clear:g} s; answers "
                   f"back on london after {follow(args.clear, args.end + 60, 'london')} "
                   f"(answer TTL {args.ttl} s, probed every {PROBE_EVERY_S:g} s)")
             fig = await stack.figures()

@@ -29,7 +29,8 @@ class BeaconSample:
     ms: float
 
 
-def parse_beacon(body: bytes, edges: Collection[str], settings: LatencySettings) -> list[BeaconSample]:
+def parse_beacon(body: bytes, edges: Collection[str],
+                 settings: LatencySettings) -> list[BeaconSample]:
     if len(body) > settings.max_beacon_bytes:
         raise BadBeacon(f"beacon larger than {settings.max_beacon_bytes} bytes")
     try:

@@ -1,8 +1,9 @@
 """The `geodns serve` plugin (entry point `geodns.plugins: latency`): measured latency.
 
-Adds ``--latency-redis URL`` and ``--latency-expiry SECONDS``. Every server process then keeps a `FigureTable`,
-follows the samples the edges write to that Redis (`store.Follower`), and hands the
-table to each zone's steering (again after every reload) for the `latency` filter.
+Adds ``--latency-redis URL`` and ``--latency-expiry SECONDS``. Every server process
+then keeps a `FigureTable`, follows the samples the edges write to that Redis
+(`store.Follower`), and hands the table to each zone's steering (again after every
+reload) for the `latency` filter.
 Without the option the filter finds no figures and keeps the order it is given.
 
 Admin port: ``GET /admin/latency`` lists every network's figures as JSON, with the

@@ -20,7 +20,8 @@ async def seed(edge) -> dict:
 
 
 async def test_a_good_beacon_counts_for_the_senders_network(beacon_edge) -> None:
-    status, body, headers = await beacon_edge.post(GOOD, {"samples": [{"edge": "tokyo", "ms": 12.5}]})
+    beacon = {"samples": [{"edge": "tokyo", "ms": 12.5}]}
+    status, body, headers = await beacon_edge.post(GOOD, beacon)
     assert (status, body) == (202, {"accepted": 1, "network": "127.0.30.0/24"})
     assert headers["Access-Control-Allow-Origin"] == "*"
 

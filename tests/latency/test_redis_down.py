@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from cdn.world import CONGESTED, World
 from cdn.world_stack import WorldStack
 
@@ -21,6 +23,7 @@ async def until(check, seconds: float) -> bool:
     return False
 
 
+@pytest.mark.timeout(300)
 async def test_no_measurements_then_local_figures_then_geo(tmp_path, redis_server) -> None:
     world = World(scale=0.25, anomalies=[CONGESTED])
     world.cities = tuple(c for c in world.cities if c.name in CITIES)

@@ -153,6 +153,6 @@ def test_the_decayed_quantile_shrugs_off_outliers_and_follows_change() -> None:
     assert decayed_quantile(steady + [(10.0, 59000.0)] * 3, 10, 30, 0.25) == 20.0
     # The route slowed down 20 s ago, after two minutes of history: the newer samples
     # outweigh the longer older history.
-    changed = [(float(t), 20.0) for t in range(0, 30)] + [(float(t), 120.0) for t in range(110, 130)]
+    changed = [(float(t), 20.0) for t in range(30)] + [(float(t), 120.0) for t in range(110, 130)]
     assert decayed_quantile(changed, 130, 30, 0.25) == 120.0
     assert decayed_quantile(changed[:35], 115, 30, 0.25) == 20.0  # 5 s ago: not yet

@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .health import MemberHealth
-
 from .addresses import BITS, GRAIN
+from .health import MemberHealth
 from .locate import Located
 from .measured import LatencyView, Measured, NoLatency
 from .model import Location, Member, Pool

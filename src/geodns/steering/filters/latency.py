@@ -22,7 +22,6 @@ from typing import Any
 from ..chain import Candidate, Context, Filter
 from ._args import mapping
 
-
 # Measured noise (a few ms of jitter, a busy client) must not move clients away from
 # the nearest edge; a congested route (tens of ms) must.
 DEFAULT_MARGIN_MS = 10.0
