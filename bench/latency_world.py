@@ -89,7 +89,7 @@ async def run(args: argparse.Namespace) -> None:
     redis = RedisServer().start()
     try:
         async with WorldStack(world, Path(tempfile.mkdtemp(prefix="latency-world-")),
-                              redis.url, ttl=args.ttl) as stack:
+                              redis.url, ttl=args.ttl, in_process=True) as stack:
             clients = [stack.client(c.name, i) for c in world.cities for i in range(args.clients)]
             probes = {c.name: stack.client(c.name, 99) for c in world.cities}
             stop = asyncio.Event()

@@ -71,7 +71,7 @@ async def run_world(seconds: float, warmup: float, clients_per_city: int,
     samples: list[WorldSample] = []
     try:
         async with WorldStack(world, Path(tempfile.mkdtemp(prefix="simulate-world-")),
-                              redis.url) as stack:
+                              redis.url, in_process=True) as stack:
             clients = [stack.client(c.name, i) for c in world.cities
                        for i in range(clients_per_city)]
             for c in clients:

@@ -6,8 +6,10 @@
 
 Edge nodes run in this process (aiohttp, each on its backend address, with latency
 measurements on); each gets a `Relay` on its public address; `geodns serve` runs as a
-child process on the world's zone with ``--latency-redis``. Used by the end-to-end
-test, `bench/latency_world.py` and `cdn simulate --world`.
+child process on the world's zone with ``--latency-redis`` (or, with `in_process`,
+the same server object in this process, without health checking, for long runs that
+another process must not be able to stop). Used by the end-to-end test,
+`bench/latency_world.py` and `cdn simulate --world`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from cdn.redis_server import free_port
 from cdn.world import Relay, World
 from edge.app import build_app
 from edge.config import EdgeConfig
+from geodns.server import GeoDNSServer, ServerConfig
+from healthcheck.plugin import HealthOptions
+from latency.settings import LatencySettings
 
 ZONE = "world.test"
 
@@ -82,10 +87,12 @@ class WorldStack:
     redis_url: str
     ttl: int = 10
     geodns_args: tuple[str, ...] = ("--no-health",)
+    in_process: bool = False
     port: int = field(default_factory=free_port)
     dns: tuple[str, int] = ("127.0.0.1", 0)
     http_port: int = 0
     proc: subprocess.Popen | None = None
+    server: GeoDNSServer | None = None
     _runners: list[web.AppRunner] = field(default_factory=list)
     _relays: list[Relay] = field(default_factory=list)
     _clients: list[WorldClient] = field(default_factory=list)
@@ -128,6 +135,13 @@ class WorldStack:
         (zones / f"{ZONE}.yaml").write_text(w.zone_yaml(ZONE, self.port, self.ttl))
         dns_port, self.http_port = free_port(), free_port()
         self.dns = ("127.0.0.1", dns_port)
+        if self.in_process:
+            self.server = GeoDNSServer(ServerConfig(
+                zones, listen=[self.dns], http=("127.0.0.1", self.http_port),
+                extra={"health": HealthOptions(enabled=False), "latency_redis": self.redis_url,
+                       "latency_settings": LatencySettings()}))
+            await self.server.start()
+            return
         log = self.workdir / "geodns.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
@@ -154,6 +168,8 @@ class WorldStack:
             await c.close()
         if self.proc is not None:
             await asyncio.to_thread(stop_process, self.proc)
+        if self.server is not None:
+            await self.server.stop()
         for relay in self._relays:
             await relay.stop()
         for runner in self._runners:
