@@ -105,7 +105,10 @@ class LatencyEndpoint:
             samples = parse_beacon(body, self.edges, self.settings)
         except BadBeacon as e:
             raise web.HTTPBadRequest(text=str(e)) from None
-        network = str(measured_network(request.remote or "0.0.0.0"))
+        try:
+            network = str(measured_network(request.remote or ""))
+        except ValueError:
+            raise web.HTTPBadRequest(text="beacons come over IP connections only") from None
         wait = self.limiter.allow(network)
         if wait:
             raise web.HTTPTooManyRequests(

@@ -75,6 +75,7 @@ class Follower:
         self.table = table
         self.since: float | None = None
         self.connected = False
+        self._warned = False
         self._last_full = 0.0
 
     async def sync_once(self) -> int:
@@ -111,12 +112,11 @@ class Follower:
                     pass
                 if not self.connected:
                     log.info("latency figures: following Redis")
-                self.connected = True
+                self.connected, self._warned = True, False
             except (RedisError, OSError) as e:
-                if self.connected or self.since is None:
+                if not self._warned:
                     log.warning("latency figures: Redis unreachable (%s); steering by the "
                                 "figures held until they expire", e)
-                self.connected = False
-                self.since = self.since or time.time()
+                self.connected, self._warned = False, True
             self.refresh()
             await asyncio.sleep(self.table.settings.sync_interval_s)
