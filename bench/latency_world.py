@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dns.exception import DNSException
+
 from cdn.beacon import DEFAULT_INTERVAL_S
 from cdn.redis_server import RedisServer
 from cdn.world import CONGESTED, Anomaly, World
@@ -42,14 +44,21 @@ async def client_loop(c: WorldClient, stop: asyncio.Event) -> None:
         await asyncio.sleep(DEFAULT_INTERVAL_S * c.rng.uniform(0.8, 1.2))
 
 
-async def choices(stack: WorldStack, probes: dict[str, WorldClient]) -> dict[str, tuple[str, str]]:
-    """(geo, latency) edge names per city, each asked afresh (no stub cache)."""
-    out = {}
-    for city, c in probes.items():
-        geo = stack.edge_name(await c.resolve("geo"))
+async def ask(c: WorldClient, name: str) -> str:
+    """The edge `name` gives the client now, asked afresh (a lost datagram is asked again)."""
+    for attempt in range(5):
         c.edge = None
-        out[city] = (geo, stack.edge_name(await c.resolve("edge")))
-    return out
+        try:
+            return c.stack.edge_name(await c.resolve(name))
+        except DNSException:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def choices(stack: WorldStack, probes: dict[str, WorldClient]) -> dict[str, tuple[str, str]]:
+    """(geo, latency) edge names per city."""
+    return {city: (await ask(c, "geo"), await ask(c, "edge")) for city, c in probes.items()}
 
 
 def table(world: World, picks: dict[str, tuple[str, str]], t: float) -> dict[str, list[float]]:

@@ -58,7 +58,7 @@ class WorldClient:
         loop = asyncio.get_running_loop()
         if name == "edge" and self.edge is not None and loop.time() < self.expires:
             return self.edge
-        r = await resolve(f"{name}.{ZONE}", self.stack.dns, source=self.address)
+        r = await resolve(f"{name}.{ZONE}", self.stack.dns, source=self.address, timeout=5)
         if name == "edge":
             self.edge, self.expires = r.addresses[0], loop.time() + r.ttl
         return r.addresses[0]
