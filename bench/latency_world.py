@@ -11,7 +11,7 @@ same pool without the `latency` filter), to the edge latency steering picks, and
 the best edge; the medians; the checks; and how long steering took to follow the
 transient anomaly when it appeared and when it cleared.
 
-    .venv/bin/python bench/latency_world.py [--clients 3] [--appear 180] [--clear 330] [--end 480]
+    .venv/bin/python bench/latency_world.py [--clients 3] [--appear 150] [--clear 300] [--end 450]
 """
 
 from __future__ import annotations
@@ -147,9 +147,9 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=3, help="clients per city (default 3)")
-    p.add_argument("--appear", type=float, default=180.0, help="Madrid's anomaly starts (s)")
-    p.add_argument("--clear", type=float, default=330.0, help="...and ends (s)")
-    p.add_argument("--end", type=float, default=480.0, help="length of the run (s)")
+    p.add_argument("--appear", type=float, default=150.0, help="Madrid's anomaly starts (s)")
+    p.add_argument("--clear", type=float, default=300.0, help="...and ends (s)")
+    p.add_argument("--end", type=float, default=450.0, help="length of the run (s)")
     p.add_argument("--ttl", type=int, default=30, help="answer TTL (default 30, the zone's)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every delay (default 1: real scale; tests use less)")
