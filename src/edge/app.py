@@ -61,7 +61,7 @@ def _observe(node: EdgeNode):
 
     @web.middleware
     async def observe(request: web.Request, handler) -> web.StreamResponse:
-        node.inflight += 1
+        node.utilization.started()
         status = 499  # stays so when the client goes away before the answer
         try:
             try:
@@ -75,7 +75,7 @@ def _observe(node: EdgeNode):
             status = resp.status
             return resp
         finally:
-            node.inflight -= 1
+            node.utilization.finished()
             route = request.match_info.route.name or "unmatched"
             counter = counters.get((route, status))
             if counter is None:

@@ -47,13 +47,14 @@ from typing import Any
 from aiohttp import web
 
 from geodns.cookies import CookieJar
-from geodns.engine import Engine
+from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.zone import Zone
-from geodns.zonefile import Problem, load_zones
+from geodns.zonebuild import build, release
+from geodns.zonefile import Problem
 
 log = logging.getLogger("geodns")
 Hook = Callable[["GeoDNSServer"], Awaitable[None]]
@@ -71,6 +72,7 @@ class ServerConfig:
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
     tcp_max_connections: int = 256
+    answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
     plugins: list[Any] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
@@ -92,8 +94,9 @@ class ZoneLoadError(RuntimeError):
 
 
 def load_and_report(zones_dir: Path) -> tuple[dict[str, Zone], list[Problem]]:
-    """`load_zones`, logging one line per problem."""
-    zones, problems = load_zones(zones_dir)
+    """`load_zones` in a child process (`geodns.zonebuild`), logging one line per
+    problem."""
+    zones, problems = build(zones_dir)
     for p in problems:
         log.error("zone rejected: %s", p)
     return zones, problems
@@ -106,7 +109,7 @@ class GeoDNSServer:
         self.tally = Tally()
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
-                             self.tally)
+                             self.tally, config.answer_cache_bytes)
         self.health: Any = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
@@ -175,8 +178,10 @@ class GeoDNSServer:
                     RELOADS.labels("failed").inc()
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
+            previous = self.zones
             self._swap(zones)
             errors = [e for e in (hook(self) for hook in self.on_reload) if e]
+            await asyncio.to_thread(release, previous)
             serials = ", ".join(f"{o} serial {s}" for o, s in self._serials().items())
             if errors:
                 log.error("reload failed: zones swapped (%s), but: %s", serials,
@@ -215,7 +220,7 @@ class GeoDNSServer:
             await self._runner.setup()
             host, port = self.config.http
             await web.TCPSite(self._runner, host, port).start()
-        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        self._tasks.append(asyncio.create_task(self._every_second()))
         for hook in self.on_start:
             await hook(self)
         where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
@@ -225,9 +230,10 @@ class GeoDNSServer:
                  f", HTTP {self.config.http[0]}:{self.config.http[1]}"
                  if self.http_app is not None else "")
 
-    async def _flush_metrics(self) -> None:
+    async def _every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.engine.new_second()
             self.tally.flush()
 
     async def stop(self) -> None:

@@ -120,7 +120,7 @@ def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
 def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     f = _File(path)
     try:
-        loader = yaml.SafeLoader(path.read_text())
+        loader = yaml.CSafeLoader(path.read_text())
         try:
             root = loader.get_single_node()
         finally:
@@ -145,7 +145,7 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     return (zone if not f.problems else None), f.problems
 
 
-def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) -> Zone | None:
+def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -> Zone | None:
     if "zone" not in top:
         f.report(root, "missing 'zone:' (the zone's name, e.g. cdn.example)")
         return None
@@ -281,7 +281,7 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
-                   loader: yaml.SafeLoader):
+                   loader: yaml.CSafeLoader):
     values = {}
     for key in ("pools", "nets"):
         if key in top:

@@ -81,7 +81,8 @@ def normalize(address: IPAddress, known_bits: int | None = None) -> Normalized:
             elif kind == "6to4":
                 v4 = address.sixtofour
             else:
-                v4 = address.teredo[1]  # (server, client); the client is de-obfuscated
+                teredo = address.teredo  # (server, client); the client is de-obfuscated
+                v4 = teredo[1] if teredo is not None else None
             assert v4 is not None
             return Normalized(v4, kind, offset)
     a = int(address)

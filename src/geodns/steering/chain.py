@@ -77,6 +77,12 @@ class Context:
         return self.located.client.family
 
     @property
+    def ecs(self) -> bool:
+        """True when the client is the query's ECS network, False when it is the
+        resolver (which may stand for many clients). Part of the key: records nothing."""
+        return self.located.ecs
+
+    @property
     def grain(self) -> int:
         """The client network grain of its family: /24 or /56."""
         return GRAIN[self.client_family]

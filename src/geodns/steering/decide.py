@@ -67,7 +67,7 @@ def decide(
     """The decision for one client. `source` is the grain network of the packet's source
     (`addresses.grain_network`): part of the key when the source was consulted."""
     members = [candidate(pool, m, located, health) for m in pool.members if m.addresses(family)]
-    ttl = answer_ttl(health, pool.name, pool.ttl)  # shorter while members move
+    ttl = answer_ttl(health, pool.name, pool.ttl, False)  # shortened below if unsteady
     n = located.client
     base = (pool.name, family, n.family, n.offset, located.ecs)
     d = Decision(PoolAnswer((), ttl, key=(*base, 0, 0, None)), 0, located, family, members)
@@ -102,6 +102,7 @@ def decide(
         elif d.all_down == "cname":
             cname = pool.all_down.cname
     d.picked = tuple(c.name for c in cands)
+    ttl = answer_ttl(health, pool.name, pool.ttl, unsteady_part(d))  # shorter while it moves
     addresses = tuple(a for c in cands for a in c.member.addresses(family))
     d.state_read = frozenset(ctx.state_read)
 
@@ -122,3 +123,22 @@ def decide(
     region = region_of(located) if prefix else ""
     d.answer = PoolAnswer(addresses, ttl, scope, cname, by_source, key, False, d.picked, region)
     return d
+
+
+def unsteady_part(d: Decision) -> bool:
+    """Whether an unsteady member (down, without a verdict, changing) is part of the
+    answer: answered, or ranked by some step ahead of every answered member (the clients
+    it lost while down get the short TTL, so they come back soon after it does). Other
+    clients of the pool keep the long TTL."""
+    unsteady = {c.name for c in d.members if c.health.unsteady}
+    if not unsteady:
+        return False
+    if unsteady & set(d.picked):
+        return True
+    for step in d.steps:
+        for name in step.candidates:
+            if name in d.picked:
+                break
+            if name in unsteady:
+                return True
+    return False

@@ -89,11 +89,13 @@ class ScoreWeights:
 
 @dataclass(frozen=True, slots=True)
 class Watermarks:
-    """Load shedding of the leading member: nothing below `low`, everything at `high`."""
+    """Load shedding of the leading member (`shedding`): nothing while its offered load
+    is at or below `low`; the load it keeps stays between `low` and `high`; members at
+    or above `high` receive no shed clients."""
 
     low: float = 0.7
     high: float = 0.9
-    spread: int = 2  # how many next members share the shed clients
+    spread: int = 1  # how many of the nearest members with spare capacity share them
 
 
 @dataclass(frozen=True, slots=True)

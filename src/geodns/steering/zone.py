@@ -13,7 +13,7 @@ from .geoip import GeoDB, shared
 from .health import AllUp, HealthView
 from .locate import Locator, client_address
 from .measured import LatencyView, NoLatency
-from .model import Client, Pool, PoolAnswer
+from .model import Client, IPNetwork, Pool, PoolAnswer
 from .nets import NetTable
 
 _FAMILY = {"A": 4, "AAAA": 6}
@@ -76,6 +76,9 @@ class ZoneSteering:
     geoip: GeoDB = field(default_factory=shared)
     latency: LatencyView = field(default_factory=NoLatency)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
+    # Who may read `_explain.NAME TXT` (the source address; `geodns serve --explain-from`):
+    # nobody by default, since the text names members, health, load and the database.
+    explain_from: tuple[IPNetwork, ...] = ()
     _swaps: int = field(default=0, repr=False)  # views or databases handed in so far
 
     @property
@@ -138,6 +141,10 @@ class ZoneSteering:
         if hit is None:
             self.cache.put(d.answer)
         return explanation(self.zone, pool, qtype, client, d, self.geoip, hit)
+
+    def explain_allowed(self, client: Client) -> bool:
+        return any(client.source in net for net in self.explain_from
+                   if net.version == client.source.version)
 
     def explain_txt(self, name: str, pool: str, client: Client) -> tuple[list[bytes], int]:
         """The A decision for `name` as TXT strings (one per line, at most 255 octets
