@@ -65,6 +65,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="edge: run the INT8 variant of versions published with one")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
+    p.add_argument("--latency-redis", help="Redis URL that beacons and kernel RTTs go to")
+    p.add_argument("--latency-name", help="this node's member name in the pool "
+                   "(default: --edge-id)")
+    p.add_argument("--latency-peers", help="NAME=URL,... of the other members clients may time")
     p.add_argument("--log-level", default="INFO")
 
 
