@@ -1,6 +1,7 @@
 """Health state shared over Redis by checkers at several vantage points.
 
-Layout (all keys under `prefix`, default ``geocdn:health``):
+Layout (all keys under `prefix`, default ``geocdn:health``, written as the hash tag
+``{geocdn:health}`` so that on a Redis Cluster they share the slot one transaction needs):
 
 * ``{prefix}:vantages`` - a set of the vantage names ever seen;
 * ``{prefix}:vantage:{name}`` - a hash, one field per target (its health URL) whose
@@ -16,11 +17,10 @@ import json
 import time
 from dataclasses import asdict
 
-import redis.asyncio as aioredis
-
+from geocdn.redis_url import connect, slot_tag
+from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import Override, OverrideError, parse_override
 from healthcheck.quorum import Vote
-from geodns.steering.health import MemberHealth, Status
 
 OVERRIDES_FIELD = "__overrides__"
 
@@ -39,10 +39,10 @@ def decode(raw: str) -> MemberHealth:
 
 class SharedState:
     def __init__(self, url: str, prefix: str = "geocdn:health", ttl: float = 2.0) -> None:
-        self.prefix = prefix
+        self.prefix = slot_tag(prefix)  # every key in one cluster slot: one transaction
         self.ttl = ttl
         # Short socket timeouts: a Redis that hangs must not stall the fallback.
-        self.redis = aioredis.from_url(
+        self.redis = connect(
             url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
         )
 

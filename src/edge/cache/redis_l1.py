@@ -14,12 +14,12 @@ import math
 import struct
 import time
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from edge.cache import TierUnavailable
+from geocdn.redis_url import connect
 
 log = logging.getLogger(__name__)
 _EXPIRES = struct.Struct("<d")
@@ -31,7 +31,7 @@ class RedisL1:
 
     def __init__(self, url: str, prefix: str = "edge:", retain_s: float = 600.0,
                  timeout_s: float = 0.25, retry_after_s: float = 1.0) -> None:
-        self._redis = aioredis.Redis.from_url(
+        self._redis = connect(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0), decode_responses=False)
         self._prefix = prefix

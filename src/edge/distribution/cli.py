@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
@@ -24,6 +23,7 @@ from edge.distribution.events import EventStream
 from edge.distribution.service import Distribution
 from edge.distribution.store import ModelStore
 from geocdn.auth import TokenError, add_token_option, read_token
+from geocdn.redis_url import connect
 
 TOKEN_ENV = "EDGE_ADMIN_TOKEN"
 
@@ -82,7 +82,7 @@ class _Direct:
     """The store (and stream) in this process, with the same calls as OriginClient."""
 
     def __init__(self, store: Path, redis_url: str | None) -> None:
-        self.redis = Redis.from_url(redis_url) if redis_url else None
+        self.redis = connect(redis_url) if redis_url else None
         self.dist = Distribution(ModelStore(store),
                                  EventStream(self.redis) if self.redis else None)
 

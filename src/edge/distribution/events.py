@@ -17,12 +17,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
+from geocdn.redis_url import RedisClient
 
-STREAM_KEY = "cdn:events"
+STREAM_KEY = "{cdn:events}"  # a hash tag: the stream and its :seq share a cluster slot
 MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds >= this
 MODEL_KINDS = ("activate", "stage", "rollback")
 PURGE_KINDS = ("key", "prefix", "tag")
@@ -99,7 +98,7 @@ class Position:
 class EventStream:
     """Append events (origin side) and read them in order (edge side)."""
 
-    def __init__(self, redis: Redis, key: str = STREAM_KEY, maxlen: int = MAXLEN) -> None:
+    def __init__(self, redis: RedisClient, key: str = STREAM_KEY, maxlen: int = MAXLEN) -> None:
         self.redis = redis
         self.key = key
         self.maxlen = maxlen

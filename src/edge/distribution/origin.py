@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from edge.distribution.blobs import sha256_bytes
 from edge.distribution.errors import Conflict, DistributionError, InvalidName, NotFound
@@ -37,6 +36,7 @@ from edge.distribution.events import PURGE_KINDS, EventStream
 from edge.distribution.service import Distribution, StreamUnavailable
 from edge.distribution.store import InvalidModel, ModelStore
 from geocdn.auth import check_admin
+from geocdn.redis_url import RedisClient
 
 API = "/dist/v1"
 MAX_UPLOAD = 4 << 30
@@ -195,7 +195,7 @@ def add_distribution_routes(
     app: web.Application,
     store: ModelStore | Path,
     token: str | None,
-    redis: Redis | None,
+    redis: RedisClient | None,
     *,
     max_upload: int = MAX_UPLOAD,
     stream_key: str | None = None,

@@ -21,7 +21,6 @@ import re
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from edge.config import EdgeConfig
 from edge.distribution.agent import AgentConfig, RolloutAgent
@@ -36,6 +35,7 @@ from edge.distribution.service import LocalOrigin
 from edge.distribution.store import ModelStore
 from edge.node import NODE
 from edge.registry import MODEL_FILE, current_versions
+from geocdn.redis_url import connect
 
 log = logging.getLogger(__name__)
 AGENT = web.AppKey("rollout_agent", RolloutAgent)
@@ -69,7 +69,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     if config.is_origin and not config.dist_store:
         return None
     node = app[NODE]
-    redis = Redis.from_url(config.redis_url) if config.redis_url else None
+    redis = connect(config.redis_url) if config.redis_url else None
     if config.dist_store:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)
