@@ -17,11 +17,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from redis.asyncio.cluster import RedisCluster
+
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
 from geocdn.redis_url import RedisClient
 
 STREAM_KEY = "{cdn:events}"  # a hash tag: the stream and its :seq share a cluster slot
+# How long a publish waits for a replica to hold the entry, where the primary has any.
+REPLICA_WAIT_MS = 1000
 MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds >= this
 MODEL_KINDS = ("activate", "stage", "rollback")
 PURGE_KINDS = ("key", "prefix", "tag")
@@ -109,11 +113,21 @@ class EventStream:
         fields = event.fields()
         for k, v in fields.items():
             flat += [k, v]
-        entry_id, seq = await self._script(
-            keys=[self.key, self.key + ":seq"], args=[self.maxlen, *flat])
+        keys, args = [self.key, self.key + ":seq"], [self.maxlen, *flat]
+        if isinstance(self.redis, RedisCluster) or not await self._has_replicas():
+            entry_id, seq = await self._script(keys=keys, args=args)
+        else:  # on the connection that wrote: WAIT for a replica, so a failover keeps it
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._script(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+                (entry_id, seq), _acked = await pipe.execute()
         if isinstance(entry_id, bytes):
             entry_id = entry_id.decode()
         return Event.from_entry(entry_id, {**fields, "seq": str(seq)})
+
+    async def _has_replicas(self) -> bool:
+        info = await self.redis.info("replication")
+        return int(info.get("connected_slaves", 0)) > 0
 
     async def head(self) -> Position:
         """The newest entry's position, or the origin position for an empty stream."""
