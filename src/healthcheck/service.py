@@ -15,14 +15,14 @@ from typing import Any
 
 import aiohttp
 
+from geodns.steering.health import MemberHealth, Status
+from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
 from healthcheck.overrides import Override, OverrideSet, best_override, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
-from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck.shared import SharedState
-from geodns.steering.health import MemberHealth, Status
 
 log = logging.getLogger("healthcheck")
 
@@ -102,6 +102,7 @@ class HealthService:
         redis_prefix: str = "geocdn:health",
         redis_ttl: float = 2.0,
         poll_interval: float = 0.2,
+        admin_token: str | None = None,
     ) -> None:
         self.generation = 0
         self.has_targets = False  # update_targets() was called at least once
@@ -110,7 +111,8 @@ class HealthService:
         self.poll_interval = poll_interval
         self.max_concurrent = max_concurrent
         self.overrides = OverrideSet(overrides_path)
-        self.shared = SharedState(redis_url, redis_prefix, redis_ttl) if redis_url else None
+        self.shared = SharedState(redis_url, redis_prefix, redis_ttl, admin_token) \
+            if redis_url else None
         self.redis_ok = False
         self.live_vantages: list[str] = []
         self.view = ZoneHealthView(self, None)
