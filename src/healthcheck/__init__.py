@@ -30,9 +30,9 @@ What a zone's view (`ZoneHealthView`) offers the answer path:
   (default: the pool's own `ttl`).
 
 Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
-checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`, `smoothing` (EWMA), `checks`
-(one target's state), `overrides`, `quorum`, `shared` (Redis), `service`, `admin`,
-`metrics`, `plugin`, `zonefiles`.
+checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`,
+`smoothing` (EWMA), `checks` (one target's state), `overrides`, `quorum`, `shared`
+(Redis), `service`, `admin`, `metrics`, `plugin`, `zonefiles`.
 
 The contract with `geodns` belongs to steering: `geodns.steering.health` (`HealthView`,
 `MemberHealth`, `Status`) and `geodns.steering.health_settings` (a pool's `health:`
