@@ -27,10 +27,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisClusterException, RedisError
 
 from geocdn.hostport import HostPortError, parse_host_port
 
 RedisClient = Redis | RedisCluster
+# What a call raises when Redis, a Sentinel set or a Cluster is unreachable or in the
+# middle of a failover (redis-py's cluster errors are not all RedisErrors).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 _STANDALONE = {"redis", "rediss", "unix"}
 _SENTINEL = {"redis+sentinel", "rediss+sentinel"}

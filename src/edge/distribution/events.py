@@ -14,10 +14,13 @@ and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` /
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
@@ -26,6 +29,7 @@ from geocdn.redis_url import RedisClient
 STREAM_KEY = "{cdn:events}"  # a hash tag: the stream and its :seq share a cluster slot
 # How long a publish waits for a replica to hold the entry, where the primary has any.
 REPLICA_WAIT_MS = 1000
+READ_GRACE_S = 5.0  # how much longer than its BLOCK time a stream read may take
 MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds >= this
 MODEL_KINDS = ("activate", "stage", "rollback")
 PURGE_KINDS = ("key", "prefix", "tag")
@@ -138,12 +142,30 @@ class EventStream:
         return Position(_s(entry_id), int(_s(f.get(b"seq", f.get("seq", 0)))))
 
     async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
-        resp = await self.redis.xread({self.key: after}, count=count, block=block_ms)
+        """Entries after `after`, waiting up to `block_ms` for one. A blocked read that the
+        server never ends (a connection to a node lost in a failover) is cut off on our
+        side after `READ_GRACE_S` more, as a Redis timeout, so the caller reconnects."""
+        try:
+            async with asyncio.timeout(block_ms / 1000 + READ_GRACE_S):
+                resp = await self._xread(after, count, block_ms)
+        except TimeoutError:
+            raise RedisTimeoutError(f"XREAD on {self.key} got no answer") from None
         out = []
         for _stream, entries in resp or []:
             for entry_id, f in entries:
                 out.append(Event.from_entry(_s(entry_id), {_s(k): _s(v) for k, v in f.items()}))
         return out
+
+    async def _xread(self, after: str, count: int, block_ms: int) -> Any:
+        if isinstance(self.redis, RedisCluster):
+            # redis-py finds XREAD's key by asking one fixed node (COMMAND GETKEYS), which
+            # may be the primary that just failed; name the node that holds the stream.
+            await self.redis.initialize()  # the slot map: at first use, or after an error
+            node = self.redis.get_node_from_key(self.key)
+            return await self.redis.execute_command(
+                "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.key, after,
+                target_nodes=node)
+        return await self.redis.xread({self.key: after}, count=count, block=block_ms)
 
 
 def _s(v: bytes | str | int) -> str:
