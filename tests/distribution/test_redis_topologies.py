@@ -76,15 +76,6 @@ async def until(check: Callable[[], Awaitable[bool]], what: str,
                 timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
-        if time.monotonic() > deadline:
-            for t in asyncio.all_tasks():
-                c = t.get_coro(); chain = []
-                while c is not None:
-                    f = getattr(c, "cr_frame", None) or getattr(c, "ag_frame", None)
-                    if f: chain.append(f"  at {f.f_code.co_filename.split('/')[-1]}:{f.f_lineno} {f.f_code.co_name}")
-                    c = getattr(c, "cr_await", None) or getattr(c, "ag_await", None)
-                if any("agent.py" in l for l in chain):
-                    print("\n".join(chain)); print("---")
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
 
