@@ -30,13 +30,18 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = EdgeConfig()
     p.add_argument("--config", type=Path, help="YAML or TOML file with any of the options")
     p.add_argument("--listen", help=f"HOST:PORT (default {d.listen})")
+    p.add_argument("--grpc-listen", help="HOST:PORT of the gRPC inference service (default off)")
     p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
     p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
                    "the origin): <name>/<version>/model.onnx")
     p.add_argument("--cache-dir",
                    help="L2 and artifact cache folder (default var/edge-cache/<host>-<port>)")
     p.add_argument("--l1", choices=["memory", "redis"], help="L1 tier (default memory)")
-    p.add_argument("--redis", dest="redis_url", help="Redis URL for --l1 redis")
+    p.add_argument("--redis", dest="redis_url",
+                   help="Redis URL for --l1 redis (and the stream, unless --dist-redis)")
+    p.add_argument("--dist-redis", dest="dist_redis_url",
+                   help="Redis URL of the model and invalidation stream, when it is not "
+                   "the L1's (e.g. L1 on db 1, the stream on the origin's db 0)")
     p.add_argument("--l1-bytes", help="L1 memory bound, e.g. 64MiB")
     p.add_argument("--l2-bytes", help="L2 disk bound, e.g. 1GiB")
     p.add_argument("--l1-ttl", dest="l1_ttl_s", type=float, help="L1 TTL in seconds")
@@ -60,6 +65,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="edge: run the INT8 variant of versions published with one")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
+    p.add_argument("--latency-redis", help="Redis URL that beacons and kernel RTTs go to")
+    p.add_argument("--latency-name", help="this node's member name in the pool "
+                   "(default: --edge-id)")
+    p.add_argument("--latency-peers", help="NAME=URL,... of the other members clients may time")
     p.add_argument("--log-level", default="INFO")
 
 

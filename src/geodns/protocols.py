@@ -1,13 +1,18 @@
 """asyncio protocols: DNS over UDP, and over TCP per RFC 7766.
 
 UDP: `datagram_received` is the hot path. A cached answer is a dict lookup (two
-for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.udp()`.
+for a pool-bound name), an ID patch and `sendto`; a query ending with a DNS cookie
+(`cachekey.cookie_tail`) is looked up the same way in the engine's cookie cache, and
+its cookie value appended; anything else goes to `Engine.udp()`.
 
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
-A connection idle for `idle_timeout` seconds is closed, and the server holds at most
-`max_connections` at once (new ones beyond that are closed at once). A client that
-does not read its answers is not read from until it does.
+Limits (`TCPLimits`): a connection idle for `idle_timeout` seconds between messages is
+closed, and so is one whose message has not fully arrived `message_timeout` seconds
+after its first octet (a client trickling octets cannot hold a connection). The
+server holds at most `max_connections` at once: a new one beyond that closes the
+connection idle the longest, so a new client is always served. A client that does
+not read its answers is not read from until it does.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass
 
+from geodns.cachekey import cookie_tail
 from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
@@ -27,9 +34,13 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # The same objects for the server's life (emptied on reload, never replaced).
-        self.cache = engine.cache
-        self.markers = engine.markers
-        self.pool_cache = engine.pool_cache
+        self.cache = engine.plain.static
+        self.markers = engine.plain.markers
+        self.pool_cache = engine.plain.pools
+        self.cookie_cache = engine.cookied.static
+        self.cookie_markers = engine.cookied.markers
+        self.cookie_pools = engine.cookied.pools
+        self.cookie_memo = engine.cookie_memo
         self.counts = engine.tally.counts
         self.transport: asyncio.DatagramTransport | None = None
         self.ipv4 = True
@@ -45,18 +56,37 @@ class UDPProtocol(asyncio.DatagramProtocol):
             self.transport.sendto(data[:2] + hit[0], addr)
             self.counts[hit[1]] += 1
             return
+        value = b""  # with a cookie: the cookie option's value, appended to the response
+        pools = self.pool_cache
         by_source = self.markers.get(key)
-        if by_source is not None:
-            if by_source:
-                ip = addr[0]
-                net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
-            else:
-                net = ""
-            hit = self.pool_cache.get((key, net))
-            if hit is not None and hit[3] == hit[4].generation:
-                self.transport.sendto(data[:2] + hit[0], addr)
+        if by_source is None:
+            found = cookie_tail(data)
+            if found is None:
+                self.slow(data, addr)
+                return
+            key = found[0]
+            value = self.cookie_memo.get((found[1][:8], addr[0])) or \
+                self.engine.cookie_value(found[1], addr[0])
+            hit = self.cookie_cache.get(key)
+            if hit is not None:
+                self.transport.sendto(data[:2] + hit[0] + value, addr)
                 self.counts[hit[1]] += 1
                 return
+            by_source = self.cookie_markers.get(key)
+            if by_source is None:
+                self.slow(data, addr)
+                return
+            pools = self.cookie_pools
+        if by_source:
+            ip = addr[0]
+            net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
+        else:
+            net = ""
+        pool_hit = pools.get((key, net))
+        if pool_hit is not None and pool_hit[3] == pool_hit[4].generation:
+            self.transport.sendto(data[:2] + pool_hit[0] + value, addr)
+            self.counts[pool_hit[1]] += 1
+            return
         self.slow(data, addr)
 
     def slow(self, data: bytes, addr) -> None:
@@ -79,13 +109,22 @@ class RateLimitedUDPProtocol(UDPProtocol):
         self.slow(data, addr)
 
 
+@dataclass(frozen=True, slots=True)
+class TCPLimits:
+    idle_timeout: float = 10.0  # between messages
+    message_timeout: float = 5.0  # from a message's first octet to its last
+    max_connections: int = 256
+
+
 class TCPProtocol(asyncio.Protocol):
-    def __init__(self, engine: Engine, connections: set, idle_timeout: float,
-                 max_connections: int) -> None:
+    """One TCP connection. `connections` is shared by every connection of the server,
+    ordered from the longest idle to the most recently active."""
+
+    def __init__(self, engine: Engine, connections: dict[TCPProtocol, None],
+                 limits: TCPLimits) -> None:
         self.engine = engine
         self.connections = connections
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
+        self.limits = limits
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -93,28 +132,36 @@ class TCPProtocol(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        if len(self.connections) >= self.max_connections:
-            transport.abort()
-            return
-        self.connections.add(self)
+        if len(self.connections) >= self.limits.max_connections:
+            # Make room by closing the connection idle the longest (as gdnsd and Knot
+            # do), so clients that only hold connections cannot lock others out.
+            oldest = next(iter(self.connections))
+            del self.connections[oldest]
+            oldest.transport.abort()
+        self.connections[self] = None
         self.peer = transport.get_extra_info("peername") or ("", 0)
-        self._arm()
+        self._arm(self.limits.idle_timeout)
 
-    def _arm(self) -> None:
+    def _arm(self, seconds: float) -> None:
         if self.timer is not None:
             self.timer.cancel()
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(self.idle_timeout, self.transport.close)
+        self.timer = loop.call_later(seconds, self.transport.abort)
 
     def data_received(self, data: bytes) -> None:
+        starts = not self.buffer  # the first octets of a new message
         self.buffer += data
-        self._arm()
+        if self in self.connections:  # now the most recently active
+            del self.connections[self]
+            self.connections[self] = None
+        answered = 0
         while len(self.buffer) >= 2:
             size = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + size:
                 break
             msg = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
+            answered += 1
             try:
                 out = self.engine.handle(msg, self.peer, tcp=True)
             except Exception:
@@ -124,6 +171,12 @@ class TCPProtocol(asyncio.Protocol):
                 self.transport.close()
                 return
             self.transport.write(len(out).to_bytes(2, "big") + out)
+        # The idle timer runs between messages; a message that has begun must be whole
+        # within message_timeout, however slowly its octets trickle in.
+        if not self.buffer:
+            self._arm(self.limits.idle_timeout)
+        elif starts or answered:
+            self._arm(self.limits.message_timeout)
 
     def pause_writing(self) -> None:
         """A client that sends queries but does not read the answers: stop reading
@@ -137,6 +190,6 @@ class TCPProtocol(asyncio.Protocol):
         return False  # close our side too once the client has finished sending
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.discard(self)
+        self.connections.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()

@@ -38,7 +38,6 @@ import functools
 import logging
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +46,14 @@ from typing import Any
 from aiohttp import web
 
 from geodns.cookies import CookieJar
-from geodns.engine import Engine
+from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import load_plugins
-from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
+from geodns.protocols import RateLimitedUDPProtocol, TCPLimits, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.zone import Zone
-from geodns.zonefile import Problem, load_zones
+from geodns.zonebuild import build, release
+from geodns.zonefile import Problem
 
 log = logging.getLogger("geodns")
 Hook = Callable[["GeoDNSServer"], Awaitable[None]]
@@ -66,11 +66,13 @@ class ServerConfig:
     http: tuple[str, int] | None = None  # admin HTTP: metrics, reload
     admin_token: str | None = None  # admin writes (geocdn.auth); None: loopback clients only
     workers: int = 1
-    nsid: str = field(default_factory=socket.gethostname)  # NSID and CHAOS id.server
+    nsid: str = ""  # NSID and CHAOS id.server; "": neither is answered (no host name leak)
     cookie_secret: bytes | None = None  # None: a random secret per start
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
+    tcp_message_timeout: float = 5.0  # a message's first octet to its last
     tcp_max_connections: int = 256
+    answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
     plugins: list[Any] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
@@ -92,8 +94,9 @@ class ZoneLoadError(RuntimeError):
 
 
 def load_and_report(zones_dir: Path) -> tuple[dict[str, Zone], list[Problem]]:
-    """`load_zones`, logging one line per problem."""
-    zones, problems = load_zones(zones_dir)
+    """`load_zones` in a child process (`geodns.zonebuild`), logging one line per
+    problem."""
+    zones, problems = build(zones_dir)
     for p in problems:
         log.error("zone rejected: %s", p)
     return zones, problems
@@ -106,7 +109,7 @@ class GeoDNSServer:
         self.tally = Tally()
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
-                             self.tally)
+                             self.tally, config.answer_cache_bytes)
         self.health: Any = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
@@ -118,7 +121,7 @@ class GeoDNSServer:
             self.http_app = build_app(self)
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.base_events.Server] = []
-        self._tcp_connections: set = set()
+        self._tcp_connections: dict[TCPProtocol, None] = {}
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
@@ -175,8 +178,10 @@ class GeoDNSServer:
                     RELOADS.labels("failed").inc()
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
+            previous = self.zones
             self._swap(zones)
             errors = [e for e in (hook(self) for hook in self.on_reload) if e]
+            await asyncio.to_thread(release, previous)
             serials = ", ".join(f"{o} serial {s}" for o, s in self._serials().items())
             if errors:
                 log.error("reload failed: zones swapped (%s), but: %s", serials,
@@ -200,22 +205,22 @@ class GeoDNSServer:
         loop = asyncio.get_running_loop()
         if self.role != "supervisor":
             udp = UDPProtocol if self.engine.rrl is None else RateLimitedUDPProtocol
+            limits = TCPLimits(self.config.tcp_idle_timeout, self.config.tcp_message_timeout,
+                               self.config.tcp_max_connections)
             for host, port in self.config.listen:
                 transport, _ = await loop.create_datagram_endpoint(
                     functools.partial(udp, self.engine), local_addr=(host, port),
                     reuse_port=self.role == "worker")
                 self._transports.append(transport)
                 self._servers.append(await loop.create_server(
-                    lambda: TCPProtocol(self.engine, self._tcp_connections,
-                                        self.config.tcp_idle_timeout,
-                                        self.config.tcp_max_connections),
+                    lambda: TCPProtocol(self.engine, self._tcp_connections, limits),
                     host, port, reuse_port=self.role == "worker"))
         if self.http_app is not None:
             self._runner = web.AppRunner(self.http_app, access_log=None)
             await self._runner.setup()
             host, port = self.config.http
             await web.TCPSite(self._runner, host, port).start()
-        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        self._tasks.append(asyncio.create_task(self._every_second()))
         for hook in self.on_start:
             await hook(self)
         where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
@@ -225,9 +230,10 @@ class GeoDNSServer:
                  f", HTTP {self.config.http[0]}:{self.config.http[1]}"
                  if self.http_app is not None else "")
 
-    async def _flush_metrics(self) -> None:
+    async def _every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.engine.new_second()
             self.tally.flush()
 
     async def stop(self) -> None:

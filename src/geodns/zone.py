@@ -10,12 +10,15 @@ The server turns an Answer into wire bytes and caches them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A, DNSLabel
+from dnslib.label import DNSBuffer
 
-from geodns.names import descent, is_subdomain, parent
-from geodns.records import ADDITIONAL_TYPES, target
+from geodns.names import descent, is_subdomain, parent, wire_labels
+from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
@@ -38,16 +41,57 @@ class HINFO(RD):
         return f'"{self.cpu.decode()}" "{self.os.decode()}"'
 
 
+class Node(Protocol):
+    """A name's static data by type: a dict, or one RRset standing for a dict of itself
+    (most names of a big zone hold one RRset; that saves a dict per name)."""
+
+    def get(self, rtype: int, default: None = None) -> RRset | None: ...
+    def __getitem__(self, rtype: int) -> RRset: ...
+    def __contains__(self, rtype: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def values(self) -> Iterable[RRset]: ...
+
+
 @dataclass(slots=True)
 class RRset:
     owner: str
     rtype: int
     ttl: int
-    rdata: list[RD]
+    rdata: Sequence[Rdata]
     rclass: int = 1
 
-    def records(self) -> list[RR]:
-        return [RR(self.owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
+    # -- as a Node holding only this RRset -------------------------------------
+
+    def get(self, rtype: int, default: None = None) -> RRset | None:
+        return self if rtype == self.rtype else default
+
+    def __getitem__(self, rtype: int) -> RRset:
+        if rtype != self.rtype:
+            raise KeyError(rtype)
+        return self
+
+    def __contains__(self, rtype: object) -> bool:
+        return rtype == self.rtype
+
+    def __len__(self) -> int:
+        return 1
+
+    def values(self) -> tuple[RRset]:
+        return (self,)
+
+    def pack(self, buf: DNSBuffer) -> int:
+        """Append the RRset's records (owner names compressed); return their count."""
+        owner = DNSLabel(wire_labels(self.owner))  # not dnslib's text form: no IDNA
+        for rd in self.rdata:
+            buf.encode_name(owner)
+            buf.pack("!HHIH", self.rtype, self.rclass, self.ttl, 0)
+            start = buf.offset
+            if isinstance(rd, bytes):
+                buf.append(rd)
+            else:
+                rd.pack(buf)
+            buf.update(start - 2, "!H", buf.offset - start)
+        return len(self.rdata)
 
     def renamed(self, owner: str) -> RRset:
         if owner == self.owner:
@@ -75,14 +119,16 @@ class Zone:
     origin: str  # lowercase absolute, e.g. "cdn.example."
     path: str
     soa: RRset
-    nodes: dict[str, dict[int, RRset]]  # owner -> type -> RRset (static data)
+    nodes: dict[str, Node]  # owner -> type -> RRset (static data)
     pools: dict[str, str]  # owner -> pool name
     steering: ZoneSteering | None = None
     names: set[str] = field(init=False)  # every existing name, empty non-terminals too
     cuts: set[str] = field(init=False)  # delegation points below the apex
 
     def __post_init__(self) -> None:
-        self.nodes.setdefault(self.origin, {})[QTYPE.SOA] = self.soa
+        apex = self.nodes.get(self.origin)
+        self.nodes[self.origin] = {**{r.rtype: r for r in (apex.values() if apex else ())},
+                                   QTYPE.SOA: self.soa}
         self.names = {self.origin}
         for owner in [*self.nodes, *self.pools]:
             name = owner
@@ -154,7 +200,7 @@ class Zone:
                 return n
         return None
 
-    def _node(self, name: str) -> tuple[dict[int, RRset] | None, str | None]:
+    def _node(self, name: str) -> tuple[Node | None, str | None]:
         """The node answering for `name` and its source owner (the wildcard when
         synthesized); an empty node for an empty non-terminal; None when it does
         not exist."""
@@ -199,7 +245,7 @@ class Zone:
                 if glue is not None and glue not in ans.additional:
                     ans.additional.append(glue)
 
-    def _pick_any(self, node: dict[int, RRset]) -> RRset | None:
+    def _pick_any(self, node: Node) -> RRset | None:
         if not node:
             return None
         for rtype in ANY_PREFERENCE:

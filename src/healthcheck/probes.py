@@ -85,9 +85,11 @@ async def _probe_http(
 ) -> ProbeResult:
     async with session.get(url, allow_redirects=False) as resp:
         raw = await resp.content.read(MAX_BODY)
-    if resp.status not in settings.expect:
-        return ProbeResult(False, 0.0, f"HTTP {resp.status}")
     body = raw.decode("utf-8", errors="replace")
+    if resp.status not in settings.expect:
+        # An edge answers its health document with 503 while draining: still draining.
+        doc = read_document(body, resp.status)
+        return doc if doc.draining else ProbeResult(False, 0.0, f"HTTP {resp.status}")
     if settings.body is not None and settings.body not in body:
         return ProbeResult(False, 0.0, f"body lacks {settings.body!r}")
     if settings.body_regex is not None and not re.search(settings.body_regex, body):
