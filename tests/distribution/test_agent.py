@@ -8,6 +8,8 @@ import time
 import numpy as np
 from disttest import until
 
+from edge.distribution.events import STREAM_KEY
+
 
 def metric(edge, name: str, **labels: str) -> float:
     return edge.agent.metrics.registry.get_sample_value(name, labels) or 0.0
@@ -147,7 +149,7 @@ async def test_trimmed_history_forces_a_full_resync(origin, edges, model_files):
         await c.purge("key", "pred:old")
         await c.publish(model_files.last_layer, "ranker", "2", activate=True)
         await c.purge("key", "unrelated")
-        await origin.redis.xtrim("cdn:events", maxlen=1, approximate=False)
+        await origin.redis.xtrim(STREAM_KEY, maxlen=1, approximate=False)
         e2 = await edges.start("t-e1")
         await until(lambda: e2.agent.ready)
     assert e2.agent.resyncs == 1

@@ -30,8 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
+from edge.cache import TierUnavailable
 from edge.distribution.blobs import BlobStore, atomic_write
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DigestMismatch, NotFound
@@ -40,6 +39,7 @@ from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
+from geocdn.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +357,19 @@ class RolloutAgent:
                                  self.config.edge_id, self.position.seq)
                     if events or not self.synced:
                         await self.report()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.connected, self.attempted = False, True
                 self.last_error = f"stream: {exc}"
                 log.warning("%s: invalidation stream unreachable (%s); retrying in %.1fs",
                             self.config.edge_id, exc, backoff)
                 await self._poll_while_disconnected()
                 await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except TierUnavailable as exc:  # a purge could not reach a cache tier
+                self.last_error = f"purge: {exc}"
+                log.warning("%s: %s; applying it again in %.1fs", self.config.edge_id, exc,
+                            backoff)
+                await asyncio.sleep(backoff)  # the position did not move: nothing is lost
                 backoff = min(backoff * 2, 5.0)
             except FETCH_ERRORS as exc:  # origin unreachable during a resync
                 self.connected, self.attempted = False, True
@@ -387,7 +393,7 @@ class RolloutAgent:
             try:
                 await self.apply(event)
                 break
-            except (*FETCH_ERRORS, RedisError) as exc:
+            except (*FETCH_ERRORS, *REDIS_ERRORS) as exc:
                 if attempt + 1 < self.config.attempts:
                     await asyncio.sleep(0.2 * 2**attempt)
                     continue
@@ -437,7 +443,7 @@ class RolloutAgent:
                     and not self._lock(model).locked():
                 self._start_lazy(model)
         if self.stream is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 self.head_seq = (await self.stream.head()).seq
             if time.monotonic() - self._last_audit >= self.config.audit_interval_s:
                 self._last_audit = time.monotonic()
@@ -501,5 +507,5 @@ class RolloutAgent:
                                             json.dumps(state), ex=int(REPORT_TTL))
             else:
                 await self.origin.report(self.config.edge_id, state)
-        except (*FETCH_ERRORS, RedisError) as exc:
+        except (*FETCH_ERRORS, *REDIS_ERRORS) as exc:
             log.debug("%s: state report failed: %s", self.config.edge_id, exc)
