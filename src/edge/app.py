@@ -22,6 +22,7 @@ from edge.config import EdgeConfig
 from edge.distribution import wiring as distribution
 from edge.metrics import HotCounter
 from edge.node import NODE, EdgeNode
+from latency import edge as latency_edge
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +97,5 @@ def build_app(config: EdgeConfig) -> web.Application:
     for module in (http_predict, http_kserve, http_artifacts, http_ops):
         module.add_routes(app)
     distribution.setup(app, config)
+    latency_edge.setup(app, config, distribution.edge_id(config))
     return app
