@@ -31,6 +31,10 @@ from geocdn.hostport import parse_host_port
 STATE_FILE = "stack.json"
 TOKEN_FILE = "admin-token"
 
+# Response rate limiting as every deployment runs it (docker-compose.yml and
+# deploy/k8s carry the same flags; docs/dns.md explains the rates).
+RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", "5"]
+
 
 @dataclass
 class StackConfig:
@@ -130,6 +134,9 @@ class Stack:
             "--redis", self.redis_url,  # the model and invalidation stream
             "--edge-id", site.name,
             "--admin-token-file", str(self.token_file),  # /admin/* needs it
+            # latency beacons and kernel RTTs (`latency.edge`), for GeoDNS to follow
+            "--latency-redis", self.redis_url,
+            "--latency-peers", ",".join(f"{e.name}={e.base_url}" for e in self.topology.edges),
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 
@@ -146,6 +153,8 @@ class Stack:
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token-file", str(self.token_file),
+            *RRL_ARGS,
+            "--latency-redis", self.redis_url,
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]
