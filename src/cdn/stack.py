@@ -134,6 +134,9 @@ class Stack:
             "--redis", self.redis_url,  # the model and invalidation stream
             "--edge-id", site.name,
             "--admin-token-file", str(self.token_file),  # /admin/* needs it
+            # latency beacons and kernel RTTs (`latency.edge`), for GeoDNS to follow
+            "--latency-redis", self.redis_url,
+            "--latency-peers", ",".join(f"{e.name}={e.base_url}" for e in self.topology.edges),
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 
@@ -151,6 +154,7 @@ class Stack:
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token-file", str(self.token_file),
             *RRL_ARGS,
+            "--latency-redis", self.redis_url,
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]

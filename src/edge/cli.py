@@ -30,6 +30,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = EdgeConfig()
     p.add_argument("--config", type=Path, help="YAML or TOML file with any of the options")
     p.add_argument("--listen", help=f"HOST:PORT (default {d.listen})")
+    p.add_argument("--grpc-listen", help="HOST:PORT of the gRPC inference service (default off)")
     p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
     p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
                    "the origin): <name>/<version>/model.onnx")
@@ -64,6 +65,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="edge: run the INT8 variant of versions published with one")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
+    p.add_argument("--latency-redis", help="Redis URL that beacons and kernel RTTs go to")
+    p.add_argument("--latency-name", help="this node's member name in the pool "
+                   "(default: --edge-id)")
+    p.add_argument("--latency-peers", help="NAME=URL,... of the other members clients may time")
     p.add_argument("--log-level", default="INFO")
 
 
