@@ -63,7 +63,7 @@ async def test_reported_load_follows_the_offered_rate(serve_process, http, model
     high.cancel()
     assert_steady(at_low)
     assert_steady(at_high)
-    assert 0.05 < at_low[-1] < 0.4 and at_high[-1] > 2 * at_low[-1], (at_low, at_high)
+    assert 0.05 < at_low[-1] < 0.6 and at_high[-1] > 2 * at_low[-1], (at_low, at_high)
 
     # Without traffic it falls back (five windows: below a tenth of the busy figure).
     deadline = time.monotonic() + 60

@@ -18,7 +18,8 @@ def _loc(loc: Location | None) -> dict[str, Any] | None:
 
 
 def _args(args: Any) -> Any:
-    return dataclasses.asdict(args) if dataclasses.is_dataclass(args) else args
+    is_instance = dataclasses.is_dataclass(args) and not isinstance(args, type)
+    return dataclasses.asdict(args) if is_instance else args
 
 
 def _round(x: float | None, nd: int = 1) -> float | None:
