@@ -7,7 +7,7 @@ no health checking) on free loopback ports, then:
 1. warm-up: one query for each label set of the query metrics (`label_sweep`), and
    the first 2% of the fuzz traffic; then the reference figures of
    this fresh server: metric series (/metrics), RSS, idle CPU, and queries per server
-   CPU-second for valid queries (dnsperf);
+   CPU-second for valid queries (dnsperf, the mix of bench/dns_bench.py);
 2. the fuzz: `--udp` packets and `--tcp` messages (seeded: `--seed`), a mix of
    mutated valid queries (bit flips, replaced, inserted and deleted octets, cuts),
    random but well-formed queries (any octets in names under and outside the zone,
@@ -46,7 +46,7 @@ import dns.tsigkeyring
 import maxminddb
 
 from cdn.redis_server import free_port
-from dns_bench import Server, dnsperf, ensure_programs
+from dns_bench import Server, dnsperf, ensure_programs, query_file
 from geodns.steering.geoip import DEMO_MMDB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,6 @@ ZONES = ROOT / "bench" / "anchors-zones"
 ZONE_LABELS = [b"cdn", b"example"]
 NAMES = ["www.cdn.example", "edge.cdn.example", "cdn.example", "ns1.cdn.example",
          "nope.cdn.example", "other.example"]
-VALID = ["www.cdn.example A", "edge.cdn.example A", "cdn.example SOA", "cdn.example NS"]
 
 
 def seed_queries() -> list[bytes]:
@@ -277,9 +276,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     seeds = seed_queries()
     tmp = Path(tempfile.mkdtemp(prefix="dns-fuzz-"))
-    qfile = tmp / "valid.bin"  # dnsperf -B: each query's wire form behind its length
-    wires = [dns.message.make_query(*line.split()).to_wire() for line in VALID]
-    qfile.write_bytes(b"".join(len(w).to_bytes(2, "big") + w for w in wires))
+    qfile = query_file(tmp / "mix", ecs=False, cookie=False)  # dns_bench.py's mix
     port, http_port = free_port(), free_port()
     server = Server("geodns", port, [sys.executable, "-m", "geodns.cli", "serve",
                                      "--zones", str(ZONES), "--no-health",
