@@ -101,7 +101,11 @@ class LatencyPlugin:
                     await t
             await redis.aclose()
 
-        server.on_reload.append(lambda s: give(s) or None)
+        def reloaded(server: Any) -> str | None:
+            give(server)
+            return None
+
+        server.on_reload.append(reloaded)
         server.on_start.append(start)
         server.on_stop.append(stop)
         if server.http_app is not None:

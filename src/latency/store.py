@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -82,15 +83,16 @@ class Follower:
         """Read what was written since the last round; returns the entries read."""
         s = self.table.settings
         since = self.since if self.since is not None else time.time() - s.expiry_s
-        entries = await self.redis.zrangebyscore(INDEX, since, "+inf", start=0,
-                                                 num=READ_BATCH, withscores=True)
+        raw = cast(list[tuple[bytes, float]], await self.redis.zrangebyscore(
+            INDEX, since, "+inf", start=0, num=READ_BATCH, withscores=True))
+        entries = [(member.decode(), score) for member, score in raw]
         if entries:
             pipe = self.redis.pipeline(transaction=False)
             for member, _ in entries:
-                pipe.lrange(PREFIX + "s:" + member.decode(), 0, -1)
+                pipe.lrange(PREFIX + "s:" + member, 0, -1)
             lists = await pipe.execute()
             for (member, _), items in zip(entries, lists, strict=True):
-                network, edge, source = member.decode().split("|")
+                network, edge, source = member.split("|")
                 self.table.replace(network, edge, source, _parse(items))
             # Entries written in the same instant as the last one read are read again.
             self.since = max(score for _, score in entries)
