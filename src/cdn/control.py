@@ -54,7 +54,9 @@ class StateFileController:
         write_state(self.run_dir, state)
         where = entry.get("where", "")
         if where.startswith("http://"):
-            ready = http_ready(f"{where}/health")
+            # Up once it answers: a restarted edge says 503 `syncing` until it has
+            # caught up with the stream, which the health checker sees, not this.
+            ready = http_ready(f"{where}/health", below=600)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not ready():
                 time.sleep(0.1)

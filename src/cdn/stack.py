@@ -31,6 +31,10 @@ from geocdn.hostport import parse_host_port
 STATE_FILE = "stack.json"
 TOKEN_FILE = "admin-token"
 
+# Response rate limiting as every deployment runs it (docker-compose.yml and
+# deploy/k8s carry the same flags; docs/dns.md explains the rates).
+RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", "5"]
+
 
 @dataclass
 class StackConfig:
@@ -149,6 +153,7 @@ class Stack:
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token-file", str(self.token_file),
+            *RRL_ARGS,
             "--latency-redis", self.redis_url,
         ]
         if c.geoip:

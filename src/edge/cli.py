@@ -30,6 +30,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = EdgeConfig()
     p.add_argument("--config", type=Path, help="YAML or TOML file with any of the options")
     p.add_argument("--listen", help=f"HOST:PORT (default {d.listen})")
+    p.add_argument("--grpc-listen", help="HOST:PORT of the gRPC inference service (default off)")
     p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
     p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
                    "the origin): <name>/<version>/model.onnx")

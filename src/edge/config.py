@@ -69,6 +69,7 @@ MISS_ORDERS = ("upstream-first", "local-first")
 @dataclass
 class EdgeConfig:
     listen: str = "127.0.0.1:8000"
+    grpc_listen: str | None = None  # HOST:PORT of the gRPC inference service (None = off)
     upstream: str | None = None  # base URL of the shield or origin; None = this is the origin
     models_dir: Path | None = None  # local model folder (master store on the origin)
     # L2 entries and downloaded artifacts; default var/edge-cache/<host>-<port>, so that
@@ -134,6 +135,8 @@ class EdgeConfig:
 
     def validate(self) -> EdgeConfig:
         self.host_port  # noqa: B018 - raises ConfigError when malformed
+        if self.grpc_listen:
+            parse_hostport(self.grpc_listen)
         if self.l1 not in ("memory", "redis"):
             raise ConfigError(f"l1 must be 'memory' or 'redis', got {self.l1!r}")
         if self.miss_order not in MISS_ORDERS:
@@ -172,7 +175,7 @@ _CONVERTERS: dict[str, Any] = {
     "capacity": int, "max_batch": int, "inference_threads": int,
     "l1_ttl_s": float, "l2_ttl_s": float, "stale_grace_s": float, "max_queue_delay_ms": float,
     "upstream_timeout_s": float, "catalog_ttl_s": float, "model_idle_unload_s": float,
-    "upstream": lambda v: v or None,
+    "upstream": lambda v: v or None, "grpc_listen": lambda v: v or None,
     "dist_store": lambda v: Path(v) if v else None,
     "dist_url": lambda v: v or None, "prefetch_threshold": int,
     "dist_redis_url": lambda v: v or None,

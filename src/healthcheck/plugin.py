@@ -81,6 +81,7 @@ class HealthPlugin:
             vantage=opts.vantage if server.role != "worker" else None,
             overrides_path=opts.overrides,
             quorum=opts.quorum,
+            admin_token=server.config.admin_token,
         )
 
         def follow_zones(server: Any) -> None:

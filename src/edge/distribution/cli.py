@@ -19,7 +19,7 @@ import aiohttp
 
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream, connect
+from edge.distribution.events import EventStream, connect_stream
 from edge.distribution.service import Distribution
 from edge.distribution.store import ModelStore, read_config
 from geocdn.auth import TokenError, add_token_option, read_token
@@ -81,7 +81,7 @@ class _Direct:
     """The store (and stream) in this process, with the same calls as OriginClient."""
 
     def __init__(self, store: Path, redis_url: str | None) -> None:
-        self.redis = connect(redis_url) if redis_url else None
+        self.redis = connect_stream(redis_url) if redis_url else None
         self.dist = Distribution(ModelStore(store),
                                  EventStream(self.redis) if self.redis else None)
 

@@ -27,7 +27,7 @@ from edge.config import EdgeConfig
 from edge.distribution.agent import AgentConfig, RolloutAgent
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream, connect
+from edge.distribution.events import EventStream, connect_stream
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
@@ -70,7 +70,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     if config.is_origin and not config.dist_store:
         return None
     node = app[NODE]
-    redis = connect(config.stream_redis_url) if config.stream_redis_url else None
+    redis = connect_stream(config.stream_redis_url) if config.stream_redis_url else None
     if config.dist_store:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)
