@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
-from redis.asyncio import Redis
 
+from geocdn.redis_url import connect
 from geodns.steering import Client
 from geodns.steering.decide import region_of
 from geodns.steering.locate import Locator
@@ -66,7 +66,7 @@ class LatencyPlugin:
         if not url:
             return
         table = FigureTable(server.config.extra.get("latency_settings"))
-        redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        redis = connect(url, socket_timeout=2, socket_connect_timeout=2)
         follower = Follower(redis, table)
         tasks: list[asyncio.Task] = []
         evicted_seen = [0]
