@@ -1,7 +1,7 @@
 """Samples shared through Redis, so that every DNS server steers alike.
 
-Layout (prefix `{latency:v1}:`, one cluster hash slot, so that a write is one
-transaction on a Redis Cluster too): one list per (client network, edge, source) at
+Layout (prefix `{latency:v1}:`, one cluster hash slot, so that a beacon's writes go to
+one node in one pipeline on a Redis Cluster too): one list per (client network, edge, source) at
 `s:{network}|{edge}|{source}` holding "unixtime:ms" items, the newest last, trimmed to
 `max_samples` and expiring `expiry_s` after its last write; and the index `index`, a
 sorted set of "{network}|{edge}|{source}" scored by the time of the last write, trimmed
@@ -53,7 +53,7 @@ class SampleWriter:
         unreachable."""
         s = self.settings
         now = time.time() if t is None else t
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         for edge, source, ms in samples:
             member = f"{network}|{edge}|{source}"
             key = PREFIX + "s:" + member
