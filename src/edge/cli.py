@@ -58,6 +58,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
     add_token_option(p, TOKEN_ENV, "for /admin/* and publishing (else loopback only)")
     p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
+    p.add_argument("--oci-registry", help="edges: fetch version files from this OCI "
+                   "registry first, http(s)://HOST:PORT/REPOSITORY (the region's)")
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
     p.add_argument("--edge-id", help="name of this node in rollout reports")

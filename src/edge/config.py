@@ -108,6 +108,9 @@ class EdgeConfig:
     # behind /dist/v1; on edges, the origin URL versions come from (default: upstream).
     dist_store: Path | None = None
     dist_url: str | None = None
+    # Edges: the OCI registry of this edge's region (http(s)://HOST:PORT/REPOSITORY), where
+    # version files are fetched first (`edge publish --oci` pushes them there).
+    oci_registry: str | None = None
     edge_id: str | None = None  # name in rollout reports; default <region>-<host>-<port>
     prefetch_threshold: int = 20  # requests per minute that make a model prefetched
     # Edges: run the INT8 variant of versions published with one (smaller, faster, a little
@@ -178,7 +181,7 @@ _CONVERTERS: dict[str, Any] = {
     "upstream": lambda v: v or None, "grpc_listen": lambda v: v or None,
     "dist_store": lambda v: Path(v) if v else None,
     "dist_url": lambda v: v or None, "prefetch_threshold": int,
-    "dist_redis_url": lambda v: v or None,
+    "dist_redis_url": lambda v: v or None, "oci_registry": lambda v: v or None,
     "latency_peers": lambda v: parse_peers(v),
 }
 

@@ -37,6 +37,7 @@ from edge.distribution.errors import DigestMismatch, NotFound
 from edge.distribution.events import Event, EventStream, Position
 from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
 from edge.distribution.metrics import AgentMetrics
+from edge.distribution.oci import Registry, RegistryBlobs
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
 from geocdn.redis_url import REDIS_ERRORS
@@ -82,6 +83,7 @@ class AgentConfig:
     retry_after_s: float = 30.0  # wait before retrying a version that failed
     attempts: int = 3  # tries per stream event before reporting it failed
     block_ms: int = 1000
+    registry: Registry | None = None  # the region's OCI registry, tried first for files
 
 
 @dataclass
@@ -107,7 +109,8 @@ class RolloutAgent:
         self.demand = Demand(config.placement)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.fetcher = Fetcher(origin, BlobStore(config.state_dir / "blobs"), config.edge_id,
-                               self.metrics)
+                               self.metrics,
+                               RegistryBlobs(config.registry) if config.registry else None)
         self._position_file = config.state_dir / "stream.json"
         self.position: Position | None = self._load_position()
         self.head_seq = 0

@@ -30,6 +30,7 @@ from edge.distribution.errors import DistributionError
 from edge.distribution.events import EventStream, connect_stream
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.node import CachePurger, RegistryModels
+from edge.distribution.oci import Registry
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.service import LocalOrigin
@@ -82,7 +83,8 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
                              idle_evict_s=config.model_idle_unload_s or DEFAULT_IDLE_EVICT_S)
     agent = RolloutAgent(
         AgentConfig(edge_id(config), Path(config.cache_dir) / "rollout", policy,
-                    prefer_int8=config.prefer_int8),
+                    prefer_int8=config.prefer_int8,
+                    registry=Registry.parse(config.oci_registry) if config.oci_registry else None),
         RegistryModels(node.registry, models_dir),
         CachePurger(node.cache), source,
         EventStream(redis) if redis else None, AgentMetrics(node.metrics.registry))
