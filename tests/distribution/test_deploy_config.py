@@ -45,7 +45,7 @@ def k8s_edge() -> tuple[dict, dict]:
     """(the edge config file, the edge container) of deploy/k8s/edge.yaml."""
     docs = {d["kind"]: d for d in k8s_docs("edge.yaml")}
     config = yaml.safe_load(docs["ConfigMap"]["data"]["edge.yaml"])
-    return config, docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    return config, docs["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
 
 
 class Place:
