@@ -13,8 +13,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cdn.processes import stop_process
+from geocdn.files import write_private
 
 
 def server_binary() -> str:
@@ -51,8 +53,11 @@ class RedisServer:
         if not self.port:
             self.port = free_port(self.host)
         workdir = tempfile.mkdtemp(prefix="redis-")
+        config = Path(workdir) / "redis.conf"  # the password: in a private file, not argv
+        write_private(config, f"requirepass {self.password}\n" if self.password else "")
         args = [
             server_binary(),
+            str(config),
             "--bind", self.host,
             "--port", str(self.port),
             "--save", "",
@@ -60,8 +65,6 @@ class RedisServer:
             "--dir", workdir,
             "--protected-mode", "no",
         ]
-        if self.password:
-            args += ["--requirepass", self.password]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "allkeys-lru"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
