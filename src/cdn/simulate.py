@@ -142,7 +142,10 @@ class Simulation:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             await asyncio.gather(*(worker(session) for _ in range(cfg.concurrency)))
         if chaos:
-            chaos.cancel()
+            if self.events:  # once an edge is killed, the run ends with it restarted
+                await chaos
+            else:  # the load ended before the kill was due: nothing to undo
+                chaos.cancel()
         return self.samples
 
     async def _one(self, session, client, cache: StubCache, model, item, started) -> None:
@@ -179,8 +182,10 @@ class Simulation:
         cfg = self.config
         assert self.controller is not None and cfg.kill
         await asyncio.sleep(max(0.0, cfg.kill_at - (time.monotonic() - started)))
-        await asyncio.to_thread(self.controller.kill, cfg.kill)
+        # Recorded before the kill (no await between): from here on the run waits for
+        # the restart instead of cancelling this task.
         self.events.append((time.monotonic() - started, f"killed {cfg.kill}"))
+        await asyncio.to_thread(self.controller.kill, cfg.kill)
         if cfg.restart_after is not None:
             await asyncio.sleep(cfg.restart_after)
             await asyncio.to_thread(self.controller.restart, cfg.kill)
