@@ -13,6 +13,7 @@ import ipaddress
 import unicodedata
 from importlib import resources
 
+from cdn.errors import CdnError
 from cdn.simulate import City
 
 BENCH_RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -47,6 +48,10 @@ def demo_cities(weights: dict[str, float] | None = None) -> list[City]:
     return cities
 
 
+class UnknownCity(CdnError, ValueError):
+    """A city name that is not one of the demo cities; the message lists them."""
+
+
 def city_network(name: str) -> ipaddress.IPv4Network:
     """The ECS network of a city given by name ('tokyo', 'São Paulo', 'sao-paulo')."""
     wanted = slug(name)
@@ -54,4 +59,4 @@ def city_network(name: str) -> ipaddress.IPv4Network:
         if city.name == wanted:
             return city.network
     known = ", ".join(c.name for c in demo_cities())
-    raise KeyError(f"unknown city {name!r}; known: {known}")
+    raise UnknownCity(f"unknown city {name!r}; known: {known}")

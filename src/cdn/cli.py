@@ -1,6 +1,7 @@
 """`cdn`: the whole network on one machine.
 
     cdn up          start Redis, the origin, every edge and GeoDNS on loopback
+    cdn down        stop it (from any terminal)
     cdn client      resolve the steered name as some client, call the edge it got
     cdn simulate    a world of clients; per-region and per-edge report and plots
 """
@@ -20,12 +21,20 @@ from dns.exception import DNSException
 from cdn.cities import city_network, demo_cities
 from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
+from cdn.errors import CdnError
 from cdn.processes import StartError
 from cdn.simulate import SimConfig, Simulation, payload, plot, report
-from cdn.stack import TOKEN_FILE, Stack, StackConfig, read_state
-from cdn.topology import TopologyError, load_topology
+from cdn.stack import (
+    TOKEN_FILE,
+    Stack,
+    StackConfig,
+    clean_run_dir,
+    running_state,
+    stop_stack,
+)
+from cdn.topology import load_topology
 from geocdn.auth import TokenError, add_token_option, read_token
-from geocdn.hostport import host_port_type
+from geocdn.hostport import format_host_port, host_port_type
 
 hostport = host_port_type()
 
@@ -89,6 +98,9 @@ def summary(stack: Stack) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.clean:
+        for path in clean_run_dir(args.run_dir):
+            print(f"removed {path}")
     config = StackConfig(
         zones=args.zones, run_dir=args.run_dir, redis_url=args.redis, dns=args.dns,
         http=args.http, origin=args.origin, geoip=args.geoip,
@@ -128,19 +140,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_down(args: argparse.Namespace) -> int:
+    print(stop_stack(args.run_dir))
+    return 0
+
+
 # -- cdn client --------------------------------------------------------------------------
 
 
 def use_running_stack(args: argparse.Namespace) -> None:
-    """Fill --server and --zones from the stack that `cdn up` runs (run/stack.json)."""
-    try:
-        state = read_state(args.run_dir)
-    except StartError:
-        state = {}
+    """Fill --server and --zones from the stack that `cdn up` runs (run/stack.json);
+    without one (and without both options) a StartError says how to start one."""
+    if args.server is not None and args.zones is not None:
+        return
+    state = running_state(args.run_dir)
     if args.server is None:
-        args.server = hostport(state.get("dns", "127.0.0.1:5353"))
+        args.server = hostport(state["dns"])
     if args.zones is None:
-        args.zones = Path(state.get("zones", "zones"))
+        args.zones = Path(state["zones"])
 
 
 async def client_once(args: argparse.Namespace) -> int:
@@ -152,7 +169,9 @@ async def client_once(args: argparse.Namespace) -> int:
     try:
         res = await resolve(topo.steered_name, args.server, source=args.source, ecs=ecs)
     except (ResolveError, DNSException, OSError) as err:
-        print(f"DNS: {err}", file=sys.stderr)
+        host, port = args.server
+        print(f"cdn client: no answer from the DNS server at {format_host_port(host, port)}: "
+              f"{err}", file=sys.stderr)
         return 1
     address = res.addresses[0]
     site = topo.by_address(address)
@@ -216,7 +235,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     topo = load_topology(args.zones)
     controller = None
     if args.kill:
-        read_state(args.run_dir)  # kill needs a stack started by `cdn up`
+        running_state(args.run_dir)  # kill needs a stack started by `cdn up`
         topo.edge(args.kill)  # an unknown edge is an error before the run starts
         controller = StateFileController(args.run_dir)
     config = SimConfig(
@@ -224,6 +243,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, zipf_s=args.zipf, inputs=args.inputs, seed=args.seed,
         kill=args.kill, kill_at=args.at, restart_after=args.restart_after,
     )
+    try:  # one question first: with no DNS server there, say so instead of a report
+        asyncio.run(resolve(topo.steered_name, args.server))
+    except (ResolveError, DNSException, OSError) as err:
+        host, port = args.server
+        print(f"cdn simulate: no answer from a DNS server at {format_host_port(host, port)} "
+              f"({err}); is the stack up? start one with bin/up", file=sys.stderr)
+        return 1
     sim = Simulation(topo, demo_cities(), args.server, config, controller)
     started = time.monotonic()
     samples = asyncio.run(sim.run())
@@ -255,7 +281,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
     add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS (default: a random one, "
                      "written to RUN_DIR/admin-token)")
+    up.add_argument("--clean", action="store_true",
+                    help="first remove what earlier runs left in RUN_DIR: models (a published "
+                    "version 2), caches, the distribution store, overrides, logs")
     up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the stack that `cdn up` runs (from any terminal)")
+    down.add_argument("--run-dir", type=Path, default=Path("run"),
+                      help="where `cdn up` keeps stack.json (default: run)")
+    down.set_defaults(func=cmd_down)
 
     def dns_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--run-dir", type=Path, default=Path("run"),
@@ -299,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TopologyError, StartError, KeyError) as err:
+    except CdnError as err:
         print(f"cdn {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -19,8 +19,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from cdn.errors import CdnError
 
-class ResolveError(RuntimeError):
+
+class ResolveError(CdnError):
     """The DNS server gave no usable address for the name."""
 
 

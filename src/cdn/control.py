@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cdn.processes import http_ready
+from cdn.processes import StartError, http_ready
 from cdn.stack import STATE_FILE, read_state, write_state
 
 
@@ -33,7 +33,7 @@ class StateFileController:
         for entry in state["children"]:
             if entry["name"] in (name, f"edge-{name}"):
                 return entry
-        raise KeyError(f"no process named {name!r} in {self.run_dir / STATE_FILE}")
+        raise StartError(f"no process named {name!r} in {self.run_dir / STATE_FILE}")
 
     def kill(self, name: str) -> None:
         entry = self._entry(read_state(self.run_dir), name)

@@ -258,6 +258,7 @@ class Stack:
             "http": c.http,
             "origin": c.origin,
             "redis": self.redis_url,
+            "redis_pid": self.redis.proc.pid if self.redis and self.redis.proc else None,
             "admin_token": c.admin_token,
             "children": [
                 {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),
@@ -317,7 +318,83 @@ def write_state(run_dir: Path, state: dict) -> None:
 
 
 def read_state(run_dir: Path) -> dict:
+    """What `cdn up` recorded in `run_dir`, even when it is gone (`cdn down` cleans up)."""
     path = Path(run_dir) / STATE_FILE
     if not path.exists():
-        raise StartError(f"no stack is running (no {path}); start one with bin/up")
+        raise StartError(f"no stack is running (no {path}); start one with bin/up "
+                         "(or `cdn up`)")
     return json.loads(path.read_text())
+
+
+def running_state(run_dir: Path) -> dict:
+    """The state of the stack running from `run_dir`; StartError when none is."""
+    state = read_state(run_dir)
+    if not pid_alive(state.get("launcher_pid", 0)):
+        raise StartError(f"no stack is running (the `cdn up` that wrote "
+                         f"{Path(run_dir) / STATE_FILE} is gone; `cdn down` cleans up after "
+                         "it); start one with bin/up (or `cdn up`)")
+    return state
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this PID runs (a zombie, exited but not yet reaped, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError, IndexError):
+        return False
+    except PermissionError:
+        return True
+
+
+# What `cdn up` writes under its run directory; `cdn up --clean` removes it first.
+GENERATED = ("models", "models-v2", "cache", "store", "overrides.yaml", "logs", "plots",
+             TOKEN_FILE, STATE_FILE)
+
+
+def clean_run_dir(run_dir: Path) -> list[Path]:
+    """Remove what earlier runs left in `run_dir` (models, caches, overrides, logs)."""
+    if (Path(run_dir) / STATE_FILE).exists():
+        try:
+            state = running_state(run_dir)
+        except StartError:
+            pass
+        else:
+            raise StartError(f"a stack is running from {run_dir} (cdn up, pid "
+                             f"{state['launcher_pid']}); stop it first with `cdn down`")
+    removed = []
+    for name in GENERATED:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def stop_stack(run_dir: Path, timeout: float = 120.0) -> str:
+    """Stop the stack of `run_dir` from any terminal: its `cdn up` stops what it
+    started; when that launcher is gone, stop the processes it recorded."""
+    state = read_state(run_dir)
+    launcher = int(state.get("launcher_pid", 0))
+    path = Path(run_dir) / STATE_FILE
+    if pid_alive(launcher):
+        os.kill(launcher, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(launcher) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(launcher):
+            raise StartError(f"cdn up (pid {launcher}) did not stop within {timeout:.0f} s")
+        return f"stopped the stack of {run_dir} (cdn up, pid {launcher})"
+    pids = [e["pid"] for e in state.get("children", []) if e.get("pid")]
+    pids += [state["redis_pid"]] if state.get("redis_pid") else []
+    for pid in reversed(pids):
+        stop_pid(pid)
+    path.unlink(missing_ok=True)
+    return f"stopped {len(pids)} processes left by a `cdn up` that is gone ({run_dir})"
