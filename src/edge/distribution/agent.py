@@ -164,9 +164,9 @@ class RolloutAgent:
         st = self.state.setdefault(model, ModelState())
         try:
             version = st.desired
-            if version is None:
+            if version is None:  # a restarted node: what the origin serves now
                 summary = await self._summary()
-                version = (summary.get(model) or {}).get("current")
+                version = st.desired = (summary.get(model) or {}).get("current")
             if version is None:
                 return  # the origin has no such model: the node's upstream answers
             if self._recently_failed(model, version):
