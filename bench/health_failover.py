@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "health")
 from health_members import MemberServer, loopback_address  # noqa: E402
 from health_stack import GeoDNS, ask, until, write_zone  # noqa: E402
 
-from healthcheck.settings import DEFAULTS as D  # noqa: E402
+from geodns.steering.health_settings import DEFAULTS as D  # noqa: E402
 
 ANCHORS = [
     # (system, failover, recovery, how) - their documented default settings

@@ -17,7 +17,7 @@ from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
 from geodns.names import descent, is_subdomain, parent
 from geodns.records import ADDITIONAL_TYPES, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
-from healthcheck.state import is_settled
+from geodns.steering.health import is_settled
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,

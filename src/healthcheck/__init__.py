@@ -11,7 +11,7 @@ Using it from a DNS server (this is what `geodns serve` does through `plugin`)::
         overrides_path="var/health-overrides.yaml",
     )
     for origin, zone in zones.items():
-        zone.steering.set_health(service.view_for(origin))   # a state.HealthView
+        zone.steering.set_health(service.view_for(origin))   # a geodns.steering.health.HealthView
     await service.start()        # probes begin (one per distinct target)
     ...
     service.update_targets(new_pools_by_zone)   # after each zone reload
@@ -30,10 +30,12 @@ What a zone's view (`ZoneHealthView`) offers the answer path:
   (default: the pool's own `ttl`).
 
 Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
-checker: `cli` (the `healthcheck` command). Modules: `settings` (a pool's `health:`
-settings and their defaults), `probes`, `hysteresis`, `smoothing` (EWMA), `checks`
-(one target's state), `overrides`, `quorum`, `shared` (Redis), `service`, `admin`,
-`metrics`, `plugin`, `zonefiles`, `state` (the contract with `geodns`).
+checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`,
+`smoothing` (EWMA), `checks` (one target's state), `overrides`, `quorum`, `shared`
+(Redis), `service`, `admin`, `metrics`, `plugin`, `zonefiles`.
 
-This package module imports nothing, so `geodns.steering` importing `state` stays cheap.
+The contract with `geodns` belongs to steering: `geodns.steering.health` (`HealthView`,
+`MemberHealth`, `Status`) and `geodns.steering.health_settings` (a pool's `health:`
+settings and their defaults). Dependencies point one way: this package imports them,
+steering never imports this package.
 """

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from geodns.steering.health import MemberHealth, Status
+from geodns.steering.health_settings import HealthSettings
 from healthcheck.hysteresis import Hysteresis
 from healthcheck.probes import ProbeResult
-from healthcheck.settings import HealthSettings
 from healthcheck.smoothing import Ewma
-from healthcheck.state import MemberHealth, Status
 
 # A smoothed load or hit rate is republished (and answers may change) only when it has
 # moved by more than this since it was last published: decision caches stay warm.

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 Report = Callable[[str, str], None]
 FORCIBLE = {s.value: s for s in (Status.UP, Status.DOWN, Status.DRAINING)}

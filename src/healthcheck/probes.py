@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from healthcheck.settings import HealthSettings
+from geodns.steering.health_settings import HealthSettings
 
 MAX_BODY = 64 * 1024  # a health document is small; never read more than this
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from healthcheck.state import MemberHealth, Status
+from geodns.steering.health import MemberHealth, Status
 
 
 @dataclass(frozen=True, slots=True)

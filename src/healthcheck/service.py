@@ -15,14 +15,14 @@ from typing import Any
 
 import aiohttp
 
+from geodns.steering.health import MemberHealth, Status
+from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
 from healthcheck.overrides import Override, OverrideSet, best_override, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
-from healthcheck.settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck.shared import SharedState
-from healthcheck.state import MemberHealth, Status
 
 log = logging.getLogger("healthcheck")
 

@@ -18,9 +18,9 @@ from dataclasses import asdict
 
 import redis.asyncio as aioredis
 
+from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import Override, OverrideError, parse_override
 from healthcheck.quorum import Vote
-from healthcheck.state import MemberHealth, Status
 
 OVERRIDES_FIELD = "__overrides__"
 

@@ -11,7 +11,7 @@ from dnstest import zones_copy
 
 from cdn.redis_server import free_port
 from geodns.server import GeoDNSServer, ServerConfig
-from healthcheck.state import MemberHealth
+from geodns.steering.health import MemberHealth
 
 
 class View:

@@ -12,7 +12,7 @@ import yaml
 from geodns.steering import Client, ZoneSteering, load_steering
 from geodns.steering.demo_db import DEMO_CSV, build
 from geodns.steering.geoip import GeoDB
-from healthcheck.state import MemberHealth, Status
+from geodns.steering.health import MemberHealth, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_ZONE = ROOT / "zones" / "cdn.example.yaml"

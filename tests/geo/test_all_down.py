@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 from .conftest import ecs, steering_from
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from geodns.steering.explain import format_text
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 from .conftest import ecs, src
 

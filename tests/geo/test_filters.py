@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 from .conftest import ecs, steering_from
 

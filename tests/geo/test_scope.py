@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from healthcheck.state import Status
+from geodns.steering.health import Status
 
 from .conftest import EXAMPLE_ZONE, HealthTable, ecs, steering_from
 

@@ -18,7 +18,7 @@ import trustme
 from health_members import MemberServer, loopback_address
 from health_stack import GeoDNS, ask, until, write_zone
 
-from healthcheck.settings import DEFAULTS as D
+from geodns.steering.health_settings import DEFAULTS as D
 
 # Worst cases (README): the next probe starts within interval*(1+jitter), `fall`
 # (resp. `rise`) probes are needed, the last one takes up to `timeout`.

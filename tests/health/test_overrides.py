@@ -13,9 +13,9 @@ import yaml
 from aiohttp import web
 from health_members import pool_of, wait_for
 
+from geodns.steering.health import Status
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
-from healthcheck.state import Status
 
 FAST = {"interval": 0.2, "timeout": 0.15}  # roomy: these tests are about overrides
 TOKEN = "s3cret"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import OverrideError, parse_override
 from healthcheck.quorum import Vote, combine
-from healthcheck.state import MemberHealth, Status
 
 
 def votes(*statuses: Status, load: float = 0.5) -> list[Vote]:

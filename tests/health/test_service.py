@@ -11,9 +11,9 @@ from health_members import InFlight, pool_of, wait_for
 from prometheus_client import REGISTRY
 
 from geodns.steering import Member, Pool
+from geodns.steering.health import Status
+from geodns.steering.health_settings import DEFAULTS
 from healthcheck.service import HealthService
-from healthcheck.settings import DEFAULTS
-from healthcheck.state import Status
 
 FAST = {"interval": 0.1, "timeout": 0.08}
 

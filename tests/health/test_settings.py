@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from healthcheck.settings import DEFAULTS, check_health_url, parse_health_settings
+from geodns.steering.health_settings import DEFAULTS, check_health_url, parse_health_settings
 
 
 def collect():

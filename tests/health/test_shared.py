@@ -18,8 +18,8 @@ import pytest
 import yaml
 from health_members import MemberServer, pool_of, wait_for
 
+from geodns.steering.health import Status
 from healthcheck.service import HealthService
-from healthcheck.state import Status
 
 FAST = {"interval": 0.1, "timeout": 0.08}
 CHECKER = str(Path(sys.executable).parent / "healthcheck")

@@ -20,7 +20,7 @@ from cdn.cities import city_network
 from cdn.cli import commands_to_try
 from cdn.client import EdgeClient, resolve
 from cdn.simulate import payload
-from healthcheck.settings import parse_health_settings
+from geodns.steering.health_settings import parse_health_settings
 
 from .conftest import ROOT
 

@@ -21,8 +21,10 @@ Contract with the zone loader and the server (`geodns.zones`, `geodns.server`):
 
 Modules: `config` (parsing, validation), `model` (data), `addresses` (unwrapping,
 grain), `geoip`, `nets`, `locate` (where the client is), `distance`, `chain` and
-`filters/` (the selection chain), `decide` (one decision, its scope), `zone` (the
-decision cache), `explain`, `demo_db` (the demo database builder).
+`filters/` (the selection chain), `health` and `health_settings` (the health contract
+and a pool's `health:` settings, which `healthcheck` implements), `decide` (one
+decision, its scope), `zone` (the decision cache), `explain`, `demo_db` (the demo
+database builder).
 """
 
 from __future__ import annotations

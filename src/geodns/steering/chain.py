@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import MemberHealth
-
 from .addresses import BITS
+from .health import MemberHealth
 from .locate import Located
 from .model import Location, Member, Pool
 

@@ -13,10 +13,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from healthcheck.settings import parse_health_settings
-
 from .addresses import GRAIN
 from .filters import FILTERS
+from .health_settings import parse_health_settings
 from .model import (
     AllDown,
     ChainStep,

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import HealthView, answer_ttl
-
 from .addresses import GRAIN
 from .chain import Candidate, Context
 from .distance import haversine_km
 from .filters import FILTERS
 from .filters.score import score_of
+from .health import HealthView, answer_ttl
 from .locate import Located
 from .model import Member, Pool, PoolAnswer
 

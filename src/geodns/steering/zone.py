@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthcheck.state import AllUp, HealthView
-
 from .addresses import BITS, Normalized, normalize
 from .config import Report, parse_nets, parse_pools
 from .decide import Decision, decide
 from .explain import explanation, format_text
 from .geoip import GeoDB, shared
+from .health import AllUp, HealthView
 from .locate import Locator, client_address, grain_address
 from .model import Client, Pool, PoolAnswer
 from .nets import NetTable

@@ -6,9 +6,8 @@ is unknown, and dropping them all would leave nothing to answer.
 
 from __future__ import annotations
 
-from healthcheck.state import Status
-
 from ..chain import Candidate, Context, Filter
+from ..health import Status
 from ._args import no_args
 
 UNUSABLE = (Status.DOWN, Status.DRAINING)

@@ -10,9 +10,8 @@ computed for every candidate up front (`decide.candidate`), so explanations show
 
 from __future__ import annotations
 
-from healthcheck.state import MemberHealth
-
 from ..chain import Candidate, Context, Filter
+from ..health import MemberHealth
 from ..model import ScoreWeights
 from ._args import no_args
 

@@ -1,4 +1,4 @@
-"""The health state that `geodns` steers by (the contract between the two packages).
+"""The health state that steering reads (the contract that `healthcheck` implements).
 
 `geodns` only ever reads a `HealthView`: per (pool, member), a `MemberHealth`, and a
 `generation` number that changes whenever anything that could change an answer
@@ -36,8 +36,8 @@ class HealthView(Protocol):
     def get(self, pool: str, member: str) -> MemberHealth: ...
 
 
-# Optional, read with getattr by the answer path (`healthcheck.service.ZoneHealthView`
-# has both): `settled(pool) -> bool` - False while the pool must not be answered yet
+# Optional, read with getattr by the answer path (the health checker's zone views
+# have both): `settled(pool) -> bool` - False while the pool must not be answered yet
 # (its members' states have not settled); `ttl_for(pool, ttl) -> int` - the answer TTL
 # for a pool whose zone-file TTL is `ttl` (shorter while members are down or changing).
 
