@@ -92,6 +92,13 @@ class Override:
         return out
 
 
+def describe_selector(selector: tuple) -> str:
+    """`member edges/tokyo`, `pool edges in cdn.example.`, `site london`: for logs."""
+    kind, zone, pool, member, site = selector
+    what = site if kind == "site" else f"{pool}/{member}" if kind == "member" else pool
+    return f"{kind} {what}" + (f" in {zone}" if zone else "")
+
+
 def _zone_name(name: str) -> str:
     return name.rstrip(".").lower()
 

@@ -19,7 +19,7 @@ from geodns.steering.health import MemberHealth, Status
 from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
-from healthcheck.overrides import Override, OverrideSet, best_override, iso
+from healthcheck.overrides import Override, OverrideSet, best_override, describe_selector, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
 from healthcheck.shared import SharedState
@@ -112,6 +112,7 @@ class HealthService:
         self.overrides = OverrideSet(overrides_path)
         self.shared = SharedState(redis_url, redis_prefix, redis_ttl) if redis_url else None
         self.redis_ok = False
+        self._redis_lost = False  # Redis was in use, then unreachable
         self.live_vantages: list[str] = []
         self.view = ZoneHealthView(self, None)
         self._views: dict[str, ZoneHealthView] = {}
@@ -122,6 +123,8 @@ class HealthService:
         self._remote: dict[str, list[Vote]] | None = None  # None: Redis not in use
         self._remote_overrides: list[Override] = []
         self._active_overrides: tuple = ()
+        # selector -> (override, when it ended): the state's "since" after an undrain
+        self._ended_overrides: dict[tuple, tuple[Override, float]] = {}
         self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
         self._unsteady: set[tuple[str, str]] = set()
         self._table_generation = -1
@@ -329,11 +332,24 @@ class HealthService:
                            reason="no probe verdict yet: not answered until one")
         ov = self._override_for(zone, pool, member, now)
         if ov is None:
-            return base, None
+            return self._since_override_ended(zone, pool, member, base), None
         until = f" until {iso(ov.until)}" if ov.until else ""
         forced = replace(base, status=ov.state, since=ov.set_at, changing=False,
                          reason=f"{ov.kind} override{until}: {ov.reason or 'set by operator'}")
         return forced, ov
+
+    def _since_override_ended(self, zone: str, pool: str, member: str,
+                              base: MemberHealth) -> MemberHealth:
+        """After an override ends, the member's state dates from then, not from the probe
+        verdict the override had hidden."""
+        ends = [(t, o) for o, t in self._ended_overrides.values() if o.matches(zone, pool, member)]
+        if not ends:
+            return base
+        ended_at, o = max(ends, key=lambda e: e[0])
+        if base.since and base.since >= ended_at:
+            return base
+        return replace(base, since=ended_at,
+                       reason=f"{o.kind} override ended; probes say {base.status.value}")
 
     def table(self) -> dict[tuple[str | None, str, str], MemberHealth]:
         """Every member's effective state, rebuilt only when the generation moved."""
@@ -398,13 +414,16 @@ class HealthService:
         removed = self.overrides.remove(selector)
         if removed:
             self.overrides.save()
-            log.warning("health: override removed: %s", selector)
+            log.warning("health: override removed: %s", describe_selector(selector))
             self._overrides_changed()
         return removed
 
     def _overrides_changed(self) -> None:
-        active = self._overrides_in_force(time.time())
+        now = time.time()
+        active = self._overrides_in_force(now)
         if active != self._active_overrides:
+            for ended in set(self._active_overrides) - set(active):
+                self._ended_overrides[ended.selector] = (ended, now)
             self._active_overrides = active
             self._local_changed.set()
             self._bump()
@@ -455,13 +474,19 @@ class HealthService:
             except Exception as exc:  # noqa: BLE001 - any Redis failure means: go local
                 if self.redis_ok or self._remote is not None:
                     log.warning("health: Redis unreachable (%s): using local probes", exc)
+                    self._redis_lost = True
                 self.redis_ok, self._remote, self.live_vantages = False, None, []
                 self._set_remote_overrides([])
                 metrics.REDIS_UP.set(0)
             else:
                 if not self.redis_ok:
-                    log.warning("health: shared Redis state in use (%d vantage points: %s)",
-                                len(live), ", ".join(live) or "none")
+                    live_text = ", ".join(live) or "none yet"
+                    if self._redis_lost:
+                        log.warning("health: Redis reachable again: sharing probe results "
+                                    "(vantage points live: %s)", live_text)
+                    else:
+                        log.info("health: sharing probe results over Redis (vantage points "
+                                 "live: %s)", live_text)
                 self.redis_ok, self._remote, self.live_vantages = True, votes, live
                 self._set_remote_overrides(overrides)
                 metrics.REDIS_UP.set(1)
