@@ -16,7 +16,7 @@ from importlib import resources
 from cdn.errors import CdnError
 from cdn.simulate import City
 
-BENCH_RANGE = ipaddress.ip_network("198.18.0.0/15")
+BENCH_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 
 # Relative numbers of clients: the big regions of the example pool weigh most; the
 # cities without an edge of their own show how far-away clients are steered.
@@ -42,7 +42,8 @@ def demo_cities(weights: dict[str, float] | None = None) -> list[City]:
     cities = []
     for row in csv.DictReader(lines):
         net = ipaddress.ip_network(row["network"])
-        if row["city"] and net.version == 4 and net.subnet_of(BENCH_RANGE):
+        if row["city"] and isinstance(net, ipaddress.IPv4Network) \
+                and net.subnet_of(BENCH_RANGE):
             name = slug(row["city"])
             cities.append(City(name, float(weights.get(name, 1.0)), net))
     return cities

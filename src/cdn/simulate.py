@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import aiohttp
 import numpy as np
@@ -85,7 +86,7 @@ class StubCache:
 def client_network(city: City, index: int) -> ipaddress.IPv4Network:
     """The /24 a resolver would send in ECS for the `index`-th client of `city`."""
     address = city.network[(index * 257) % city.network.num_addresses]
-    return ipaddress.ip_network(f"{address}/24", strict=False)
+    return ipaddress.IPv4Network(f"{address}/24", strict=False)
 
 
 def zipf_weights(n: int, s: float) -> np.ndarray:
@@ -148,7 +149,9 @@ class Simulation:
                 chaos.cancel()
         return self.samples
 
-    async def _one(self, session, client, cache: StubCache, model, item, started) -> None:
+    async def _one(self, session: aiohttp.ClientSession,
+                   client: tuple[City, ipaddress.IPv4Network], cache: StubCache, model: str,
+                   item: int, started: float) -> None:
         city, net = client
         now = time.monotonic()
         dns_ms = None
@@ -303,7 +306,8 @@ def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path,
     return paths
 
 
-def _timeline(plt, samples: list[Sample], events, killed: str | None, path: Path) -> Path:
+def _timeline(plt: ModuleType, samples: list[Sample], events: list[tuple[float, str]],
+              killed: str | None, path: Path) -> Path:
     """Requests per second per edge over time: every client (top), and the clients that
     the killed edge was serving (bottom), with the failed requests as black bars."""
     end = max(s.t for s in samples)

@@ -258,7 +258,7 @@ class Stack:
             "http": c.http,
             "origin": c.origin,
             "redis": self.redis_url,
-            "redis_pid": self.redis.proc.pid if self.redis and self.redis.proc else None,
+            "redis_pid": self.redis.pid if self.redis else None,
             "admin_token": c.admin_token,
             "children": [
                 {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.errors import EdgeError
 from edge.registry import SAFE_NAME, current_versions, file_sha256
 from edge.upstream import UpstreamRejected
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 CURRENT = "current"
 
 
-class ArtifactNotFound(LookupError):
+class ArtifactNotFound(EdgeError, LookupError):
     pass
 
 

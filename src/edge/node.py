@@ -29,6 +29,7 @@ from edge.cache.memory import MemoryL1
 from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
+from edge.errors import EdgeError
 from edge.metrics import NodeMetrics
 from edge.registry import ModelError, ModelRegistry, ModelVersion
 from edge.tensors import ModelInfo, prediction_value
@@ -54,11 +55,11 @@ class Rollout(Protocol):
     def snapshot(self) -> dict: ...
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(EdgeError, LookupError):
     pass
 
 
-class Unavailable(Exception):
+class Unavailable(EdgeError):
     """Neither the tiers, the local models nor the upstream can answer (HTTP 503)."""
 
 
@@ -151,14 +152,14 @@ class EdgeNode:
         else:
             l1 = MemoryL1(config.l1_bytes)
         self.cache = TieredCache(
-            l1, DiskL2(Path(config.cache_dir) / "l2", config.l2_bytes, fsync=config.l2_fsync),
+            l1, DiskL2(config.cache_root / "l2", config.l2_bytes, fsync=config.l2_fsync),
             l1_ttl_s=config.l1_ttl_s, l2_ttl_s=config.l2_ttl_s, grace_s=config.stale_grace_s,
             metrics=self.metrics)
         self.upstream = Upstream(config.upstream, config.upstream_timeout_s) \
             if config.upstream else None
         self.catalog = RemoteCatalog(self.upstream, config.catalog_ttl_s, config.stale_grace_s) \
             if self.upstream else None
-        self.artifacts = ArtifactStore(self, Path(config.cache_dir) / "artifacts",
+        self.artifacts = ArtifactStore(self, config.cache_root / "artifacts",
                                        config.artifact_bytes)
         self.draining = False
         self.inflight = 0

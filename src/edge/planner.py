@@ -206,7 +206,7 @@ def run_plan(args: argparse.Namespace) -> int:
     source = args.trace or f"Zipf alpha={args.alpha}, {args.objects} objects"
     print(f"trace: {source}, {len(trace)} requests, {len(set(trace))} distinct objects")
     print(f"prices $/GB-month L1/L2/origin: {prices}; latency ms: {latencies}")
-    rows = plan(trace, sizes, l1_sizes, l2_sizes, prices, latencies)  # type: ignore[arg-type]
+    rows = plan(trace, sizes, l1_sizes, l2_sizes, prices, latencies)
     print(f"{'L1':>8} {'L2':>8} {'L1 hit':>7} {'L2 hit':>7} {'edge hit':>8} "
           f"{'latency ms':>10} {'$/month':>9}")
     for r in rows:

@@ -30,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edge.batcher import BatchObserver, MicroBatcher
+from edge.errors import DigestMismatch, ModelError
 from edge.tensors import DATATYPES, ONNX_TO_KSERVE, ModelInfo, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ MODEL_FILE = "model.onnx"
 CURRENT_FILE = "CURRENT"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-
-class ModelError(Exception):
-    """A model cannot be loaded, staged or activated; the message says why."""
-
-
-class DigestMismatch(ModelError):
-    pass
 
 
 def file_sha256(path: Path) -> str:

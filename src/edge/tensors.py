@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.errors import EdgeError
+
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
     "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
@@ -35,7 +37,7 @@ ONNX_TO_KSERVE = {
 MAX_ROWS = 65536  # rows in one request; the body size limit usually binds first
 
 
-class BadInput(ValueError):
+class BadInput(EdgeError, ValueError):
     """The request does not match the model (shape, datatype, missing input...)."""
 
 
@@ -115,7 +117,7 @@ def check_tensor(spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def tensor_from_data(spec: TensorSpec, datatype: str, shape: list, data: object) -> np.ndarray:
+def tensor_from_data(spec: TensorSpec, datatype: str, shape: object, data: object) -> np.ndarray:
     """A JSON tensor (`data` nested or flat) checked against `spec`."""
     if datatype != spec.datatype:
         raise BadInput(f"input {spec.name!r}: datatype must be {spec.datatype}, got {datatype}")
@@ -127,7 +129,7 @@ def tensor_from_data(spec: TensorSpec, datatype: str, shape: list, data: object)
     return check_tensor(spec, arr.reshape(dims))
 
 
-def tensor_from_bytes(spec: TensorSpec, datatype: str, shape: list, raw: bytes) -> np.ndarray:
+def tensor_from_bytes(spec: TensorSpec, datatype: str, shape: object, raw: bytes) -> np.ndarray:
     if datatype != spec.datatype:
         raise BadInput(f"input {spec.name!r}: datatype must be {spec.datatype}, got {datatype}")
     dims = _shape(spec.name, shape)

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from geocdn.auth import TokenError, add_token_option, read_token
@@ -25,9 +26,10 @@ TOKEN_ENV = "GEODNS_ADMIN_TOKEN"
 host_port = host_port_type()
 
 
-def at_least(kind: type, low: float, *, above: bool = False):
+def at_least(kind: type[int] | type[float], low: float, *,
+             above: bool = False) -> Callable[[str], float]:
     """An argparse type: a number of `kind` that is >= low (> low with `above`)."""
-    def parse(text: str):
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:

@@ -98,14 +98,13 @@ class Engine:
         when rate limiting is on)."""
         key = data[2:]
         hit = self.cache.get(key)
-        if hit is None:
-            by_source = self.markers.get(key)
-            if by_source is not None:
-                hit = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
-                if hit is not None and hit[3] != hit[4].generation:
-                    hit = None
         if hit is not None:
             return self._send(hit[2], data, addr)
+        by_source = self.markers.get(key)
+        if by_source is not None:
+            pooled = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
+            if pooled is not None and pooled[3] == pooled[4].generation:
+                return self._send(pooled[2], data, addr)
         return self.handle(data, addr, tcp=False)
 
     def _send(self, entry: Entry, data: bytes, addr: tuple) -> bytes | None:
@@ -181,7 +180,8 @@ class Engine:
         elif not tcp:
             entry.slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)[2:]
             # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
-            self._store(data, addr, entry, ans, zone, ecs and edns.ecs.source > 0)
+            by_ecs = edns is not None and edns.ecs is not None and edns.ecs.source > 0
+            self._store(data, addr, entry, ans, zone, by_ecs)
         return self._account(entry, response, addr, tcp or verified, query, opt)
 
     def _account(self, entry: Entry, response: bytes, addr: tuple, exempt: bool,

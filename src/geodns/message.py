@@ -16,6 +16,7 @@ from dnslib import QTYPE
 from dnslib.label import DNSBuffer
 
 from geodns.edns import Edns, EdnsError, parse_opt
+from geodns.errors import GeoDNSError
 from geodns.zone import Answer, RRset
 
 HEADER = struct.Struct("!HHHHHH")
@@ -24,11 +25,11 @@ QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
 OPCODE_MASK = 0x7800
 
 
-class Drop(Exception):
+class Drop(GeoDNSError):
     """Not worth an answer: shorter than a header, or a response (QR set)."""
 
 
-class FormErr(Exception):
+class FormErr(GeoDNSError):
     """Malformed query; carries what could be read for the FORMERR response."""
 
     def __init__(self, reason: str, question: bytes = b"", opt: bool = False) -> None:
@@ -63,7 +64,7 @@ def header(data: bytes) -> tuple[int, int, int, int, int, int]:
 
 
 def _question(data: bytes, pos: int) -> tuple[list[bytes], int]:
-    labels = []
+    labels: list[bytes] = []
     total = 1
     while True:
         if pos >= len(data):
@@ -109,7 +110,8 @@ def parse(data: bytes) -> Query:
         raise FormErr("more than one question")
     if an or ns:
         raise FormErr("a query with answer or authority records")
-    question, labels, pos = b"", [], 12
+    question, pos = b"", 12
+    labels: list[bytes] = []
     qtype = qclass = 0
     if qd == 1:
         labels, pos = _question(data, 12)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from geodns.errors import GeoDNSError
+
 T = TypeVar("T")
 
 MAX_LABEL = 63
 MAX_NAME = 255  # octets in wire form, including the length octets and the root
 
 
-class NameError_(ValueError):
+class NameError_(GeoDNSError, ValueError):
     """A name that cannot exist in the DNS (empty label, too long, bad character)."""
 
 

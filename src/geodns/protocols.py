@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from typing import cast
 
 from geodns.engine import Engine, netkey
 
@@ -31,14 +32,15 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.markers = engine.markers
         self.pool_cache = engine.pool_cache
         self.counts = engine.tally.counts
-        self.transport: asyncio.DatagramTransport | None = None
         self.ipv4 = True
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    transport: asyncio.DatagramTransport  # set by connection_made, before any datagram
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self.ipv4 = transport.get_extra_info("socket").family == socket.AF_INET
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         key = data[2:]
         hit = self.cache.get(key)
         if hit is not None:
@@ -52,14 +54,14 @@ class UDPProtocol(asyncio.DatagramProtocol):
                 net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
             else:
                 net = ""
-            hit = self.pool_cache.get((key, net))
-            if hit is not None and hit[3] == hit[4].generation:
-                self.transport.sendto(data[:2] + hit[0], addr)
-                self.counts[hit[1]] += 1
+            pooled = self.pool_cache.get((key, net))
+            if pooled is not None and pooled[3] == pooled[4].generation:
+                self.transport.sendto(data[:2] + pooled[0], addr)
+                self.counts[pooled[1]] += 1
                 return
         self.slow(data, addr)
 
-    def slow(self, data: bytes, addr) -> None:
+    def slow(self, data: bytes, addr: tuple) -> None:
         try:
             out = self.engine.udp(data, addr)
         except Exception:  # a bug must cost one answer, never the server
@@ -75,26 +77,27 @@ class UDPProtocol(asyncio.DatagramProtocol):
 class RateLimitedUDPProtocol(UDPProtocol):
     """With RRL on, every response is accounted, so every query goes to the engine."""
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.slow(data, addr)
 
 
 class TCPProtocol(asyncio.Protocol):
-    def __init__(self, engine: Engine, connections: set, idle_timeout: float,
+    def __init__(self, engine: Engine, connections: set[TCPProtocol], idle_timeout: float,
                  max_connections: int) -> None:
         self.engine = engine
         self.connections = connections
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.peer = ("", 0)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    transport: asyncio.Transport  # set by connection_made, before any data
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
         if len(self.connections) >= self.max_connections:
-            transport.abort()
+            self.transport.abort()
             return
         self.connections.add(self)
         self.peer = transport.get_extra_info("peername") or ("", 0)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT, A
 
+from geodns.errors import GeoDNSError
 from geodns.names import NameError_, absolute, check
 
 
-class RecordError(ValueError):
+class RecordError(GeoDNSError, ValueError):
     """A record value that does not parse; the message says what is expected."""
 
 

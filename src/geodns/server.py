@@ -48,6 +48,7 @@ from aiohttp import web
 
 from geodns.cookies import CookieJar
 from geodns.engine import Engine
+from geodns.errors import GeoDNSError
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
@@ -85,7 +86,7 @@ class ReloadResult:
         return {"ok": self.ok, "zones": self.zones, "errors": self.errors}
 
 
-class ZoneLoadError(RuntimeError):
+class ZoneLoadError(GeoDNSError, RuntimeError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(map(str, problems)))
         self.problems = problems
@@ -210,11 +211,11 @@ class GeoDNSServer:
                                         self.config.tcp_idle_timeout,
                                         self.config.tcp_max_connections),
                     host, port, reuse_port=self.role == "worker"))
-        if self.http_app is not None:
+        http = self.config.http if self.http_app is not None else None
+        if self.http_app is not None and http is not None:
             self._runner = web.AppRunner(self.http_app, access_log=None)
             await self._runner.setup()
-            host, port = self.config.http
-            await web.TCPSite(self._runner, host, port).start()
+            await web.TCPSite(self._runner, *http).start()
         self._tasks.append(asyncio.create_task(self._flush_metrics()))
         for hook in self.on_start:
             await hook(self)
@@ -222,8 +223,7 @@ class GeoDNSServer:
         log.info("started (%s, pid %d): %s; %s%s", self.role, os.getpid(),
                  ", ".join(f"{o} serial {s}" for o, s in self._serials().items()),
                  "DNS on " + where if self.role != "supervisor" else "DNS in the workers",
-                 f", HTTP {self.config.http[0]}:{self.config.http[1]}"
-                 if self.http_app is not None else "")
+                 f", HTTP {http[0]}:{http[1]}" if http is not None else "")
 
     async def _flush_metrics(self) -> None:
         while True:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A, DNSBuffer
 
 from geodns.names import descent, is_subdomain, parent
 from geodns.records import ADDITIONAL_TYPES, target
@@ -30,7 +30,7 @@ class HINFO(RD):
     def __init__(self, cpu: bytes, os: bytes) -> None:
         self.cpu, self.os = cpu, os
 
-    def pack(self, buffer) -> None:
+    def pack(self, buffer: DNSBuffer) -> None:
         for s in (self.cpu, self.os):
             buffer.pack("!B", len(s))
             buffer.append(s)
@@ -119,9 +119,10 @@ class Zone:
                 ans.answer.append(cname.renamed(name))
                 nxt = str(cname.rdata[0].label).lower()
             elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
-                nxt = self._pool(ans, name, pool, qtype, client)
-                if nxt is None:
+                target = self._pool(ans, name, pool, qtype, client)
+                if target is None:
                     return ans
+                nxt = target
             else:
                 rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)
                 if rrset is None:

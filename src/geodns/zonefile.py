@@ -18,7 +18,7 @@ from dnslib import QTYPE, SOA
 
 from geodns import records
 from geodns.names import NameError_, absolute, check, is_subdomain
-from geodns.steering import load_steering
+from geodns.steering import ZoneSteering, load_steering
 from geodns.zone import RRset, Zone
 
 MAX_TTL = 2**31 - 1
@@ -151,7 +151,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) ->
         return None
     zone_text = f.scalar(top["zone"][1], "zone")
     origin = f.name(top["zone"][1], zone_text, ".", "zone") if zone_text else None
-    if origin is None:
+    if origin is None or zone_text is None:
         return None
     if not zone_text.endswith("."):
         origin = check(zone_text.lower().rstrip(".") + ".")
@@ -208,7 +208,7 @@ def _read_soa(f: _File, root: yaml.Node, top: dict, origin: str, ttl: int) -> RR
     if any(values.get(k) is None for k in ("mname", "rname", "serial")):
         return None
     times = [values.get(k) if values.get(k) is not None else SOA_TIMES[k] for k in SOA_TIMES]
-    soa_ttl = values.get("ttl") if values.get("ttl") is not None else ttl
+    soa_ttl: int = values["ttl"] if values.get("ttl") is not None else ttl
     return RRset(origin, QTYPE.SOA, soa_ttl, [SOA(values["mname"], values["rname"], times)])
 
 
@@ -249,7 +249,8 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
                     f.report(kn, f"unknown key {k!r} in {rtype} (expected 'ttl' and 'data')",
                              owner)
             if "ttl" in items:
-                ttl = f.integer(items["ttl"][1], f"{rtype} ttl", 0, MAX_TTL, owner)
+                given = f.integer(items["ttl"][1], f"{rtype} ttl", 0, MAX_TTL, owner)
+                ttl = default_ttl if given is None else given
             if "data" not in items:
                 f.report(value_node, f"{rtype} has 'ttl' but no 'data'", owner)
                 continue
@@ -281,7 +282,7 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
-                   loader: yaml.SafeLoader):
+                   loader: yaml.SafeLoader) -> ZoneSteering | None:
     values = {}
     for key in ("pools", "nets"):
         if key in top:

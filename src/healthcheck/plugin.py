@@ -87,7 +87,7 @@ class HealthPlugin:
 
         async def stop(server: Any) -> None:
             await service.stop()
-            if opts.private_overrides and server.role != "worker":
+            if opts.private_overrides and opts.overrides and server.role != "worker":
                 shutil.rmtree(Path(opts.overrides).parent, ignore_errors=True)
 
         # Every zone gets the service-wide view at once (so no answer is ever given

@@ -168,7 +168,7 @@ class HealthService:
                     url = check_health_url(m.health_url, _warn, f"{where}.{m.name}.health_url")
                     key = check_key(url, settings) if url else None
                     members[m.name] = key
-                    if key is None:
+                    if key is None or url is None:
                         continue
                     users.setdefault(key, []).append((zone, name, m.name))
                     check = checks.get(key) or self._checks.get(key)
@@ -251,6 +251,7 @@ class HealthService:
         await asyncio.sleep(random.uniform(0, check.interval * check.jitter))
         while True:
             started = loop.time()
+            assert self._session is not None  # probing tasks run between start and stop
             async with self._sem:
                 result = await probe(check.url, check.settings, self._session)
             self._on_result(key, check, result)

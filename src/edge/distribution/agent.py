@@ -34,12 +34,13 @@ from redis.exceptions import RedisError
 
 from edge.distribution.blobs import BlobStore, atomic_write
 from edge.distribution.client import OriginClient
-from edge.distribution.errors import DigestMismatch, NotFound
+from edge.distribution.errors import NotFound
 from edge.distribution.events import Event, EventStream, Position
 from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
+from edge.errors import DigestMismatch
 
 log = logging.getLogger(__name__)
 
@@ -311,24 +312,27 @@ class RolloutAgent:
         while not self._stopping:
             try:
                 if self.position is None:
-                    await self.resync()
-                events = await self.stream.read(self.position.id, count=100,
+                    await self.resync()  # sets the position
+                start = self.position or Position()
+                events = await self.stream.read(start.id, count=100,
                                                 block_ms=self.config.block_ms)
                 self.connected = self.attempted = True
                 backoff = 0.2
+                last = start
                 for event in events:
-                    if event.seq != self.position.seq + 1:
+                    if event.seq != last.seq + 1:
                         log.warning("%s: stream gap (have seq %d, next is %d)",
-                                    self.config.edge_id, self.position.seq, event.seq)
+                                    self.config.edge_id, last.seq, event.seq)
                         self.position = None
                         break
                     await self._apply_entry(event)
+                    last = self.position or last
                 else:
-                    self.head_seq = max(self.head_seq, self.position.seq)
+                    self.head_seq = max(self.head_seq, last.seq)
                     if len(events) < 100 and not self.synced:
                         self.synced = True
                         log.info("%s: caught up with the stream at seq %d",
-                                 self.config.edge_id, self.position.seq)
+                                 self.config.edge_id, last.seq)
                     if events or not self.synced:
                         await self.report()
             except (RedisError, OSError) as exc:

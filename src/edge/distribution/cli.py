@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ async def _list(b: Any, args: argparse.Namespace) -> None:
                   + ("  +int8" if d["int8"] else ""))
 
 
-def _simple(cmd: str):
+def _simple(cmd: str) -> Callable[[Any, argparse.Namespace], Awaitable[None]]:
     async def run(b: Any, args: argparse.Namespace) -> None:
         params = [getattr(args, a) for a in ("name", "version") if hasattr(args, a)]
         _print(await getattr(b, cmd)(*params))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -75,12 +76,13 @@ class Event:
 
     @classmethod
     def from_entry(cls, entry_id: str, f: dict[str, str]) -> Event:
-        common = {"ts": float(f.get("ts", 0)), "seq": int(f.get("seq", 0)), "id": entry_id}
+        ts, seq = float(f.get("ts", 0)), int(f.get("seq", 0))
         if f.get("kind") == "purge":
             kind = next((k for k in PURGE_KINDS if k in f), "")
-            return cls("purge", purge_kind=kind, purge_value=f.get(kind, ""), **common)
+            return cls("purge", purge_kind=kind, purge_value=f.get(kind, ""), ts=ts, seq=seq,
+                       id=entry_id)
         return cls(f.get("kind", ""), f.get("model", ""), f.get("version", ""),
-                   f.get("digest", ""), **common)
+                   f.get("digest", ""), ts=ts, seq=seq, id=entry_id)
 
     def describe(self) -> str:
         if self.kind == "purge":
@@ -122,10 +124,13 @@ class EventStream:
         if not entries:
             return Position()
         entry_id, f = entries[0]
-        return Position(_s(entry_id), int(_s(f.get(b"seq", f.get("seq", 0)))))
+        fields = f or {}
+        seq = fields.get(b"seq") or fields.get("seq") or 0
+        return Position(_s(entry_id or "0-0"), int(_s(seq)))
 
     async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
-        resp = await self.redis.xread({self.key: after}, count=count, block=block_ms)
+        resp = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+                    await self.redis.xread({self.key: after}, count=count, block=block_ms))
         out = []
         for _stream, entries in resp or []:
             for entry_id, f in entries:

@@ -77,7 +77,9 @@ def normalize(address: IPAddress, known_bits: int | None = None) -> Normalized:
             elif kind == "6to4":
                 v4 = address.sixtofour
             else:
-                v4 = address.teredo[1]  # (server, client); the client is de-obfuscated
+                teredo = address.teredo
+                assert teredo is not None  # the address is in the Teredo prefix
+                v4 = teredo[1]  # (server, client); the client is de-obfuscated
             assert v4 is not None
             return Normalized(v4, kind, offset)
     return Normalized(address)

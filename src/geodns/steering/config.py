@@ -330,6 +330,7 @@ def parse_nets(spec: Any, pools: dict[str, Pool], report: Report) -> list[NetOve
                 report(where, "an override needs a location (lat, lon) or members, or both")
             continue
         city = value.get("city")
-        loc = Location(lat, lon, 0.0, country, continent, city) if lat is not None else None
+        loc = (Location(lat, lon, 0.0, country, continent, city)
+               if lat is not None and lon is not None else None)
         out[net] = NetOverride(net, loc, tuple(members) if members is not None else None)
     return list(out.values())

@@ -19,6 +19,8 @@ from typing import Any
 
 import maxminddb
 
+from geodns.errors import GeoDNSError
+
 from .addresses import GRAIN
 from .model import IPAddress, Location
 
@@ -27,7 +29,7 @@ log = logging.getLogger("geodns")
 DEMO_MMDB = Path(__file__).with_name("data") / "geo-demo.mmdb"
 
 
-class GeoIPError(Exception):
+class GeoIPError(GeoDNSError):
     """The database file is missing, unreadable or not an MMDB file."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _reload_geoip(server: Any) -> str | None:
     return None
 
 
-def _explain_handler(server: Any):
+def _explain_handler(server: Any) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def explain(request: web.Request) -> web.Response:
         q = request.query
         if "name" not in q:

@@ -15,9 +15,9 @@ def nearest(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate]
         ctx.notes.append("client location unknown: order kept")
         return cands
     ctx.uses_location = True
-    known = [c for c in cands if c.effective_km is not None]
+    known = [(c.effective_km, c) for c in cands if c.effective_km is not None]
     unknown = [c for c in cands if c.effective_km is None]  # members without coordinates
-    return sorted(known, key=lambda c: c.effective_km) + unknown
+    return [c for _, c in sorted(known, key=lambda kc: kc[0])] + unknown
 
 
 @dataclass(frozen=True, slots=True)
