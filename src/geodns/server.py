@@ -50,9 +50,10 @@ from geodns.cookies import CookieJar
 from geodns.engine import Engine
 from geodns.errors import GeoDNSError
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
-from geodns.plugins import load_plugins
+from geodns.plugins import Plugin, load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
+from geodns.steering.health import HealthView
 from geodns.zone import Zone
 from geodns.zonefile import Problem, load_zones
 
@@ -72,7 +73,7 @@ class ServerConfig:
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
     tcp_max_connections: int = 256
-    plugins: list[Any] | None = None  # None: the installed entry points
+    plugins: list[Plugin] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
 
@@ -108,7 +109,7 @@ class GeoDNSServer:
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
                              self.tally)
-        self.health: Any = None
+        self.health: HealthView | None = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         self.on_reload: list[Callable[[GeoDNSServer], str | None]] = []
@@ -126,8 +127,7 @@ class GeoDNSServer:
         self._stopping = asyncio.Event()
         plugins = config.plugins if config.plugins is not None else load_plugins()
         for plugin in plugins:
-            if hasattr(plugin, "setup"):
-                plugin.setup(self)
+            plugin.setup(self)
 
     @property
     def zones(self) -> dict[str, Zone]:
@@ -140,7 +140,7 @@ class GeoDNSServer:
 
     # -- zones -----------------------------------------------------------------
 
-    def set_health(self, view: Any) -> None:
+    def set_health(self, view: HealthView) -> None:
         self.health = view
         self._apply_health(self.zones)
 

@@ -15,12 +15,18 @@ file, which every process watches.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from geodns.plugins import Plugin
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer, ServerConfig
+
 import argparse
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
@@ -36,7 +42,7 @@ class HealthOptions:
     private_overrides: bool = False  # the override file is this run's own (workers)
 
 
-class HealthPlugin:
+class HealthPlugin(Plugin):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("health checking")
         g.add_argument("--redis", metavar="URL",
@@ -51,7 +57,7 @@ class HealthPlugin:
         g.add_argument("--no-health", action="store_true",
                        help="no health checking: every member counts as up")
 
-    def configure(self, args: argparse.Namespace, config: Any) -> None:
+    def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
         overrides, private = args.overrides, False
         if overrides is None and config.workers > 1:
             # Configured before the workers fork, so every process gets this path.
@@ -63,7 +69,7 @@ class HealthPlugin:
             private_overrides=private,
         )
 
-    def setup(self, server: Any) -> None:
+    def setup(self, server: GeoDNSServer) -> None:
         opts: HealthOptions = server.config.extra.get("health") or HealthOptions()
         if not opts.enabled:
             return
@@ -74,18 +80,18 @@ class HealthPlugin:
             quorum=opts.quorum,
         )
 
-        def follow_zones(server: Any) -> None:
-            zones = {o: z for o, z in server.zones.items() if z.steering is not None}
-            service.update_targets({o: z.steering.pools for o, z in zones.items()})
-            for origin, zone in zones.items():
-                zone.steering.set_health(service.view_for(origin))
+        def follow_zones(server: GeoDNSServer) -> None:
+            steered = {o: z.steering for o, z in server.zones.items() if z.steering is not None}
+            service.update_targets({o: s.pools for o, s in steered.items()})
+            for origin, steering in steered.items():
+                steering.set_health(service.view_for(origin))
             service.reload_overrides()
 
-        async def start(server: Any) -> None:
+        async def start(server: GeoDNSServer) -> None:
             follow_zones(server)
             await service.start()
 
-        async def stop(server: Any) -> None:
+        async def stop(server: GeoDNSServer) -> None:
             await service.stop()
             if opts.private_overrides and opts.overrides and server.role != "worker":
                 shutil.rmtree(Path(opts.overrides).parent, ignore_errors=True)

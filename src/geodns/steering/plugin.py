@@ -13,11 +13,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from geodns.plugins import Plugin
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer, ServerConfig
+
 import argparse
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -27,7 +33,7 @@ from .explain import ExplainError, explain_name
 log = logging.getLogger("geodns")
 
 
-class GeoPlugin:
+class GeoPlugin(Plugin):
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
         cli.add_parser(sub).set_defaults(func=cli.run)
 
@@ -37,7 +43,7 @@ class GeoPlugin:
             help="GeoIP City database, MaxMind format (default: the demo database "
             f"{geoip.DEMO_MMDB.name}); re-read on every reload")
 
-    def configure(self, args: argparse.Namespace, config: Any) -> None:
+    def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
         if args.geoip is not None:
             try:
                 geoip.GeoDB(args.geoip)  # fail now, with the reason, not in each worker
@@ -45,7 +51,7 @@ class GeoPlugin:
                 raise SystemExit(f"geodns: {e}") from None
             config.extra["geoip"] = args.geoip
 
-    def setup(self, server: Any) -> None:
+    def setup(self, server: GeoDNSServer) -> None:
         path = server.config.extra.get("geoip")
         if path is not None:
             geoip.shared().open(path)
@@ -54,7 +60,7 @@ class GeoPlugin:
             server.http_app.router.add_get("/admin/explain", _explain_handler(server))
 
 
-def _reload_geoip(server: Any) -> str | None:
+def _reload_geoip(server: GeoDNSServer) -> str | None:
     """Re-read the database file; on failure the message for the reload's answer."""
     try:
         geoip.shared().reload()
@@ -65,7 +71,7 @@ def _reload_geoip(server: Any) -> str | None:
     return None
 
 
-def _explain_handler(server: Any) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _explain_handler(server: GeoDNSServer) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def explain(request: web.Request) -> web.Response:
         q = request.query
         if "name" not in q:
