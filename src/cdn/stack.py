@@ -75,7 +75,8 @@ class Stack:
 
     @property
     def token_file(self) -> Path:
-        """The admin token of the origin and GeoDNS (never on a command line)."""
+        """The admin token of the origin, every edge and GeoDNS (never on a command
+        line)."""
         return self.run_dir / TOKEN_FILE
 
     # -- the parts -------------------------------------------------------------------
@@ -128,6 +129,7 @@ class Stack:
             f"--location={site.lat},{site.lon}",  # "=": a latitude may be negative
             "--redis", self.redis_url,  # the model and invalidation stream
             "--edge-id", site.name,
+            "--admin-token-file", str(self.token_file),  # /admin/* needs it
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 

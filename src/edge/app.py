@@ -62,7 +62,7 @@ def _observe(node: EdgeNode) -> Middleware:
 
     @web.middleware
     async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-        node.inflight += 1
+        node.utilization.started()
         status = 499  # stays so when the client goes away before the answer
         try:
             try:
@@ -76,7 +76,7 @@ def _observe(node: EdgeNode) -> Middleware:
             status = resp.status
             return resp
         finally:
-            node.inflight -= 1
+            node.utilization.finished()
             route = request.match_info.route.name or "unmatched"
             counter = counters.get((route, status))
             if counter is None:

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edge.errors import EdgeError
-from edge.registry import SAFE_NAME, current_versions, file_sha256
-from edge.upstream import UpstreamRejected
-
-if TYPE_CHECKING:
-    from edge.node import EdgeNode
+from edge.registry import SAFE_NAME, file_sha256
+from edge.upstream import Upstream, UpstreamRejected
 
 CURRENT = "current"
+# name, hops → the version the node serves (or would fetch) now; raises when unknown
+CurrentVersion = Callable[[str, int], Awaitable[str]]
 
 
 class ArtifactNotFound(EdgeError, LookupError):
@@ -42,8 +41,15 @@ class ArtifactFile:
 
 
 class ArtifactStore:
-    def __init__(self, node: EdgeNode, root: Path, capacity_bytes: int) -> None:
-        self._node = node
+    """Artifacts of `models_dir` (the node's own folder, may be None), else downloaded
+    from `upstream` (None on the origin) into `root`; `current_version` resolves the
+    version ``current``."""
+
+    def __init__(self, root: Path, capacity_bytes: int, models_dir: Path | None,
+                 upstream: Upstream | None, current_version: CurrentVersion) -> None:
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.upstream = upstream
+        self._current_version = current_version
         self.root = Path(root)
         self.capacity = capacity_bytes
         self._digests: dict[Path, tuple[int, int, str]] = {}  # master files: size, mtime
@@ -64,9 +70,8 @@ class ArtifactStore:
         immutable = version != CURRENT
         if not immutable:
             version = await self._current_version(name, hops)
-        models_dir = self._node.config.models_dir
-        if models_dir:
-            master = Path(models_dir) / name / version / file
+        if self.models_dir:
+            master = self.models_dir / name / version / file
             if master.is_file():
                 return ArtifactFile(master, await self._master_digest(master),
                                     master.stat().st_size, immutable)
@@ -76,8 +81,7 @@ class ArtifactStore:
             self._cached.move_to_end(cached)
             return ArtifactFile(cached, meta.read_text().strip(), self._cached[cached],
                                 immutable)
-        upstream = self._node.upstream
-        if upstream is None:
+        if self.upstream is None:
             raise ArtifactNotFound(f"no artifact {name}/{version}/{file}")
         task = self._downloads.get(cached)
         if task is None:
@@ -89,9 +93,9 @@ class ArtifactStore:
 
     async def _download(self, name: str, version: str, file: str, dest: Path,
                         hops: int) -> tuple[str, int]:
-        assert self._node.upstream is not None
+        assert self.upstream is not None
         try:
-            digest, size = await self._node.upstream.download(name, version, file, dest, hops)
+            digest, size = await self.upstream.download(name, version, file, dest, hops)
         except UpstreamRejected as e:
             if e.status == 404:
                 raise ArtifactNotFound(f"no artifact {name}/{version}/{file}") from None
@@ -118,16 +122,6 @@ class ArtifactStore:
         self._digests[path] = (st.st_size, st.st_mtime_ns, digest)
         return digest
 
-    async def _current_version(self, name: str, hops: int) -> str:
-        mv = self._node.registry.get(name)
-        if mv is not None:
-            return mv.version
-        models_dir = self._node.config.models_dir
-        if models_dir and name in (found := current_versions(Path(models_dir))):
-            return found[name]
-        if self._node.upstream is None:
-            raise ArtifactNotFound(f"unknown model {name!r}")
-        return (await self._node.resolve(name, None, hops))[0].version
 
 
 def _meta_path(path: Path) -> Path:

@@ -36,7 +36,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir",
                    help="L2 and artifact cache folder (default var/edge-cache/<host>-<port>)")
     p.add_argument("--l1", choices=["memory", "redis"], help="L1 tier (default memory)")
-    p.add_argument("--redis", dest="redis_url", help="Redis URL for --l1 redis")
+    p.add_argument("--redis", dest="redis_url",
+                   help="Redis URL for --l1 redis (and the stream, unless --dist-redis)")
+    p.add_argument("--dist-redis", dest="dist_redis_url",
+                   help="Redis URL of the model and invalidation stream, when it is not "
+                   "the L1's (e.g. L1 on db 1, the stream on the origin's db 0)")
     p.add_argument("--l1-bytes", help="L1 memory bound, e.g. 64MiB")
     p.add_argument("--l2-bytes", help="L2 disk bound, e.g. 1GiB")
     p.add_argument("--l1-ttl", dest="l1_ttl_s", type=float, help="L1 TTL in seconds")

@@ -76,7 +76,10 @@ class EdgeConfig:
     # several nodes on one machine never share a folder
     cache_dir: Path | None = None
     l1: str = "memory"  # "memory" (per process) or "redis" (shared by a site's workers)
-    redis_url: str | None = None
+    redis_url: str | None = None  # the L1's Redis (l1 = redis)
+    # The Redis of the model and invalidation stream (the origin's --redis); unset = the
+    # L1's `redis_url` (one Redis, one database for both).
+    dist_redis_url: str | None = None
     redis_prefix: str = "edge:"  # namespace of this node's keys in a shared Redis
     l1_bytes: int = 64 * 1024**2
     l2_bytes: int = 1024**3  # prediction entries on disk
@@ -114,6 +117,11 @@ class EdgeConfig:
     @property
     def is_origin(self) -> bool:
         return not self.upstream
+
+    @property
+    def stream_redis_url(self) -> str | None:
+        """The Redis the model and invalidation stream is read from (or written to)."""
+        return self.dist_redis_url or self.redis_url
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -168,6 +176,7 @@ _CONVERTERS: dict[str, Any] = {
     "upstream": lambda v: v or None,
     "dist_store": lambda v: Path(v) if v else None,
     "dist_url": lambda v: v or None, "prefetch_threshold": int,
+    "dist_redis_url": lambda v: v or None,
 }
 
 

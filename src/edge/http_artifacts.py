@@ -1,12 +1,14 @@
 """``GET|HEAD /models/{name}/{version}/{file}``: artifacts with a strong ETag (SHA-256),
 ``If-None-Match`` → 304, single byte ranges (``Range`` → 206, ``If-Range``, 416 when
-unsatisfiable; several ranges get the whole file), and streaming from disk in chunks.
+unsatisfiable; several ranges, other units and malformed ranges get the whole file), and
+streaming from disk in chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import re
 
 from aiohttp import hdrs, web
 
@@ -15,6 +17,7 @@ from edge.http_predict import request_hops
 from edge.node import NODE
 
 CHUNK = 256 * 1024
+_RANGE = re.compile(r"bytes\s*=\s*(?P<first>[0-9]*)-(?P<last>[0-9]*)", re.IGNORECASE)
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -25,20 +28,28 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 def _byte_range(request: web.Request, art: ArtifactFile) -> tuple[int, int] | None | str:
-    """(start, stop) for a satisfiable single range, None for the whole file, or
-    "unsatisfiable"."""
+    """(start, stop) for a satisfiable single byte range, None for the whole file, or
+    "unsatisfiable". As RFC 9110 14.2 says: a Range in another unit, of several ranges,
+    or that does not parse is ignored (the whole file, 200); ``bytes=-0`` and a range
+    starting at or after the end are unsatisfiable (416)."""
     header = request.headers.get(hdrs.RANGE)
-    if header is None or "," in header:
+    if header is None:
         return None
     if_range = request.headers.get(hdrs.IF_RANGE)
     if if_range is not None and if_range.strip().strip('"') != art.sha256:
         return None
-    try:
-        rng = request.http_range
-    except ValueError:
-        return "unsatisfiable"
-    start, stop, _ = rng.indices(art.size)
-    if rng.start is not None and rng.start >= art.size or start >= stop:
+    m = _RANGE.fullmatch(header.strip())
+    if m is None or m["first"] == m["last"] == "":
+        return None
+    first, last = m["first"], m["last"]
+    if first == "":  # the last N bytes
+        start, stop = max(0, art.size - int(last)), art.size
+    else:
+        start = int(first)
+        stop = min(art.size, int(last) + 1) if last else art.size
+        if last and int(last) < start:
+            return None  # invalid: ignored
+    if start >= stop:
         return "unsatisfiable"
     return start, stop
 

@@ -1,5 +1,9 @@
 """Operations: ``GET /health``, ``GET /metrics`` and the admin routes.
 
+``GET /health`` answers the node's health document with HTTP 200 while its status is
+``ok`` or ``degraded`` and 503 while ``draining`` or ``syncing`` (so a load balancer's
+readiness probe takes the node out), with the same document.
+
 Admin routes follow the project's one admin policy (`geocdn.auth`): with `admin_token`
 set they need ``Authorization: Bearer <admin_token>``, without one they answer loopback
 clients only, and never a cross-site request.
@@ -23,9 +27,13 @@ from edge.node import NODE
 from edge.tensors import BadInput
 from geocdn.auth import check_admin
 
+SERVING = ("ok", "degraded")  # /health answers 200 for these, 503 otherwise
+
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE].health(), headers={"Cache-Control": "no-store"})
+    doc = request.app[NODE].health()
+    return web.json_response(doc, status=200 if doc["status"] in SERVING else 503,
+                             headers={"Cache-Control": "no-store"})
 
 
 async def metrics(request: web.Request) -> web.Response:

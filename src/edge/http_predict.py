@@ -38,10 +38,11 @@ JSON = "application/json"
 
 
 def request_hops(request: web.Request) -> int:
-    try:
-        hops = int(request.headers.get(HOPS_HEADER, "0"))
-    except ValueError:
-        raise BadInput(f"{HOPS_HEADER} must be an integer") from None
+    """The nodes a request has passed (the loop guard): a small non-negative integer."""
+    raw = request.headers.get(HOPS_HEADER, "0").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadInput(f"{HOPS_HEADER} must be a non-negative integer, got {raw[:20]!r}")
+    hops = int(raw) if len(raw) <= 4 else MAX_HOPS + 1
     if hops > MAX_HOPS:
         raise UpstreamError(f"request passed {hops} nodes: an upstream loop?", 508)
     return hops

@@ -9,7 +9,8 @@ process, e.g. in tests). Names follow Triton's where the meaning matches:
 * ``nv_cache_num_hits_per_model`` / ``nv_cache_num_misses_per_model``: prediction cache
   hits (any tier of this node) and misses.
 * ``edge_cache_hits_total{tier}`` / ``edge_cache_misses_total{tier}`` /
-  ``edge_cache_errors_total{tier}``: per tier (l1, l2, upstream).
+  ``edge_cache_errors_total{tier}``: per tier (l1, l2, upstream);
+  ``edge_cache_corrupt_entries_total{tier}``: entries that failed their checksum (l2).
 * ``edge_singleflight_waiters_total``: requests that waited on another's computation.
 * ``edge_inference_batch_size`` (histogram of rows per batch),
   ``edge_inference_compute_seconds``, ``edge_inference_queue_delay_seconds``,
@@ -61,6 +62,9 @@ class NodeMetrics:
                                    registry=r)
         self.tier_errors = Counter("edge_cache_errors", "Failed or skipped tier operations",
                                    ["tier"], registry=r)
+        self.corrupt = Counter("edge_cache_corrupt_entries",
+                               "Entries that failed their key or checksum check on read "
+                               "(dropped, never served)", ["tier"], registry=r)
         self.cache_hits = Counter("nv_cache_num_hits_per_model", "Prediction cache hits",
                                   ["model"], registry=r)
         self.cache_misses = Counter("nv_cache_num_misses_per_model",

@@ -1,12 +1,13 @@
 """`EdgeNode`: everything one node holds, independent of HTTP.
 
 A prediction: resolve the model (the local registry, else the upstream's catalog) →
-cache key (model name, content digest, canonical input digest) → L1 → L2 → the upstream
-→ the local model (or the local model first: `EdgeConfig.miss_order`) → fill the tiers.
-Concurrent misses for one key share one computation or fetch (single flight). When the
-upstream cannot be reached, an entry expired less than `stale_grace_s` ago is served
-(tier ``stale``), else the local model computes if the node holds it; otherwise the
-request fails with `Unavailable` (HTTP 503).
+cache key (model name, content digest, canonical input digest) → the sources of
+`edge.sources`, walked in order: L1 → L2, then for a miss the upstream → the local model
+(or the local model first: `EdgeConfig.miss_order`), which fill the tiers. Concurrent
+misses for one key share one walk of the miss order (single flight). When the upstream
+cannot be reached, an entry expired less than `stale_grace_s` ago is served (tier
+``stale``), else the local model computes if the node holds it; otherwise the request
+fails with `Unavailable` (HTTP 503).
 
 Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
 """
@@ -14,7 +15,6 @@ Reachable from handlers and later code as ``app[NODE]`` (see `edge.app`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -23,25 +23,36 @@ from typing import Protocol
 import numpy as np
 from aiohttp import web
 
-from edge.artifacts import ArtifactStore
+from edge.artifacts import ArtifactNotFound, ArtifactStore
 from edge.cache.disk import DiskL2
 from edge.cache.memory import MemoryL1
 from edge.cache.redis_l1 import RedisL1
 from edge.cache.tiered import L1Store, TieredCache
 from edge.config import EdgeConfig
-from edge.errors import EdgeError
+from edge.load import Utilization
 from edge.metrics import NodeMetrics
-from edge.registry import ModelError, ModelRegistry, ModelVersion
-from edge.tensors import ModelInfo, prediction_value
-from edge.upstream import (
-    MAX_HOPS,
-    Upstream,
-    UpstreamError,
-    UpstreamRejected,
-    UpstreamUnavailable,
+from edge.registry import (
+    SAFE_NAME,
+    ModelError,
+    ModelRegistry,
+    ModelVersion,
+    current_versions,
 )
+from edge.sources import (
+    CacheTier,
+    FromUpstream,
+    LocalModel,
+    Lookup,
+    ModelNotFound,
+    Source,
+    Stale,
+    Unavailable,
+)
+from edge.tensors import BadInput, ModelInfo
+from edge.upstream import Upstream, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
+UPSTREAM_PROBE_S = 1.0
 
 
 class Rollout(Protocol):
@@ -50,17 +61,12 @@ class Rollout(Protocol):
     @property
     def ready(self) -> bool: ...
 
+    @property
+    def problem(self) -> str | None: ...
+
     def record_request(self, model: str) -> None: ...
 
     def snapshot(self) -> dict: ...
-
-
-class ModelNotFound(EdgeError, LookupError):
-    pass
-
-
-class Unavailable(EdgeError):
-    """Neither the tiers, the local models nor the upstream can answer (HTTP 503)."""
 
 
 class HitWindow:
@@ -159,20 +165,24 @@ class EdgeNode:
             if config.upstream else None
         self.catalog = RemoteCatalog(self.upstream, config.catalog_ttl_s, config.stale_grace_s) \
             if self.upstream else None
-        self.artifacts = ArtifactStore(self, config.cache_root / "artifacts",
-                                       config.artifact_bytes)
+        self.artifacts = ArtifactStore(config.cache_root / "artifacts",
+                                       config.artifact_bytes, config.models_dir,
+                                       self.upstream, self._current_version)
         self.draining = False
-        self.inflight = 0
+        self.utilization = Utilization(config.capacity)
         self.started = time.time()
         self.hits = HitWindow()
         self._flights: dict[str, asyncio.Task] = {}
         self._loads: dict[str, asyncio.Task] = {}
-        self._upstream_hit = self.metrics.tier_hits.labels("upstream")
-        self._upstream_miss = self.metrics.tier_misses.labels("upstream")
-        self._upstream_err = self.metrics.tier_errors.labels("upstream")
         self._per_model: dict[str, tuple] = {}
-        # digests of local models whose version the upstream runs from another file
-        self._upstream_differs: set[str] = set()
+        # The sources of a prediction (edge.sources): the cache tiers on every request,
+        # then the miss order once per key.
+        self.cache_tiers: list[Source] = [CacheTier("l1", self.cache.l1_get),
+                                          CacheTier("l2", self.cache.l2_get)]
+        self._upstream = FromUpstream(self.upstream, self.cache, self.metrics,
+                                      self.catalog.forget if self.catalog else _no_catalog)
+        self._stale = Stale(self.metrics)
+        self._local = LocalModel(self.cache)
         self._background: list[asyncio.Task] = []
         self.rollout: Rollout | None = None
 
@@ -183,6 +193,8 @@ class EdgeNode:
         self.cache.l2.start()
         if self.config.model_idle_unload_s > 0:
             self._background.append(asyncio.create_task(self._unload_idle_loop()))
+        if self.upstream is not None:
+            self._background.append(asyncio.create_task(self._watch_upstream()))
 
     async def close(self) -> None:
         for task in self._background:
@@ -199,10 +211,25 @@ class EdgeNode:
             for name in self.registry.unload_idle(self.config.model_idle_unload_s):
                 log.info("unloaded idle model %s", name)
 
+    async def _watch_upstream(self) -> None:
+        """While the upstream is marked down, probe it every second: when every request
+        is a cache hit, none would tell the node that it is back."""
+        assert self.upstream is not None
+        while True:
+            await asyncio.sleep(UPSTREAM_PROBE_S)
+            if not self.upstream.ok:
+                await self.upstream.probe()
+
     # -- models ----------------------------------------------------------------------
     async def resolve(self, name: str, version: str | None = None,
                       hops: int = 0) -> tuple[ModelInfo, ModelVersion | None]:
-        """The model's info and, when this node holds it, the loaded version."""
+        """The model's info and, when this node holds it, the loaded version. A name or
+        version that could not be a folder name is refused before it reaches a path or
+        the upstream's URL."""
+        for part, what in ((name, "model name"), (version, "version")):
+            if part is not None and not (isinstance(part, str) and SAFE_NAME.match(part)):
+                raise BadInput(f"invalid {what} {part!r}: use 1-128 letters, digits, '.', "
+                               "'_' or '-', starting with a letter or digit")
         mv = self.registry.get(name, version)
         if mv is not None:
             return mv.info, mv
@@ -239,6 +266,19 @@ class EdgeNode:
             return None
         return self.registry.get(name, version)
 
+    async def _current_version(self, name: str, hops: int) -> str:
+        """The version of `name` this node serves (or its model folder makes current),
+        else the one its upstream serves (for the artifact version ``current``)."""
+        mv = self.registry.get(name)
+        if mv is not None:
+            return mv.version
+        models_dir = self.config.models_dir
+        if models_dir and name in (found := current_versions(Path(models_dir))):
+            return found[name]
+        if self.upstream is None:
+            raise ArtifactNotFound(f"unknown model {name!r}")
+        return (await self.resolve(name, None, hops))[0].version
+
     async def model_metadata(self, name: str, version: str | None, hops: int = 0) -> dict:
         info, mv = await self.resolve(name, version, hops)  # maps upstream errors
         if mv is not None:
@@ -267,23 +307,23 @@ class EdgeNode:
                       hops: int = 0, key: str | None = None) -> tuple[bytes, str]:
         """(cache value, tier) for one request; tier is l1, l2, compute, stale or
         upstream/<the upstream's tier>. `key` is `info.cache_key(feeds)` if known."""
-        key = key or info.cache_key(feeds)
+        lookup = Lookup(key or info.cache_key(feeds), info, mv, feeds, version, hops)
         if self.rollout is not None:
             self.rollout.record_request(info.name)
-        found = await self.cache.get(key)
         hit, miss = self._model_counters(info.name)
-        if found.value is not None:
-            self.hits.record(True)
-            hit.inc()
-            return found.value, found.tier  # type: ignore[return-value]
+        for source in self.cache_tiers:
+            found = await source.answer(lookup)
+            if found is not None:
+                self.hits.record(True)
+                hit.inc()
+                return found
         self.hits.record(False)
         miss.inc()
-        task = self._flights.get(key)
+        task = self._flights.get(lookup.key)
         if task is None:
-            task = asyncio.ensure_future(self._fill(key, info, mv, feeds, version,
-                                                    found.stale, hops))
-            self._flights[key] = task
-            task.add_done_callback(lambda t: self._flight_done(key, t))
+            task = asyncio.ensure_future(self._fill(lookup))
+            self._flights[lookup.key] = task
+            task.add_done_callback(lambda t: self._flight_done(lookup.key, t))
         else:
             self.metrics.coalesced.inc()
         return await asyncio.shield(task)
@@ -301,73 +341,31 @@ class EdgeNode:
             self._per_model[name] = counters
         return counters
 
-    async def _fill(self, key: str, info: ModelInfo, mv: ModelVersion | None,
-                    feeds: dict[str, np.ndarray], version: str | None, stale: bytes | None,
-                    hops: int) -> tuple[bytes, str]:
-        """A miss: the upstream, then the local model (see `EdgeConfig.miss_order`)."""
-        local_first = self.config.miss_order == "local-first" \
-            or info.digest in self._upstream_differs
-        if mv is not None and (self.upstream is None or local_first or hops >= MAX_HOPS):
-            return await self._compute(key, info, mv, feeds)
-        if self.upstream is None:
-            raise ModelNotFound(_not_found(info.name, version))
-        if hops >= MAX_HOPS:
-            raise UpstreamError(f"more than {MAX_HOPS} upstream hops: check the upstream "
-                                "configuration for a loop", 508)
-        try:
-            value, tier, up_version, digest = await self._ask_upstream(info, mv, version,
-                                                                       feeds, hops)
-        except UpstreamUnavailable as e:
-            self._upstream_err.inc()
-            if stale is not None:
-                self.metrics.stale_served.inc()
-                return stale, "stale"
-            if mv is not None:
-                return await self._compute(key, info, mv, feeds)
-            raise Unavailable(f"no fresh or stale entry and {e}") from None
-        except UpstreamError:
-            if mv is None:
-                raise
-            self._upstream_err.inc()  # e.g. the upstream no longer holds this version
-            return await self._compute(key, info, mv, feeds)
-        (self._upstream_miss if tier.endswith("compute") else self._upstream_hit).inc()
-        if digest != info.digest:
-            if mv is not None:  # same version, other file (e.g. our INT8 variant): its
-                self._upstream_differs.add(info.digest)  # answers are not ours to cache
-                return await self._compute(key, info, mv, feeds)
-            # the upstream moved to another version meanwhile
-            assert self.catalog is not None
-            self.catalog.forget(info.name)
-            info = dataclasses.replace(info, version=up_version, digest=digest)
-            key = info.cache_key(feeds)
-        await self.cache.put(key, value, info.tags)
-        return value, "upstream/" + tier
+    def miss_order(self, info: ModelInfo) -> list[Source]:
+        """Where a miss goes, in order (see `EdgeConfig.miss_order`): a model whose
+        version the upstream runs from another file is always computed here first."""
+        if self.config.miss_order == "local-first" or info.digest in self._upstream.differs:
+            return [self._local, self._upstream, self._stale]
+        return [self._upstream, self._stale, self._local]
 
-    async def _ask_upstream(self, info: ModelInfo, mv: ModelVersion | None,
-                            version: str | None, feeds: dict[str, np.ndarray],
-                            hops: int) -> tuple[bytes, str, str, str]:
-        """The upstream's answer for exactly the version this node resolved (the one its
-        answer will claim: rows of one batch never mix versions). When the upstream no
-        longer holds that version of a model this node does not hold either, and the
-        client named no version, the upstream's current version answers."""
-        assert self.upstream is not None
-        try:
-            return await self.upstream.lookup(info, info.version, feeds, hops)
-        except UpstreamRejected as e:
-            if e.status != 404 or mv is not None or version is not None:
-                raise
-            return await self.upstream.lookup(info, None, feeds, hops)
-
-    async def _compute(self, key: str, info: ModelInfo, mv: ModelVersion,
-                       feeds: dict[str, np.ndarray]) -> tuple[bytes, str]:
-        value = prediction_value(info, await mv.infer(feeds))
-        await self.cache.put(key, value, info.tags)
-        return value, "compute"
+    async def _fill(self, lookup: Lookup) -> tuple[bytes, str]:
+        """A miss: the first source of the miss order that answers."""
+        for source in self.miss_order(lookup.info):
+            found = await source.answer(lookup)
+            if found is not None:
+                return found
+        if lookup.failure is not None:
+            raise lookup.failure
+        raise ModelNotFound(_not_found(lookup.info.name, lookup.version))
 
     # -- health ----------------------------------------------------------------------
     @property
+    def inflight(self) -> int:
+        return self.utilization.inflight
+
+    @property
     def load(self) -> float:
-        return min(1.0, self.inflight / self.config.capacity)
+        return self.utilization.load
 
     def health(self) -> dict:
         l1_ok = getattr(self.cache.l1, "ok", True)
@@ -376,7 +374,8 @@ class EdgeNode:
             status = "draining"
         elif self.rollout is not None and not self.rollout.ready:
             status = "syncing"  # not caught up with the model/invalidation stream yet
-        elif not l1_ok or not upstream_ok or self.load >= 1.0:
+        elif not l1_ok or not upstream_ok or self.load >= 1.0 \
+                or (self.rollout is not None and self.rollout.problem):
             status = "degraded"
         else:
             status = "ok"
@@ -403,6 +402,10 @@ class EdgeNode:
 
 
 NODE = web.AppKey("edge_node", EdgeNode)
+
+
+def _no_catalog(name: str) -> None:
+    """The origin has no remote catalog to forget a model from."""
 
 
 def _not_found(name: str, version: str | None) -> str:

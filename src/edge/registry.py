@@ -35,8 +35,9 @@ from edge.tensors import DATATYPES, ONNX_TO_KSERVE, ModelInfo, TensorSpec
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
+CONFIG_FILE = "config.json"  # beside it: description, inputs/outputs, file list
 CURRENT_FILE = "CURRENT"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # use .match: \Z ends it
 
 
 

@@ -18,6 +18,7 @@ upstream configuration). Connection failures, timeouts and 5xx raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -124,6 +125,11 @@ class Upstream:
             self.ok = False
             raise UpstreamUnavailable(f"upstream {self.base_url} unreachable: "
                                       f"{type(e).__name__} {e}") from None
+
+    async def probe(self) -> None:
+        """Ask the upstream whether it is alive (`GET /v2/health/live`); sets `ok`."""
+        with contextlib.suppress(UpstreamError):
+            await self._request("GET", "/v2/health/live", 0)
 
     async def download(self, name: str, version: str, file: str, dest: Path,
                        hops: int) -> tuple[str, int]:

@@ -86,6 +86,9 @@ def build_parser(plugins: list[Plugin]) -> argparse.ArgumentParser:
                        help="close TCP connections idle this long (default 10)")
     serve.add_argument("--tcp-max-connections", type=at_least(int, 1), default=256, metavar="N",
                        help="TCP connections served at once (default 256)")
+    serve.add_argument("--answer-cache", type=POSITIVE, default=64.0, metavar="MIB",
+                       help="memory for cached answers per process, in MiB; past it the "
+                       "caches start over (default 64)")
     serve.add_argument("--rrl-rate", type=NON_NEGATIVE, default=0.0, metavar="N",
                        help="response rate limit per client network and response, per "
                        "second; 0 = off (default)")
@@ -112,8 +115,11 @@ def build_parser(plugins: list[Plugin]) -> argparse.ArgumentParser:
 
 
 def _check(directory: Path) -> int:
+    import gc
+
     from geodns.zonefile import load_zones
 
+    gc.disable()  # a one-shot run: collections would double the time on a big zone
     zones, problems = load_zones(directory)
     for p in problems:
         print(p)
@@ -160,6 +166,7 @@ def _serve(args: argparse.Namespace, plugins: list[Plugin]) -> int:
                       window=args.rrl_window),
         tcp_idle_timeout=args.tcp_idle_timeout,
         tcp_max_connections=args.tcp_max_connections,
+        answer_cache_bytes=int(args.answer_cache * 2**20),
         plugins=plugins,
     )
     if args.nsid:

@@ -2,23 +2,27 @@
 
 Hot path (`UDPProtocol.datagram_received`): the query bytes after the 2-octet ID
 (flags, question in its letter case, OPT with its options) are the key of a dict of
-response bytes after the ID; a hit is an ID patch and a send. Everything else comes
-here: `Engine.handle()` parses strictly, answers errors, CHAOS, cookies and NSID,
-resolves in the zone and encodes, and fills the caches:
+response bytes after the ID; a hit is an ID patch and a send. Otherwise `Engine.udp()`
+tries the query's cache key with the cookie, padding and unknown options cut out
+(`geodns.cachekey`), and only then `Engine.handle()` parses strictly, answers errors,
+CHAOS, cookies and NSID, resolves in the zone, encodes, and fills the caches.
 
-* `cache`: static answers (and REFUSED), keyed by the query bytes after the ID.
-* `markers`: the query bytes of pool-bound names, saying whether their answers are
-  keyed on the source network too: always without ECS, and with ECS when steering
-  located the client by its source (`PoolAnswer.by_source`).
-* `pool_cache`: pool answers keyed by (query bytes, the source's /24 or /56, or ""
-  when the ECS option in the query bytes decides), with the steering `generation`
-  they were computed at; an entry of an older generation is recomputed.
+Two `AnswerCache`s: `plain` for queries without a cookie (the hot path reads it), and
+`cookied`, whose keys end with the cookie option's header and whose responses lack
+the cookie option's value (the client cookie and a fresh server cookie, appended per
+query). Each holds
 
-* `cookie_cache`: static answers to queries with a cookie, keyed by the parsed query
-  (flags, question, EDNS fields): the response minus its OPT record, which is rebuilt
-  with each client's server cookie (pool answers with a cookie take the full path).
+* `static`: static answers (and REFUSED), by key;
+* `markers`: the keys of pool-bound names, saying whether their answers are keyed on
+  the source network too: always without ECS, and with ECS when steering located the
+  client by its source (`PoolAnswer.by_source`);
+* `pools`: pool answers by (key, the source's /24 or /56, or "" when the ECS option
+  in the key decides), with the steering `generation` they were computed at; an entry
+  of an older generation is recomputed.
 
-Every cache is emptied on reload and cleared when it reaches `MAX_ENTRIES`.
+Memory: every entry is charged its key and response octets plus `ENTRY_OVERHEAD`;
+past `max_bytes` (`--answer-cache`) both caches are emptied and fill again. They are
+also emptied on reload.
 """
 
 from __future__ import annotations
@@ -26,21 +30,23 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
 from dnslib import CLASS, QTYPE, RCODE, TXT
 
 from geodns import message
+from geodns.cachekey import canonical, cookie_tail
 from geodns.cookies import CookieJar
 from geodns.edns import OPT_COOKIE, OPT_NSID, OUR_UDP_SIZE, build_opt, option
 from geodns.message import Drop, FormErr, Query
 from geodns.metrics import Tally
 from geodns.names import find_zone
 from geodns.rrl import DROP, SEND, RateLimiter
-from geodns.steering import Client
+from geodns.steering import Client, ZoneSteering
 from geodns.zone import Answer, RRset, Zone
 
-MAX_ENTRIES = 100_000
+DEFAULT_CACHE_BYTES = 64 * 2**20
+ENTRY_OVERHEAD = 400  # octets an entry costs beyond its key and response (objects, slots)
+COOKIE_MEMO = 4096  # server cookies kept for reuse within the second, at most
 BADVERS = 16
 CHAOS_NAMES = {"id.server.", "hostname.bind."}
 CLASS_ANY = 255
@@ -68,52 +74,113 @@ class Entry:
     slip: bytes = b""  # the truncated empty response after the ID, for RRL slips
 
 
+class AnswerCache:
+    """Responses by query key (see the module docstring); the dicts are the same
+    objects for the server's life (emptied, never replaced: the protocol holds them)."""
+
+    def __init__(self) -> None:
+        self.static: dict[bytes, tuple[bytes, int, Entry]] = {}
+        self.markers: dict[bytes, bool] = {}  # pool-bound key -> keyed on the source too
+        self.pools: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, ZoneSteering]] = {}
+
+    def get(self, key: bytes, ip: str) -> Entry | None:
+        hit = self.static.get(key)
+        if hit is not None:
+            return hit[2]
+        by_source = self.markers.get(key)
+        if by_source is None:
+            return None
+        pool_hit = self.pools.get((key, netkey(ip) if by_source else ""))
+        if pool_hit is None or pool_hit[3] != pool_hit[4].generation:
+            return None
+        return pool_hit[2]
+
+    def put(self, key: bytes, ip: str, entry: Entry, ans: Answer, zone: Zone | None,
+            ecs: bool) -> None:
+        """Keep a response; `ecs`: the query's ECS option decides (SOURCE > 0)."""
+        if ans.dynamic and zone is not None and zone.steering is not None:
+            by_source = not ecs or ans.by_source or self.markers.get(key, False)
+            self.markers[key] = by_source
+            self.pools[(key, netkey(ip) if by_source else "")] = (
+                entry.body, entry.slot, entry, zone.steering.generation, zone.steering)
+        else:
+            self.static[key] = (entry.body, entry.slot, entry)
+
+    def clear(self) -> None:
+        for d in (self.static, self.markers, self.pools):
+            d.clear()
+
+
 class Engine:
     def __init__(self, nsid: bytes, cookies: CookieJar, rrl: RateLimiter | None,
-                 tally: Tally) -> None:
+                 tally: Tally, max_cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.zones: dict[str, Zone] = {}
         self.nsid = nsid
         self.cookies = cookies
         self.rrl = rrl
         self.tally = tally
-        self.cache: dict[bytes, tuple[bytes, int, Entry]] = {}
-        self.markers: dict[bytes, bool] = {}  # pool-bound query -> keyed on the source too
-        self.pool_cache: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, Any]] = {}
-        # static answers to queries with a cookie: all but the OPT record, which is
-        # rebuilt around each client's server cookie
-        self.cookie_cache: dict[tuple, tuple[bytes, bytes, Entry]] = {}
+        self.plain = AnswerCache()
+        self.cookied = AnswerCache()
+        self.max_cache_bytes = max_cache_bytes
+        self.cache_bytes = 0  # charged since the caches were last emptied
+        # (client cookie, address) -> the cookie option's value sent back, this second
+        self.cookie_memo: dict[tuple[bytes, str], bytes] = {}
         self._dropped = tally.index(("dropped",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
     def set_zones(self, zones: dict[str, Zone]) -> None:
         """Swap in a new zone set (one assignment) and forget every cached answer."""
         self.zones = zones
-        for cache in (self.cache, self.markers, self.pool_cache, self.cookie_cache):
-            cache.clear()
+        self._empty_caches()
+
+    def _empty_caches(self) -> None:
+        self.plain.clear()
+        self.cookied.clear()
+        self.cache_bytes = 0
+
+    def new_second(self) -> None:
+        """Called once a second: server cookies made from now on carry the new time."""
+        self.cookie_memo.clear()
+
+    def cookie_value(self, cookie: bytes, ip: str) -> bytes:
+        """The cookie option's value for a response: the client cookie and our server
+        cookie (RFC 9018), made once per client cookie, address and second."""
+        key = (cookie[:8], ip)
+        value = self.cookie_memo.get(key)
+        if value is None:
+            if len(self.cookie_memo) >= COOKIE_MEMO:
+                self.cookie_memo.clear()
+            value = self.cookie_memo[key] = self.cookies.make(key[0], ip)
+        return value
 
     # -- UDP entry point -------------------------------------------------------
 
     def udp(self, data: bytes, addr: tuple) -> bytes | None:
         """A UDP query the protocol's own fast path did not answer (or every query
         when rate limiting is on)."""
-        key = data[2:]
-        hit = self.cache.get(key)
-        if hit is not None:
-            return self._send(hit[2], data, addr)
-        by_source = self.markers.get(key)
-        if by_source is not None:
-            pooled = self.pool_cache.get((key, netkey(addr[0]) if by_source else ""))
-            if pooled is not None and pooled[3] == pooled[4].generation:
-                return self._send(pooled[2], data, addr)
+        entry = self.plain.get(data[2:], addr[0])
+        if entry is not None:
+            return self._send(entry, data, addr, None)
+        for keyed in (cookie_tail, canonical):  # the quick form, then any shape
+            found = keyed(data)
+            if found is not None:
+                key, cookie = found
+                entry = (self.plain if cookie is None else self.cookied).get(key, addr[0])
+                if entry is not None:
+                    return self._send(entry, data, addr, cookie)
         return self.handle(data, addr, tcp=False)
 
-    def _send(self, entry: Entry, data: bytes, addr: tuple) -> bytes | None:
+    def _send(self, entry: Entry, data: bytes, addr: tuple,
+              cookie: bytes | None) -> bytes | None:
+        """A cached response; with a cookie, the cookie option's value is appended
+        (the response's last octets)."""
         self.tally.counts[entry.slot] += 1
-        if self.rrl is not None:
+        value = b"" if cookie is None else self.cookie_value(cookie, addr[0])
+        if self.rrl is not None and not (cookie and self.cookies.valid(cookie, addr[0])):
             verdict = self.rrl.check(addr[0], entry.kind)
             if verdict != SEND:
-                return self._limit(verdict, data[:2] + entry.slip)
-        return data[:2] + entry.body
+                return self._limit(verdict, data[:2] + entry.slip + value)
+        return data[:2] + entry.body + value
 
     def _limit(self, verdict: int, slip: bytes) -> bytes | None:
         if verdict == DROP:
@@ -143,19 +210,11 @@ class Engine:
         if edns is not None and edns.version > 0:
             return self._error(data, BADVERS, transport, query.question,
                                build_opt(ext_rcode=BADVERS >> 4))
-        cookie, verified, ckey = b"", False, None
+        cookie, value, verified = b"", b"", False
         if edns is not None and edns.cookie is not None:
-            cookie = option(OPT_COOKIE, self.cookies.make(edns.cookie[:8], addr[0]))
+            value = self.cookie_value(edns.cookie, addr[0])
+            cookie = option(OPT_COOKIE, value)  # the last option: cached without `value`
             verified = self.cookies.valid(edns.cookie, addr[0])
-            if not tcp:
-                ckey = (query.flags, query.question, edns.udp_size, edns.do, edns.ecs,
-                        edns.nsid)
-                hit = self.cookie_cache.get(ckey)
-                if hit is not None:
-                    prefix, options, entry = hit
-                    opt = build_opt(options + cookie, do=edns.do)
-                    return self._account(entry, data[:2] + prefix + opt, addr, verified,
-                                         query, opt)
         options = option(OPT_NSID, self.nsid) if edns is not None and edns.nsid else b""
         if not query.question:  # RFC 7873 §5.4: a cookie-only query
             return self._error(data, RCODE.NOERROR, transport, b"",
@@ -173,15 +232,11 @@ class Engine:
                                                           str(RCODE.get(ans.rcode)), tc, ecs,
                                                           ans.picks),
                       self._kind(query, ans, zone))
-        if ckey is not None:
-            if not ans.dynamic:  # the same bytes for every client, but for the cookie
-                self._bounded(self.cookie_cache)[ckey] = (response[2 : len(response) - len(opt)],
-                                                          options, entry)
-        elif not tcp:
-            entry.slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)[2:]
+        if not tcp:
+            slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)
             # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
             by_ecs = edns is not None and edns.ecs is not None and edns.ecs.source > 0
-            self._store(data, addr, entry, ans, zone, by_ecs)
+            self._store(data, addr, response, slip, len(value), entry, ans, zone, by_ecs)
         return self._account(entry, response, addr, tcp or verified, query, opt)
 
     def _account(self, entry: Entry, response: bytes, addr: tuple, exempt: bool,
@@ -195,12 +250,6 @@ class Engine:
             return response
         slip = Answer(rcode=response[3] & 0x0F, aa=bool(response[2] & 0x04))
         return self._limit(verdict, message.encode(query, slip, opt, 0))
-
-    @staticmethod
-    def _bounded(cache: dict) -> dict:
-        if len(cache) >= MAX_ENTRIES:
-            cache.clear()
-        return cache
 
     def _resolve(self, query: Query, addr: tuple) -> tuple[Answer, Zone | None]:
         if query.qclass == CLASS.CH:
@@ -229,16 +278,22 @@ class Engine:
             return "error"
         return f"{ans.kind} {query.qname} {query.qtype}"
 
-    def _store(self, data: bytes, addr: tuple, entry: Entry, ans: Answer, zone: Zone | None,
-               ecs: bool) -> None:
-        key = data[2:]
-        if ans.dynamic and zone is not None and zone.steering is not None:
-            by_source = not ecs or ans.by_source or self.markers.get(key, False)
-            self._bounded(self.markers)[key] = by_source
-            self._bounded(self.pool_cache)[(key, netkey(addr[0]) if by_source else "")] = (
-                entry.body, entry.slot, entry, zone.steering.generation, zone.steering)
-        else:
-            self._bounded(self.cache)[key] = (entry.body, entry.slot, entry)
+    def _store(self, data: bytes, addr: tuple, response: bytes, slip: bytes, cut: int,
+               entry: Entry, ans: Answer, zone: Zone | None, ecs: bool) -> None:
+        """Cache a UDP response under the query's key; `cut`: the length of the cookie
+        option's value that ends `response` and `slip` (0 without a cookie)."""
+        found = canonical(data)
+        key, cookie = found if found is not None else (data[2:], None)
+        if (cookie is None) != (cut == 0):
+            return  # not the shape `canonical` reads: left to the full path
+        entry.body = response[2 : len(response) - cut]
+        entry.slip = slip[2 : len(slip) - cut]
+        self.cache_bytes += len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
+        if self.cache_bytes > self.max_cache_bytes:
+            self._empty_caches()
+            self.cache_bytes = len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
+        (self.plain if cookie is None else self.cookied).put(key, addr[0], entry, ans, zone,
+                                                             ecs)
 
     def _opt(self, query: Query, options: bytes = b"") -> bytes:
         if query.edns is None:

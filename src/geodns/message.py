@@ -159,9 +159,7 @@ def _pack(buf: DNSBuffer, rrsets: list[RRset]) -> list[tuple[int, int]]:
     """Pack RRsets; return (end offset, records so far) after each RRset."""
     marks, count = [], 0
     for rrset in rrsets:
-        for rr in rrset.records():
-            rr.pack(buf)
-            count += 1
+        count += rrset.pack(buf)
         marks.append((len(buf.data), count))
     return marks
 

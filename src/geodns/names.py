@@ -7,6 +7,7 @@ this form: responses echo the question bytes as they came (0x20).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -31,10 +32,13 @@ def absolute(name: str, origin: str) -> str:
     return (name + "." + origin if origin != "." else name + ".").lower()
 
 
+_PLAIN = re.compile(r'(?:[^\s"();\\.]{1,63}\.)+')  # labels of allowed characters
+
+
 def check(name: str) -> str:
     """Validate an absolute name; return it, or raise NameError_ saying what is wrong."""
-    if name == ".":
-        return name
+    if name == "." or (len(name) < MAX_NAME and name.isascii() and _PLAIN.fullmatch(name)):
+        return name  # the common case, at once; the checks below say what is wrong
     if not name.isascii():
         raise NameError_(f"name {name!r} is not ASCII: write it in its IDNA form (xn--...)")
     labels = name[:-1].split(".")

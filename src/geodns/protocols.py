@@ -1,7 +1,9 @@
 """asyncio protocols: DNS over UDP, and over TCP per RFC 7766.
 
 UDP: `datagram_received` is the hot path. A cached answer is a dict lookup (two
-for a pool-bound name), an ID patch and `sendto`; anything else goes to `Engine.udp()`.
+for a pool-bound name), an ID patch and `sendto`; a query ending with a DNS cookie
+(`cachekey.cookie_tail`) is looked up the same way in the engine's cookie cache, and
+its cookie value appended; anything else goes to `Engine.udp()`.
 
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
@@ -17,6 +19,7 @@ import logging
 import socket
 from typing import cast
 
+from geodns.cachekey import cookie_tail
 from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
@@ -28,9 +31,13 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         # The same objects for the server's life (emptied on reload, never replaced).
-        self.cache = engine.cache
-        self.markers = engine.markers
-        self.pool_cache = engine.pool_cache
+        self.cache = engine.plain.static
+        self.markers = engine.plain.markers
+        self.pool_cache = engine.plain.pools
+        self.cookie_cache = engine.cookied.static
+        self.cookie_markers = engine.cookied.markers
+        self.cookie_pools = engine.cookied.pools
+        self.cookie_memo = engine.cookie_memo
         self.counts = engine.tally.counts
         self.ipv4 = True
 
@@ -47,18 +54,37 @@ class UDPProtocol(asyncio.DatagramProtocol):
             self.transport.sendto(data[:2] + hit[0], addr)
             self.counts[hit[1]] += 1
             return
+        value = b""  # with a cookie: the cookie option's value, appended to the response
+        pools = self.pool_cache
         by_source = self.markers.get(key)
-        if by_source is not None:
-            if by_source:
-                ip = addr[0]
-                net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
-            else:
-                net = ""
-            pooled = self.pool_cache.get((key, net))
-            if pooled is not None and pooled[3] == pooled[4].generation:
-                self.transport.sendto(data[:2] + pooled[0], addr)
-                self.counts[pooled[1]] += 1
+        if by_source is None:
+            found = cookie_tail(data)
+            if found is None:
+                self.slow(data, addr)
                 return
+            key = found[0]
+            value = self.cookie_memo.get((found[1][:8], addr[0])) or \
+                self.engine.cookie_value(found[1], addr[0])
+            hit = self.cookie_cache.get(key)
+            if hit is not None:
+                self.transport.sendto(data[:2] + hit[0] + value, addr)
+                self.counts[hit[1]] += 1
+                return
+            by_source = self.cookie_markers.get(key)
+            if by_source is None:
+                self.slow(data, addr)
+                return
+            pools = self.cookie_pools
+        if by_source:
+            ip = addr[0]
+            net = ip.rpartition(".")[0] if self.ipv4 else netkey(ip)
+        else:
+            net = ""
+        pool_hit = pools.get((key, net))
+        if pool_hit is not None and pool_hit[3] == pool_hit[4].generation:
+            self.transport.sendto(data[:2] + pool_hit[0] + value, addr)
+            self.counts[pool_hit[1]] += 1
+            return
         self.slow(data, addr)
 
     def slow(self, data: bytes, addr: tuple) -> None:

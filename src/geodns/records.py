@@ -1,17 +1,23 @@
 """Record data: the types a zone may hold, parsed from BIND presentation format.
 
-Each parser turns one value string of a zone file into a dnslib RDATA object and
-raises RecordError with an operator-readable message when the value is wrong.
-Names inside record data are relative to the zone unless they end with a dot.
+Each parser turns one value string of a zone file into record data and raises
+RecordError with an operator-readable message when the value is wrong. Types without
+names inside (A, AAAA, TXT, CAA) are compiled to their wire octets (bytes: small, and
+quick to hand from the process that loads a zone to the one that serves it);
+types with names (CNAME, NS, PTR, MX, SRV) stay dnslib objects, whose names the
+encoder compresses. Names inside record data are relative to the zone unless they
+end with a dot.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
+import socket
 from collections.abc import Callable
+from typing import TypeAlias
 
-from dnslib import AAAA, CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT, A
+from dnslib import CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT
+from dnslib.label import DNSBuffer
 
 from geodns.errors import GeoDNSError
 from geodns.names import NameError_, absolute, check
@@ -19,6 +25,15 @@ from geodns.names import NameError_, absolute, check
 
 class RecordError(GeoDNSError, ValueError):
     """A record value that does not parse; the message says what is expected."""
+
+
+Rdata: TypeAlias = RD | bytes  # bytes: the record data's wire octets
+
+
+def _wire(rd: RD) -> bytes:
+    buf = DNSBuffer()
+    rd.pack(buf)
+    return bytes(buf.data)
 
 
 def _name(text: str, origin: str) -> str:
@@ -41,18 +56,20 @@ def _uint(text: str, bits: int, what: str) -> int:
     return int(text)
 
 
-def _a(text: str, origin: str) -> RD:
+def _address(family: socket.AddressFamily, text: str) -> bytes:
     try:
-        return A(str(ipaddress.IPv4Address(text.strip())))
-    except ValueError:
-        raise RecordError(f"{text!r} is not an IPv4 address") from None
+        return socket.inet_pton(family, text.strip())
+    except OSError:
+        version = 4 if family == socket.AF_INET else 6
+        raise RecordError(f"{text!r} is not an IPv{version} address") from None
 
 
-def _aaaa(text: str, origin: str) -> RD:
-    try:
-        return AAAA(str(ipaddress.IPv6Address(text.strip())))
-    except ValueError:
-        raise RecordError(f"{text!r} is not an IPv6 address") from None
+def _a(text: str, origin: str) -> bytes:
+    return _address(socket.AF_INET, text)
+
+
+def _aaaa(text: str, origin: str) -> bytes:
+    return _address(socket.AF_INET6, text)
 
 
 def _mx(text: str, origin: str) -> RD:
@@ -87,18 +104,18 @@ def _strings(text: str) -> list[bytes]:
     return out
 
 
-def _txt(text: str, origin: str) -> RD:
+def _txt(text: str, origin: str) -> bytes:
     """Quoted strings as in a zone file; a value without quotes is one string (split
     into 255-octet pieces when longer, as TXT readers join them back)."""
     if '"' in text:
-        return TXT(_strings(text))
+        return _wire(TXT(_strings(text)))
     raw = text.encode()
     if not raw:
         raise RecordError("empty TXT value")
-    return TXT([raw[i : i + 255] for i in range(0, len(raw), 255)])
+    return _wire(TXT([raw[i : i + 255] for i in range(0, len(raw), 255)]))
 
 
-def _caa(text: str, origin: str) -> RD:
+def _caa(text: str, origin: str) -> bytes:
     parts = text.split(None, 2)
     if len(parts) != 3:
         raise RecordError(f"expected 'FLAGS TAG \"VALUE\"', got {text!r}")
@@ -106,7 +123,7 @@ def _caa(text: str, origin: str) -> RD:
     if not tag.isalnum():
         raise RecordError(f"CAA tag {tag!r} must be letters and digits")
     (value_str,) = _strings(value) if value.strip() else (b"",)
-    return CAA(_uint(flags, 8, "CAA flags"), tag.lower(), value_str.decode())
+    return _wire(CAA(_uint(flags, 8, "CAA flags"), tag.lower(), value_str.decode()))
 
 
 def _single_name(cls: type) -> Callable[[str, str], RD]:
@@ -117,7 +134,7 @@ def _single_name(cls: type) -> Callable[[str, str], RD]:
     return parse
 
 
-PARSERS: dict[str, Callable[[str, str], RD]] = {
+PARSERS: dict[str, Callable[[str, str], Rdata]] = {
     "A": _a,
     "AAAA": _aaaa,
     "CNAME": _single_name(CNAME),
@@ -133,7 +150,7 @@ PARSERS: dict[str, Callable[[str, str], RD]] = {
 TYPE_CODES: dict[str, int] = {name: getattr(QTYPE, name) for name in [*PARSERS, "SOA"]}
 
 
-def parse(rtype: str, text: str, origin: str) -> RD:
+def parse(rtype: str, text: str, origin: str) -> Rdata:
     """Parse one value of type `rtype` (a key of PARSERS)."""
     return PARSERS[rtype](text, origin)
 
@@ -142,8 +159,10 @@ ADDITIONAL_TYPES = frozenset({QTYPE.NS, QTYPE.MX, QTYPE.SRV})
 """Types whose targets' addresses go to the additional section (RFC 1035 3.3)."""
 
 
-def target(rtype: int, rd: RD) -> str | None:
+def target(rtype: int, rd: Rdata) -> str | None:
     """The host name a NS, MX or SRV record points at, lowercase absolute."""
+    if isinstance(rd, bytes):
+        return None
     if rtype in (QTYPE.NS, QTYPE.MX):
         return str(rd.label).lower()
     if rtype == QTYPE.SRV:

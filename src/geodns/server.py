@@ -47,7 +47,7 @@ from typing import Any
 from aiohttp import web
 
 from geodns.cookies import CookieJar
-from geodns.engine import Engine
+from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.errors import GeoDNSError
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import Plugin, load_plugins
@@ -55,7 +55,8 @@ from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.steering.health import HealthView
 from geodns.zone import Zone
-from geodns.zonefile import Problem, load_zones
+from geodns.zonebuild import build, release
+from geodns.zonefile import Problem
 
 log = logging.getLogger("geodns")
 Hook = Callable[["GeoDNSServer"], Awaitable[None]]
@@ -73,6 +74,7 @@ class ServerConfig:
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
     tcp_max_connections: int = 256
+    answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
     plugins: list[Plugin] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
@@ -94,8 +96,9 @@ class ZoneLoadError(GeoDNSError, RuntimeError):
 
 
 def load_and_report(zones_dir: Path) -> tuple[dict[str, Zone], list[Problem]]:
-    """`load_zones`, logging one line per problem."""
-    zones, problems = load_zones(zones_dir)
+    """`load_zones` in a child process (`geodns.zonebuild`), logging one line per
+    problem."""
+    zones, problems = build(zones_dir)
     for p in problems:
         log.error("zone rejected: %s", p)
     return zones, problems
@@ -108,7 +111,7 @@ class GeoDNSServer:
         self.tally = Tally()
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
-                             self.tally)
+                             self.tally, config.answer_cache_bytes)
         self.health: HealthView | None = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
@@ -176,8 +179,10 @@ class GeoDNSServer:
                     RELOADS.labels("failed").inc()
                     LAST_RELOAD_OK.set(0)
                 return ReloadResult(False, self._serials(), [str(p) for p in problems])
+            previous = self.zones
             self._swap(zones)
             errors = [e for e in (hook(self) for hook in self.on_reload) if e]
+            await asyncio.to_thread(release, previous)
             serials = ", ".join(f"{o} serial {s}" for o, s in self._serials().items())
             if errors:
                 log.error("reload failed: zones swapped (%s), but: %s", serials,
@@ -216,7 +221,7 @@ class GeoDNSServer:
             self._runner = web.AppRunner(self.http_app, access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, *http).start()
-        self._tasks.append(asyncio.create_task(self._flush_metrics()))
+        self._tasks.append(asyncio.create_task(self._every_second()))
         for hook in self.on_start:
             await hook(self)
         where = ", ".join(f"{h}:{p}" for h, p in self.config.listen)
@@ -225,9 +230,10 @@ class GeoDNSServer:
                  "DNS on " + where if self.role != "supervisor" else "DNS in the workers",
                  f", HTTP {http[0]}:{http[1]}" if http is not None else "")
 
-    async def _flush_metrics(self) -> None:
+    async def _every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.engine.new_second()
             self.tally.flush()
 
     async def stop(self) -> None:

@@ -12,12 +12,9 @@ Metrics: the CLI points PROMETHEUS_MULTIPROC_DIR at a fresh directory before
 prometheus-client is imported; workers write their counters there and the parent's
 /metrics sums them.
 
-Plugins run `setup` in every process, so with health checking each worker and the
-parent probe every target on their own (N + 1 probes per interval) and the workers
-steer by their own verdicts; admin API overrides reach them through the health
-plugin's override file (`--overrides`, or a private one for the run). Sharing one
-checker's state would need the health plugin to follow the parent in workers instead
-of probing (see the README).
+Plugins run `setup` in every process; the health plugin probes in the parent only, and
+the workers answer from the parent's verdicts (`healthcheck.follow`): one probe per
+target per interval, and every worker answers as the parent decides.
 """
 
 from __future__ import annotations

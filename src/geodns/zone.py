@@ -10,14 +10,16 @@ The server turns an Answer into wire bytes and caches them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, RR, TXT, A, DNSBuffer
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A
+from dnslib.label import DNSBuffer
 
 from geodns.names import descent, is_subdomain, parent
-from geodns.records import ADDITIONAL_TYPES, target
+from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
-from geodns.steering.health import is_settled
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
@@ -39,16 +41,56 @@ class HINFO(RD):
         return f'"{self.cpu.decode()}" "{self.os.decode()}"'
 
 
+class Node(Protocol):
+    """A name's static data by type: a dict, or one RRset standing for a dict of itself
+    (most names of a big zone hold one RRset; that saves a dict per name)."""
+
+    def get(self, rtype: int, default: None = None) -> RRset | None: ...
+    def __getitem__(self, rtype: int) -> RRset: ...
+    def __contains__(self, rtype: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def values(self) -> Iterable[RRset]: ...
+
+
 @dataclass(slots=True)
 class RRset:
     owner: str
     rtype: int
     ttl: int
-    rdata: list[RD]
+    rdata: Sequence[Rdata]
     rclass: int = 1
 
-    def records(self) -> list[RR]:
-        return [RR(self.owner, self.rtype, self.rclass, self.ttl, rd) for rd in self.rdata]
+    # -- as a Node holding only this RRset -------------------------------------
+
+    def get(self, rtype: int, default: None = None) -> RRset | None:
+        return self if rtype == self.rtype else default
+
+    def __getitem__(self, rtype: int) -> RRset:
+        if rtype != self.rtype:
+            raise KeyError(rtype)
+        return self
+
+    def __contains__(self, rtype: object) -> bool:
+        return rtype == self.rtype
+
+    def __len__(self) -> int:
+        return 1
+
+    def values(self) -> tuple[RRset]:
+        return (self,)
+
+    def pack(self, buf: DNSBuffer) -> int:
+        """Append the RRset's records (owner names compressed); return their count."""
+        for rd in self.rdata:
+            buf.encode_name(self.owner)
+            buf.pack("!HHIH", self.rtype, self.rclass, self.ttl, 0)
+            start = buf.offset
+            if isinstance(rd, bytes):
+                buf.append(rd)
+            else:
+                rd.pack(buf)
+            buf.update(start - 2, "!H", buf.offset - start)
+        return len(self.rdata)
 
     def renamed(self, owner: str) -> RRset:
         if owner == self.owner:
@@ -76,14 +118,16 @@ class Zone:
     origin: str  # lowercase absolute, e.g. "cdn.example."
     path: str
     soa: RRset
-    nodes: dict[str, dict[int, RRset]]  # owner -> type -> RRset (static data)
+    nodes: dict[str, Node]  # owner -> type -> RRset (static data)
     pools: dict[str, str]  # owner -> pool name
     steering: ZoneSteering | None = None
     names: set[str] = field(init=False)  # every existing name, empty non-terminals too
     cuts: set[str] = field(init=False)  # delegation points below the apex
 
     def __post_init__(self) -> None:
-        self.nodes.setdefault(self.origin, {})[QTYPE.SOA] = self.soa
+        apex = self.nodes.get(self.origin)
+        self.nodes[self.origin] = {**{r.rtype: r for r in (apex.values() if apex else ())},
+                                   QTYPE.SOA: self.soa}
         self.names = {self.origin}
         for owner in [*self.nodes, *self.pools]:
             name = owner
@@ -91,19 +135,23 @@ class Zone:
                 self.names.add(name)
                 name = parent(name)
         self.cuts = {n for n, node in self.nodes.items() if QTYPE.NS in node and n != self.origin}
-        minimum = self.soa.rdata[0].times[4]
+        minimum = cast(RD, self.soa.rdata[0]).times[4]
         self.negative = RRset(self.origin, QTYPE.SOA, min(self.soa.ttl, minimum), self.soa.rdata)
 
     @property
     def serial(self) -> int:
-        return self.soa.rdata[0].times[0]
+        return cast(RD, self.soa.rdata[0]).times[0]
 
     def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
+        ans = Answer()
         if qtype == QTYPE.TXT and qname.startswith(EXPLAIN_LABEL) and self.steering is not None:
             pool = self.pools.get(qname[len(EXPLAIN_LABEL):])
             if pool is not None:
-                return self._explain(qname, pool, client)
-        ans = Answer()
+                if self.steering.explain_allowed(client):
+                    return self._explain(qname, pool, client)
+                # Not for this client: the name does not exist. The answer depends on the
+                # source, so the server caches it per source network.
+                ans.dynamic = ans.by_source = True
         name, seen = qname, {qname}
         for _ in range(MAX_CHAIN):
             cut = self._cut(name, qtype)
@@ -117,12 +165,18 @@ class Zone:
             cname = node.get(QTYPE.CNAME)
             if cname is not None and qtype != QTYPE.CNAME:
                 ans.answer.append(cname.renamed(name))
-                nxt = str(cname.rdata[0].label).lower()
+                nxt = str(cast(RD, cname.rdata[0]).label).lower()
             elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
-                target = self._pool(ans, name, pool, qtype, client)
-                if target is None:
+                if client.ecs is not None and ans.answer:
+                    # Under ECS the response's scope covers every record in it: a chain
+                    # stops before the link that depends on the client, so the static
+                    # links are cached for everyone and only the pool's answer is scoped
+                    # (the resolver asks for the CNAME target on its own).
                     return ans
-                nxt = target
+                found = self._pool(ans, name, pool, qtype, client)
+                if found is None or client.ecs is not None:  # (the fallback CNAME alone)
+                    return ans
+                nxt = found
             else:
                 rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)
                 if rrset is None:
@@ -146,7 +200,7 @@ class Zone:
                 return n
         return None
 
-    def _node(self, name: str) -> tuple[dict[int, RRset] | None, str | None]:
+    def _node(self, name: str) -> tuple[Node | None, str | None]:
         """The node answering for `name` and its source owner (the wildcard when
         synthesized); an empty node for an empty non-terminal; None when it does
         not exist."""
@@ -191,7 +245,7 @@ class Zone:
                 if glue is not None and glue not in ans.additional:
                     ans.additional.append(glue)
 
-    def _pick_any(self, node: dict[int, RRset]) -> RRset | None:
+    def _pick_any(self, node: Node) -> RRset | None:
         if not node:
             return None
         for rtype in ANY_PREFERENCE:
@@ -211,12 +265,12 @@ class Zone:
         """Add the pool's answer; return a CNAME target to follow, or None when done."""
         assert self.steering is not None
         ans.dynamic = True
-        if not is_settled(self.steering.health, pool):  # states not settled: resolvers retry
-            ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
-            return None
         families = ["A", "AAAA"] if qtype == QTYPE.ANY else [QTYPE.get(qtype)]
         for family in families:
             pa = self.steering.answer(pool, family, client)
+            if pa.settling:  # the steering decision: states not settled, resolvers retry
+                ans.rcode, ans.kind = RCODE.SERVFAIL, "error"
+                return None
             ans.picks += tuple((pool, member, pa.region) for member in pa.picked)
             ans.scope = max(ans.scope, pa.scope)
             ans.by_source = ans.by_source or pa.by_source

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from dnslib import QTYPE, SOA
@@ -19,7 +19,7 @@ from dnslib import QTYPE, SOA
 from geodns import records
 from geodns.names import NameError_, absolute, check, is_subdomain
 from geodns.steering import ZoneSteering, load_steering
-from geodns.zone import RRset, Zone
+from geodns.zone import Node, RRset, Zone
 
 MAX_TTL = 2**31 - 1
 TOP_KEYS = {"zone", "ttl", "soa", "records", "pools", "nets"}
@@ -120,7 +120,7 @@ def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
 def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     f = _File(path)
     try:
-        loader = yaml.SafeLoader(path.read_text())
+        loader = yaml.CSafeLoader(path.read_text())
         try:
             root = loader.get_single_node()
         finally:
@@ -145,7 +145,7 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     return (zone if not f.problems else None), f.problems
 
 
-def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) -> Zone | None:
+def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -> Zone | None:
     if "zone" not in top:
         f.report(root, "missing 'zone:' (the zone's name, e.g. cdn.example)")
         return None
@@ -183,7 +183,8 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.SafeLoader) ->
     _check_structure(f, origin, nodes, pools, owner_nodes, root)
     if soa is None or f.problems:
         return None
-    return Zone(origin=origin, path=f.path, soa=soa, nodes=nodes,
+    # each owner's dict is a Node (RRsets by type); no copy of a big zone's names
+    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node], nodes),
                 pools={o: p for o, (p, _) in pools.items()}, steering=steering)
 
 
@@ -282,7 +283,7 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
-                   loader: yaml.SafeLoader) -> ZoneSteering | None:
+                   loader: yaml.CSafeLoader) -> ZoneSteering | None:
     values = {}
     for key in ("pools", "nets"):
         if key in top:

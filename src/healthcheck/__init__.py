@@ -25,14 +25,17 @@ What a zone's view (`ZoneHealthView`) offers the answer path:
   the pool's `settle` deadline (default 2 s after start or reload) has not passed.
   The server must not answer from such a pool (it answers SERVFAIL, so resolvers
   retry); `await view.wait_settled(pool)` and `await service.settled(timeout)` wait;
-* `ttl_for(pool, ttl)`: the answer TTL - the pool's `min_ttl` while any member is
-  DOWN, UNKNOWN or changing (failures or successes being counted), else `max_ttl`
-  (default: the pool's own `ttl`).
+* `ttl_for(pool, ttl, unsteady)`: the answer TTL - the pool's `min_ttl` for an answer
+  that an unsteady member (DOWN, UNKNOWN or changing: `MemberHealth.unsteady`) is part
+  of, else `max_ttl` (default: the pool's own `ttl`). Steering decides per answer.
 
 Admin HTTP routes: `admin.add_health_routes(app, service, token)`. The standalone
 checker: `cli` (the `healthcheck` command). Modules: `probes`, `hysteresis`,
 `smoothing` (EWMA), `checks` (one target's state), `overrides`, `quorum`, `shared`
-(Redis), `service`, `admin`, `metrics`, `plugin`, `zonefiles`.
+(Redis), `lag` (how late this process runs: a stalled checker's timeouts do not
+count), `follow` (`--workers`: the workers answer from the parent's verdicts),
+`service`, `admin`, `metrics`, `plugin`, `zonefiles`. The service also runs each pool
+member's shed controller (`geodns.steering.shedding`) and publishes its fraction.
 
 The contract with `geodns` belongs to steering: `geodns.steering.health` (`HealthView`,
 `MemberHealth`, `Status`) and `geodns.steering.health_settings` (a pool's `health:`

@@ -39,6 +39,7 @@ class Check:
     health: MemberHealth = field(init=False)  # the published, answer-relevant state
     last_result: ProbeResult | None = None
     last_probe: float | None = None  # unix time
+    inconclusive: int = 0  # timeouts in a row not counted (the checker itself stalled)
 
     def __post_init__(self) -> None:
         s = self.settings

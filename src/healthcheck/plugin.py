@@ -7,10 +7,10 @@ Adds to `geodns serve`: ``--redis URL``, ``--vantage NAME``, ``--overrides FILE`
 (again after every reload), re-reads the override file on reload, and mounts the
 admin routes (`healthcheck.admin`) on the admin HTTP port.
 
-With ``--workers N`` every worker probes by itself (answers never wait on another
-process); only the supervisor, which serves the admin port, publishes to Redis as
-``--vantage``. Overrides set through the API reach the workers through the override
-file, which every process watches.
+With ``--workers N`` only the parent (the supervisor, which serves the admin port)
+probes, combines the Redis votes, applies the overrides and publishes as ``--vantage``;
+the workers answer from its verdicts (`healthcheck.follow`), so each target gets one
+probe per interval and every process answers the same.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from geodns.server import GeoDNSServer, ServerConfig
 
 import argparse
+import asyncio
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from healthcheck.admin import add_health_routes
+from healthcheck.follow import Follower, publish
 from healthcheck.service import HealthService
 
 
@@ -39,7 +41,12 @@ class HealthOptions:
     vantage: str | None = None
     overrides: str | None = None
     quorum: int | None = None
-    private_overrides: bool = False  # the override file is this run's own (workers)
+    run_dir: str | None = None  # with workers: this run's private folder (the parent's
+    # verdicts for the workers, and the override file when --overrides is not given)
+
+    @property
+    def verdicts(self) -> Path | None:
+        return Path(self.run_dir) / "health.json" if self.run_dir else None
 
 
 class HealthPlugin(Plugin):
@@ -58,20 +65,22 @@ class HealthPlugin(Plugin):
                        help="no health checking: every member counts as up")
 
     def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
-        overrides, private = args.overrides, False
-        if overrides is None and config.workers > 1:
-            # Configured before the workers fork, so every process gets this path.
-            overrides = str(Path(tempfile.mkdtemp(prefix="geodns-overrides-")) / "overrides.yaml")
-            private = True
+        overrides, run_dir = args.overrides, None
+        if config.workers > 1:
+            # Configured before the workers fork, so every process gets these paths.
+            run_dir = tempfile.mkdtemp(prefix="geodns-health-")
+            overrides = overrides or str(Path(run_dir) / "overrides.yaml")
         config.extra["health"] = HealthOptions(
             enabled=not args.no_health, redis=args.redis, vantage=args.vantage,
-            overrides=overrides, quorum=args.health_quorum,
-            private_overrides=private,
+            overrides=overrides, quorum=args.health_quorum, run_dir=run_dir,
         )
 
     def setup(self, server: GeoDNSServer) -> None:
         opts: HealthOptions = server.config.extra.get("health") or HealthOptions()
         if not opts.enabled:
+            return
+        if server.role == "worker" and opts.verdicts is not None:
+            follow_parent(server, Follower(opts.verdicts))
             return
         service = HealthService(
             redis_url=opts.redis,
@@ -87,14 +96,19 @@ class HealthPlugin(Plugin):
                 steering.set_health(service.view_for(origin))
             service.reload_overrides()
 
+        tasks: list[asyncio.Task] = []
+
         async def start(server: GeoDNSServer) -> None:
             follow_zones(server)
             await service.start()
+            if opts.verdicts is not None:
+                tasks.append(asyncio.create_task(publish(service, opts.verdicts)))
 
         async def stop(server: GeoDNSServer) -> None:
+            await cancel(tasks)
             await service.stop()
-            if opts.private_overrides and opts.overrides and server.role != "worker":
-                shutil.rmtree(Path(opts.overrides).parent, ignore_errors=True)
+            if opts.run_dir is not None:
+                shutil.rmtree(opts.run_dir, ignore_errors=True)
 
         # Every zone gets the service-wide view at once (so no answer is ever given
         # before states settle); start and each reload then give each zone its own.
@@ -104,6 +118,35 @@ class HealthPlugin(Plugin):
         server.on_stop.append(stop)
         if server.http_app is not None:
             add_health_routes(server.http_app, service, server.config.admin_token)
+
+
+def follow_parent(server: GeoDNSServer, follower: Follower) -> None:
+    """A worker: every zone steers by the parent's verdicts; no probes, no admin."""
+    tasks: list[asyncio.Task] = []
+
+    def follow_zones(server: GeoDNSServer) -> None:
+        for origin, zone in server.zones.items():
+            if zone.steering is not None:
+                zone.steering.set_health(follower.view_for(origin))
+
+    async def start(server: GeoDNSServer) -> None:
+        follow_zones(server)
+        tasks.append(asyncio.create_task(follower.run()))
+
+    async def stop(server: GeoDNSServer) -> None:
+        await cancel(tasks)
+
+    server.set_health(follower.view_for(None))
+    server.on_reload.append(follow_zones)
+    server.on_start.append(start)
+    server.on_stop.append(stop)
+
+
+async def cancel(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
 
 
 plugin = HealthPlugin()

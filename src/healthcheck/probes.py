@@ -30,6 +30,7 @@ class ProbeResult:
     draining: bool = False  # the document said `draining` (alive, out of new answers)
     load: float | None = None  # from the document, 0..1
     hit_rate: float | None = None
+    timed_out: bool = False  # no answer within the timeout
 
 
 def probe_kind(url: str, settings: HealthSettings) -> str:
@@ -47,12 +48,13 @@ async def probe(url: str, settings: HealthSettings, session: aiohttp.ClientSessi
             else:
                 result = await _probe_http(url, settings, session)
     except TimeoutError:
-        result = ProbeResult(False, 0.0, f"timed out after {settings.timeout:g} s")
+        result = ProbeResult(False, 0.0, f"timed out after {settings.timeout:g} s",
+                             timed_out=True)
     except (aiohttp.ClientError, OSError) as exc:
         result = ProbeResult(False, 0.0, _describe(exc))
     latency = (time.perf_counter() - start) * 1000
     return ProbeResult(result.ok, latency, result.reason, result.draining, result.load,
-                       result.hit_rate)
+                       result.hit_rate, result.timed_out)
 
 
 def _describe(exc: BaseException) -> str:
@@ -83,9 +85,11 @@ async def _probe_http(
 ) -> ProbeResult:
     async with session.get(url, allow_redirects=False) as resp:
         raw = await resp.content.read(MAX_BODY)
-    if resp.status not in settings.expect:
-        return ProbeResult(False, 0.0, f"HTTP {resp.status}")
     body = raw.decode("utf-8", errors="replace")
+    if resp.status not in settings.expect:
+        # An edge answers its health document with 503 while draining: still draining.
+        doc = read_document(body, resp.status)
+        return doc if doc.draining else ProbeResult(False, 0.0, f"HTTP {resp.status}")
     if settings.body is not None and settings.body not in body:
         return ProbeResult(False, 0.0, f"body lacks {settings.body!r}")
     if settings.body_regex is not None and not re.search(settings.body_regex, body):

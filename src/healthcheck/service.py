@@ -17,8 +17,10 @@ import aiohttp
 
 from geodns.steering.health import MemberHealth, Status
 from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
+from geodns.steering.shedding import ShedController
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
+from healthcheck.lag import LoopLag
 from healthcheck.overrides import Override, OverrideSet, best_override, describe_selector, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
@@ -27,9 +29,19 @@ from healthcheck.shared import SharedState
 log = logging.getLogger("healthcheck")
 
 NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
-UNSTEADY = (Status.DOWN, Status.UNKNOWN)
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
+KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
+# Timeouts in a row that a stalled checker may leave uncounted; a hung target is then
+# called down at most this many probes later (on a machine busy enough to stall us).
+MAX_INCONCLUSIVE = 2
+
+
+def pool_ttl(min_ttl: int, max_ttl: int | None, ttl: int, unsteady: bool) -> int:
+    """`min_ttl` for an answer that an unsteady member (DOWN, UNKNOWN or changing) is
+    part of, else `max_ttl` (default: the pool's `ttl`); never above `max_ttl`."""
+    high = ttl if max_ttl is None else max_ttl
+    return min(min_ttl, high) if unsteady else high
 
 
 @dataclass
@@ -43,6 +55,7 @@ class PoolBinding:
     members: dict[str, CheckKey | None]
     added: float = field(default_factory=time.monotonic)  # for the settle deadline
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+    shedding: dict[str, ShedController] = field(default_factory=dict)  # per member
 
 
 class ZoneHealthView:
@@ -76,17 +89,12 @@ class ZoneHealthView:
         if binding is not None:
             await binding.settled.wait()
 
-    def ttl_for(self, pool: str, ttl: int) -> int:
-        """The answer TTL for `pool` whose zone-file TTL is `ttl`: the pool's `min_ttl`
-        while any member is DOWN, UNKNOWN or changing, else `max_ttl` (default: `ttl`)."""
+    def ttl_for(self, pool: str, ttl: int, unsteady: bool) -> int:
+        """The TTL of an answer from `pool` whose zone-file TTL is `ttl`."""
         binding = self._service.binding(self.zone, pool)
         if binding is None:
             return ttl
-        s = binding.settings
-        high = ttl if s.max_ttl is None else s.max_ttl
-        if self._service.unsteady(binding):
-            return min(s.min_ttl, high)
-        return high
+        return pool_ttl(binding.settings.min_ttl, binding.settings.max_ttl, ttl, unsteady)
 
 
 class HealthService:
@@ -126,13 +134,13 @@ class HealthService:
         # selector -> (override, when it ended): the state's "since" after an undrain
         self._ended_overrides: dict[tuple, tuple[Override, float]] = {}
         self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        self._unsteady: set[tuple[str, str]] = set()
         self._table_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self._sem = asyncio.Semaphore(max_concurrent)
         self._local_changed = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self.lag = LoopLag()
         self.overrides.load(_report_overrides)
         self._active_overrides = self._overrides_in_force(time.time())
         if pools_by_zone:
@@ -144,6 +152,10 @@ class HealthService:
         if zone not in self._views:
             self._views[zone] = ZoneHealthView(self, zone)
         return self._views[zone]
+
+    def bindings(self) -> Mapping[tuple[str, str], PoolBinding]:
+        """Every followed pool, by (zone, pool)."""
+        return self._pools
 
     def binding(self, zone: str | None, pool: str) -> PoolBinding | None:
         if zone is not None:
@@ -184,6 +196,13 @@ class HealthService:
                 old = self._pools.get((zone, name))
                 if old is not None and old.settings.settle == settings.settle:
                     binding.added, binding.settled = old.added, old.settled
+                w, ttl = pool.watermarks, pool_ttl(settings.min_ttl, settings.max_ttl,
+                                                   pool.ttl, False)
+                for m in pool.members:
+                    kept = old.shedding.get(m.name) if old is not None else None
+                    if kept is None or (kept.low, kept.high, kept.ttl) != (w.low, w.high, ttl):
+                        kept = ShedController(w.low, w.high, ttl)
+                    binding.shedding[m.name] = kept
                 pools[(zone, name)] = binding
         for key in set(self._tasks) - set(checks):
             self._tasks.pop(key).cancel()
@@ -201,13 +220,18 @@ class HealthService:
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        # Keep-alive: a probe is one round trip on a connection kept from the last one
+        # (a fresh connection costs two, and the target's accept queue on a busy host).
+        # A target that dies closes or stops answering on it; aiohttp retries a request
+        # once on a fresh connection when a reused one turns out closed.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True, limit=0),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
             headers={"User-Agent": "geocdn-healthcheck",
                      **({VANTAGE_HEADER: self.vantage} if self.vantage else {})},
         )
         for key in self._checks:
             self._tasks[key] = asyncio.create_task(self._probe_loop(key))
+        self._background.append(asyncio.create_task(self.lag.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
         if self.shared is not None:
             self._background.append(asyncio.create_task(self._read_shared()))
@@ -253,8 +277,17 @@ class HealthService:
             started = loop.time()
             assert self._session is not None  # probing tasks run between start and stop
             async with self._sem:
+                began = loop.time()
                 result = await probe(check.url, check.settings, self._session)
-            self._on_result(key, check, result)
+            if (result.timed_out and check.inconclusive < MAX_INCONCLUSIVE
+                    and self.lag.worst_since(began) > check.settings.timeout / 2):
+                # This process was itself stalled for half the timeout or more (a busy
+                # machine): the answer may have arrived and not been read in time.
+                check.inconclusive += 1
+                metrics.PROBE_RESULTS.labels(check.url, "inconclusive").inc()
+            else:
+                check.inconclusive = 0
+                self._on_result(key, check, result)
             pause = check.interval * random.uniform(1 - check.jitter, 1 + check.jitter)
             await asyncio.sleep(max(0.0, started + pause - loop.time()))
 
@@ -331,6 +364,9 @@ class HealthService:
             # up, for steering; the pool's all-down policy decides if nothing is left.
             base = replace(base, status=Status.DOWN, changing=True,
                            reason="no probe verdict yet: not answered until one")
+        shedding = binding.shedding.get(member)
+        if shedding is not None and shedding.fraction:
+            base = replace(base, shed=shedding.fraction)
         ov = self._override_for(zone, pool, member, now)
         if ov is None:
             return self._since_override_ended(zone, pool, member, base), None
@@ -358,25 +394,30 @@ class HealthService:
             return self._table
         now = time.time()
         table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        unsteady: set[tuple[str, str]] = set()
         for (zone, pool), binding in self._pools.items():
             for member in binding.members:
                 health, _ = self.member_state(zone, pool, member, now)
                 table[(zone, pool, member)] = health
                 table.setdefault((None, pool, member), health)
-                if health.status in UNSTEADY or health.changing:
-                    unsteady.add((zone, pool))
                 for state in Status:
                     metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
                         1 if health.status == state else 0
                     )
-        self._table, self._unsteady = table, unsteady
+        self._table = table
         self._table_generation = self.generation
         return table
 
-    def unsteady(self, binding: PoolBinding) -> bool:
-        self.table()
-        return (binding.zone, binding.name) in self._unsteady
+    def _update_shedding(self) -> None:
+        """Feed every UP member's load to its pool's shed controller."""
+        now, changed = time.monotonic(), False
+        for binding in self._pools.values():
+            for member, shedding in binding.shedding.items():
+                key = binding.members.get(member)
+                state = self._effective.get(key) if key else None
+                if state is not None and state.status == Status.UP:
+                    changed = shedding.update(now, state.load) or changed
+        if changed:
+            self._bump()
 
     def _check_settled(self) -> None:
         now_mono, now = time.monotonic(), time.time()
@@ -438,6 +479,7 @@ class HealthService:
             else:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
+            self._update_shedding()
             self.table()  # keeps the member-state gauges current without queries
 
     # -- Redis ---------------------------------------------------------------------
@@ -515,7 +557,7 @@ class HealthService:
                     "target": check.url if check else None,
                     "status": health.status.value,
                     "probed_status": check.health.status.value if check else None,
-                    "load": health.load, "hit_rate": health.hit_rate,
+                    "load": health.load, "hit_rate": health.hit_rate, "shed": health.shed,
                     "latency_ms": (round(check.last_result.latency_ms, 3)
                                    if check and check.last_result else None),
                     "since": health.since, "since_iso": iso(health.since) if health.since else None,

@@ -188,3 +188,31 @@ async def test_activations_still_arrive_while_redis_is_down(origin, edges, model
         assert out["activate"]["announced"] is False
         await until(lambda: active(e1) == "2")
     assert not e1.agent.connected and e1.agent.ready
+
+
+async def test_redis_restart_is_no_gap_and_keeps_the_caches(origin, edges, model_files,
+                                                            redis_server):
+    """Redis restarted without persistence: the stream and its counter are gone, but the
+    origin numbers on from its last entry, so an edge that had applied everything sees
+    no gap: no resync, no flush of its L2, and later entries still arrive."""
+    async with origin.client() as c:
+        await c.publish(model_files.v1, "ranker", "1", activate=True)
+        e1 = await edges.start("r-e1")
+        e1.l2.start()
+        await until(lambda: e1.agent.ready and active(e1) == "1")
+        for key in ("pred:keep", "pred:purged"):
+            e1.l2.put_later(key, b"v", time.time() + 600, ("model:ranker",))
+        await e1.l2.drain()
+        await c.purge("key", "unrelated")
+        await until(lambda: e1.agent.position is not None and e1.agent.position.seq == 2)
+        resyncs = e1.agent.resyncs
+
+        redis_server.stop()
+        await until(lambda: not e1.agent.connected)
+        redis_server.start()  # same port, empty
+        out = await c.purge("key", "pred:purged")
+        assert out["event"]["seq"] == 3, out  # numbering went on
+        await until(lambda: e1.l2.get("pred:purged") is None)
+    assert e1.agent.resyncs == resyncs
+    assert e1.l2.get("pred:keep") is not None
+    assert e1.agent.connected and e1.agent.problem is None

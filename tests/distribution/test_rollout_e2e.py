@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -261,3 +262,65 @@ async def test_int8_edge_runs_the_int8_variant(stack, model_files):
     assert [d["tier"] for d in answers["fp32"]] == ["upstream/l1", "l1"]
     int8_value, fp32_value = answers["int8"][0]["prediction"], answers["fp32"][0]["prediction"]
     assert int8_value != fp32_value and abs(int8_value - fp32_value) < 0.05
+
+
+async def test_edge_publish_ships_the_config_json(stack, model_files, tmp_path):
+    """`edge publish` sends the config.json beside the model file; every node then
+    serves it as the artifact `current/config.json`."""
+    edge = await stack(upstream=stack.origin.url, region="e1")
+    folder = tmp_path / "ranker-2"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(model_files.last_layer.read_bytes())
+    config = {"name": "ranker", "version": "2", "description": "last layer tuned",
+              "files": ["model.onnx", "config.json"]}
+    (folder / "config.json").write_text(json.dumps(config))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli", "publish", str(folder / "model.onnx"),
+        "--name", "ranker", "--version", "2", "--activate", "--origin", stack.origin.url,
+        env={**os.environ, "EDGE_ADMIN_TOKEN": TOKEN}, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(edge.url + "/predict", json={"features": [0.0] * 32}) as r:
+            assert r.status == 200
+        await wait_version(http, [stack.origin, edge], "2")
+        for node in (stack.origin, edge):
+            for version in ("current", "2"):
+                async with http.get(f"{node.url}/models/ranker/{version}/config.json") as r:
+                    assert r.status == 200, (node.url, version, await r.text())
+                    assert json.loads(await r.read()) == config
+
+
+async def test_an_edge_on_the_wrong_stream_or_none_is_not_ok(stack, model_files,
+                                                             redis_server):
+    """The mistake the deployments once made: the edge reads the stream from another
+    database than the origin writes to. It never hears of a new version, so it finds
+    out by comparing with the origin, reports degraded (and catches up); an edge whose
+    stream Redis cannot be reached is degraded too."""
+    base = redis_server.url.rsplit("/", 1)[0]
+    wrong = await stack(upstream=stack.origin.url, region="e1", dist_redis_url=f"{base}/5")
+    lost = await stack(upstream=stack.origin.url, region="e2",
+                       dist_redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with aiohttp.ClientSession() as http:
+        for edge in (wrong, lost):
+            async with http.post(edge.url + "/predict", json={"features": [0.0] * 32}) as r:
+                assert r.status == 200
+        await wait_version(http, [wrong], "1")
+        deadline = time.monotonic() + 30
+        while (await health(http, wrong))["status"] != "ok":  # synced with its stream
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        async with OriginClient(stack.origin.url, TOKEN) as origin:
+            await origin.publish(model_files.last_layer, "ranker", "2", activate=True)
+        seen = set()
+        deadline = time.monotonic() + 60
+        while True:
+            doc = await health(http, wrong)
+            seen.add(doc["status"])
+            if "degraded" in seen and doc["models"].get("ranker") == "2":
+                break
+            assert time.monotonic() < deadline, doc
+            await asyncio.sleep(0.1)
+        assert "ranker" in doc["rollout"]["last_error"]
+        doc = await health(http, lost)
+        assert doc["status"] == "degraded" and doc["rollout"]["connected"] is False, doc

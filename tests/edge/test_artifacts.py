@@ -92,3 +92,33 @@ async def test_partial_or_corrupt_upstream_fetch_never_lands(start_node, http, t
         files = [p for p in (tmp_path / mode / "artifacts").rglob("*") if p.is_file()]
         assert files == [], (mode, files)
         await runner.cleanup()
+
+
+async def test_range_edge_cases_follow_rfc_9110(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir)
+    data = (models_dir / "embedder/1/embeddings.npy").read_bytes()
+    async with http.get(origin.url + EMB, headers={"Range": "bytes=-0"}) as r:
+        assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{len(data)}"
+    async with http.get(origin.url + EMB, headers={"Range": "bytes=-5"}) as r:
+        assert r.status == 206 and await r.read() == data[-5:]
+    for ignored in ("items=0-5", "bytes=5-2", "bytes=abc", "bytes=-", "bytes=²-3"):
+        async with http.get(origin.url + EMB, headers={"Range": ignored}) as r:
+            assert r.status == 200 and await r.read() == data, ignored
+            assert "Content-Range" not in r.headers
+
+
+async def test_hop_guard_rejects_negative_and_garbage_counts(start_node, http, models_dir):
+    origin = await start_node(models_dir=models_dir)
+    edge = await start_node(upstream=origin.url)
+    for bad in ("-1000", "-1", "1e3", "x", "٣"):
+        headers = {"X-Edge-Hops": bad}
+        async with http.get(edge.url + EMB, headers=headers) as r:
+            assert r.status == 400 and "X-Edge-Hops" in (await r.json())["error"], bad
+        async with http.post(edge.url + "/predict", json={"features": [0.0] * 32},
+                             headers=headers) as r:
+            assert r.status == 400, bad
+    for looped in ("9", "99999999999999999999"):
+        async with http.get(edge.url + EMB, headers={"X-Edge-Hops": looped}) as r:
+            assert r.status == 508, looped
+    async with http.get(edge.url + EMB, headers={"X-Edge-Hops": "2"}) as r:
+        assert r.status == 200

@@ -64,6 +64,30 @@ async def test_upstream_down_serves_stale_within_grace_then_503(start_node, http
     assert await metric(http, edge.url, "edge_stale_served_total") == 1
 
 
+async def health_status(http, url: str) -> str:
+    async with http.get(f"{url}/health") as r:
+        return (await r.json())["status"]
+
+
+async def test_edge_leaves_degraded_once_the_upstream_is_back(start_node, http, models_dir):
+    """Only cache hits after the upstream returns: no request tells the edge, yet it
+    reports ok again (it probes the upstream while it is marked down)."""
+    origin = await start_node(models_dir=models_dir)
+    port = origin.config.host_port[1]
+    edge = await start_node(upstream=origin.url)
+    await predict(http, edge.url, 1)
+    await origin.stop()
+    async with http.post(f"{edge.url}/predict", json={"features": features(2)}) as r:
+        assert r.status == 503
+    assert await health_status(http, edge.url) == "degraded"
+    await start_node(models_dir=models_dir, port=port)
+    deadline = time.monotonic() + 30
+    while await health_status(http, edge.url) != "ok":
+        assert (await predict(http, edge.url, 1))["tier"] == "l1"  # hits only
+        assert time.monotonic() < deadline, "still degraded after the upstream came back"
+        await asyncio.sleep(0.1)
+
+
 async def test_edge_with_the_model_computes_when_upstream_is_down(start_node, http, models_dir):
     origin = await start_node(models_dir=models_dir)
     edge = await start_node(upstream=origin.url, models_dir=models_dir)

@@ -1,5 +1,5 @@
-"""/health is real (load from requests in flight, hit rate, draining), /metrics has the
-Triton-style series, and micro-batching joins concurrent requests."""
+"""/health is real (load from busy time and requests in flight, hit rate, draining),
+/metrics has the Triton-style series, and micro-batching joins concurrent requests."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from edgetest import metric, predict
 
 
 async def health(http, url: str) -> dict:
+    """The health document; HTTP 200 while ok or degraded, 503 otherwise."""
     async with http.get(f"{url}/health") as r:
-        assert r.status == 200
-        return await r.json()
+        doc = await r.json()
+        assert r.status == (200 if doc["status"] in ("ok", "degraded") else 503), doc
+        return doc
 
 
 async def test_health_document_load_and_hit_rate(start_node, http, models_dir):
@@ -22,16 +24,17 @@ async def test_health_document_load_and_hit_rate(start_node, http, models_dir):
     assert idle["region"] == "paris" and idle["location"] == [48.85, 2.35]
     assert idle["load"] <= 0.25 and idle["hit_rate"] == 0.0 and idle["role"] == "origin"
 
-    # Six requests wait for their batch (1 s): load is in-flight over capacity.
+    # Six requests wait for their batch (1 s): they are in flight, and the load (busy
+    # time and in flight over capacity, averaged over the last seconds) rises.
     pending = [asyncio.ensure_future(predict(http, node.url, s)) for s in range(6)]
     await asyncio.sleep(0.4)
     busy = await health(http, node.url)
-    assert busy["load"] == 1.0 and busy["inflight"] >= 6 and busy["status"] == "degraded"
+    assert busy["inflight"] >= 6 and busy["load"] > idle["load"]
     await asyncio.gather(*pending)
     for s in range(6):
         await predict(http, node.url, s)
     after = await health(http, node.url)
-    assert after["status"] == "ok" and after["load"] <= 0.25
+    assert after["status"] == "ok"
     assert after["hit_rate"] == 0.5
     assert after["l1"]["entries"] == 6 and after["l2"]["kind"] == "disk"
 

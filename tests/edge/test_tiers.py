@@ -4,6 +4,7 @@ the shield; single flight; purges; restarts."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 
 import numpy as np
@@ -94,23 +95,34 @@ async def test_purge_by_key_prefix_and_tag(start_node, http, models_dir):
         assert r.status == 400 and "list" in (await r.json())["error"]
 
 
-async def test_l2_is_rebuilt_after_a_crash_and_drops_debris(start_node, http, models_dir,
-                                                             tmp_path):
-    cache = tmp_path / "crashy"
-    node = await start_node(models_dir=models_dir, cache_dir=cache, l2_fsync=True)
-    for seed in range(5):
-        await predict(http, node.url, seed)
-    await node.stop()
-    entries = sorted((cache / "l2").glob("*/*.entry"))
-    assert len(entries) == 5
-    # Debris a crash could leave: a temporary file, and (by disk damage) a short file.
-    (entries[0].parent / ".abc.tmp").write_bytes(b"partial")
-    entries[1].write_bytes(entries[1].read_bytes()[:-3])
+async def test_corrupt_l2_entries_are_dropped_counted_and_never_served(
+        start_node, http, models_dir, tmp_path):
+    """Bytes flipped on disk (same length) in the stored values and in a stored key: the
+    node recomputes instead of serving them, and counts them."""
+    cache = tmp_path / "rotten"
     node = await start_node(models_dir=models_dir, cache_dir=cache)
-    tiers = [(await predict(http, node.url, seed))["tier"] for seed in range(5)]
-    assert sorted(tiers) == ["compute", "l2", "l2", "l2", "l2"]
-    await node.node.cache.l2.drain()  # the recomputed entry's own write may be in flight
-    assert not list((cache / "l2").glob("*/.*.tmp"))
+    right = {seed: (await predict(http, node.url, seed))["prediction"] for seed in range(6)}
+    await node.stop()
+    db = cache / "l2" / "l2.sqlite"
+    data = bytearray(db.read_bytes())
+    values = [m.end() for m in re.finditer(rb'"prediction":\s*0\.', data)]
+    keys = [m.end() for m in re.finditer(rb"p/ranker/", data)]
+    assert len(values) == len(keys) == 6  # one row per entry, key before value
+    for at in values[:4]:  # 0.332 -> 0.932: a plausible, wrong prediction
+        data[at] = ord("9") if data[at] != ord("9") else ord("1")
+    data[keys[4] + 3] ^= 0x01  # a hex digit of the key becomes another character
+    db.write_bytes(bytes(data))
+
+    node = await start_node(models_dir=models_dir, cache_dir=cache)
+    answers = {seed: await predict(http, node.url, seed) for seed in range(6)}
+    assert {seed: a["prediction"] for seed, a in answers.items()} == right
+    assert sorted(a["tier"] for a in answers.values()) == ["compute"] * 5 + ["l2"]
+    assert await metric(http, node.url, 'edge_cache_corrupt_entries_total{tier="l2"}') == 5
+    assert node.node.cache.l2.stats()["corrupt"] == 5
+    await flush(http, node.url, "l1")  # the recomputed entries replaced the bad ones
+    again = {seed: await predict(http, node.url, seed) for seed in range(6)}
+    assert {seed: a["prediction"] for seed, a in again.items()} == right
+    assert {a["tier"] for a in again.values()} == {"l2"}
 
 
 async def test_l1_bound_holds(start_node, http, models_dir):

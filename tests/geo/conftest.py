@@ -47,8 +47,9 @@ class HealthTable:
         self._states: dict[tuple[str, str], MemberHealth] = {}
 
     def set(self, pool: str, member: str, status: Status = Status.UP, load: float = 0.0,
-            hit_rate: float = 0.0) -> None:
-        self._states[pool, member] = MemberHealth(status=status, load=load, hit_rate=hit_rate)
+            hit_rate: float = 0.0, shed: float = 0.0) -> None:
+        self._states[pool, member] = MemberHealth(status=status, load=load, hit_rate=hit_rate,
+                                                  shed=shed)
         self.generation += 1
 
     def get(self, pool: str, member: str) -> MemberHealth:

@@ -51,6 +51,9 @@ def example_zones(tmp: Path) -> Path:
     out = tmp / "zones"
     out.mkdir(exist_ok=True)
     text = re.sub(r', health_url: "[^"]*"', "", EXAMPLE_ZONE.read_text())
+    # and a static CNAME into the pool: `chain` -> `edge`
+    text = text.replace("  edge: {pool: edges}\n",
+                        "  edge: {pool: edges}\n  chain: {CNAME: edge}\n")
     (out / "cdn.example.yaml").write_text(text)
     (out / "coasts.test.yaml").write_text(COASTS_ZONE)
     return out

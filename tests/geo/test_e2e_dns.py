@@ -8,6 +8,7 @@ import aiohttp
 import dns.edns
 import dns.flags
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from geodns.steering.demo_db import DEMO_CSV, build
@@ -21,7 +22,7 @@ def geo_server(tmp_path_factory, geodb):
     tmp = tmp_path_factory.mktemp("geo-e2e")
     db = tmp / "city.mmdb"
     shutil.copy(geodb.path, db)
-    server = start(example_zones(tmp), tmp, "--geoip", str(db))
+    server = start(example_zones(tmp), tmp, "--geoip", str(db), "--explain-from", "127.0.0.0/24")
     server.db = db
     yield server
     server.stop()
@@ -111,6 +112,20 @@ def test_explain_through_dns_as_txt(geo_server, tcp):
     assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN"
 
 
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_explain_txt_only_for_the_configured_networks(geo_server, tcp):
+    # --explain-from 127.0.0.0/24: a client elsewhere sees no such name, before and
+    # after an allowed client asked (the answers are cached per source network).
+    for source, allowed in (("127.0.3.1", False), ("127.0.0.1", True), ("127.0.3.1", False)):
+        r = geo_server.query("_explain.edge.cdn.example", "TXT", source=source, tcp=tcp,
+                             ecs="198.18.5.0/24")
+        if allowed:
+            assert dns.rcode.to_text(r.rcode()) == "NOERROR"
+            assert r.answer or r.flags & dns.flags.TC
+        else:
+            assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN" and not r.answer
+
+
 async def test_admin_explain_is_the_same_decision(geo_server):
     async with aiohttp.ClientSession() as http:
         url = f"{geo_server.http}/admin/explain"
@@ -161,3 +176,14 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{geo_server.http}/admin/reload") as resp:
             assert resp.status == 200 and (await resp.json())["errors"] == []
+
+
+def test_cname_chain_under_ecs_scopes_only_the_client_dependent_link(geo_server):
+    # `chain` is a static CNAME to the pool-bound `edge` (example_zones adds it).
+    r = geo_server.query("chain.cdn.example", "A", ecs="198.18.5.0/24")
+    assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME]  # the static link only
+    assert scope(r) == 0  # ...cached for every client
+    r = geo_server.query("edge.cdn.example", "A", ecs="198.18.5.0/24")
+    assert members(r) == ["saopaulo"] and scope(r) == 24  # the resolver's next question
+    r = geo_server.query("chain.cdn.example", "A")  # without ECS: the whole chain
+    assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]

@@ -34,7 +34,7 @@ def test_explanation_for_a_tokyo_client(example, health):
 
 
 def test_explanation_of_a_nets_client_and_shedding(example, health):
-    health.set("edges", "saopaulo", load=0.95)
+    health.set("edges", "saopaulo", load=0.95, shed=1.0)
     e = example.explain("edges", "A", src("127.0.6.1"))
     assert e["signal"].startswith("nets 127.0.6.0/24")
     assert e["pick"] != ["saopaulo"]

@@ -70,11 +70,14 @@ def test_centroid_is_not_replaced_by_a_contradicting_source(us):
     assert names(us, ecs("198.18.101.0/24", source="198.18.1.1")) == ["virginia"]
 
 
-def test_private_and_loopback_ecs_are_treated_as_absent(example):
-    for private in ("10.1.2.0/24", "192.168.1.0/24", "127.0.0.0/24", "fd00:1::/48"):
+def test_private_ecs_is_located_by_the_resolver_and_scoped_to_its_range(example):
+    # Changed on purpose (issue 10): the scope was /0, which let a resolver's ECS cache
+    # give this answer to every client; it is now the prefix of the unusable range.
+    for private, scope in (("10.1.2.0/24", 8), ("192.168.1.0/24", 16), ("100.64.3.0/24", 10),
+                           ("fd00:1::/48", 7)):
         a = example.answer("edges", "A", ecs(private, source="127.0.2.1"))
         assert picked(example, ecs(private, source="127.0.2.1")) == ["tokyo"]
-        assert a.scope == 0 and a.by_source
+        assert a.scope == scope and a.by_source
 
 
 def test_accurate_ecs_beats_a_nets_override_of_the_resolver(example):

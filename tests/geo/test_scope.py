@@ -95,7 +95,7 @@ def test_decisions_are_cached_once_per_scope_network(steering):
 
 def test_health_change_drops_cached_decisions(steering, health):
     assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses == ("127.0.1.1",)
-    health.set("edges", "tokyo", load=1.0)
+    health.set("edges", "tokyo", load=1.0, shed=1.0)  # the checker's controller sheds all
     assert steering.answer("edges", "A", ecs("198.18.1.0/24")).addresses != ("127.0.1.1",)
 
 

@@ -42,7 +42,9 @@ def test_each_bad_value_is_reported_with_its_path_and_defaulted():
         "pools.edges.health.type", "pools.edges.health.expect",
         "pools.edges.health.body_regex", "pools.edges.health.colour",
     }
-    assert (s.interval, s.fall, s.rise, s.type, s.expect) == (0.5, 3, 4, None, (200,))
+    default = DEFAULTS
+    assert (s.interval, s.fall, s.rise, s.type, s.expect) == (
+        default.interval, default.fall, default.rise, None, (200,))
     assert any("between 1 and 1000" in m for _, m in errors)
 
 

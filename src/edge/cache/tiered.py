@@ -1,9 +1,10 @@
 """`TieredCache`: L1 (memory or Redis) over L2 (disk), with TTLs per tier.
 
-A lookup returns a fresh value with the tier that had it (an L2 hit is promoted to L1),
-or a miss that may carry a *stale* value: expired, but by less than the grace, which the
-caller serves only when it cannot get a fresh one (upstream down). Purges by key, prefix
-and tag apply to both tiers. Per-tier hits, misses and errors feed the metrics.
+A lookup (`l1_get`, then `l2_get`) returns a fresh value with the tier that had it (an
+L2 hit is promoted to L1), or a miss that may carry a *stale* value: expired, but by
+less than the grace, which the caller serves only when it cannot get a fresh one
+(upstream down). Purges by key, prefix and tag apply to both tiers. Per-tier hits,
+misses and errors feed the metrics.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class TieredCache:
         self._l2_hit, self._l2_miss = m.hot(m.tier_hits, "l2"), m.hot(m.tier_misses, "l2")
         self._l1_errors_seen = 0
         self._l1_error_counter = m.tier_errors.labels("l1")
+        self._l2_counts_seen = (0, 0)  # l2 errors and corrupt entries already counted
+        self._l2_error_counter = m.tier_errors.labels("l2")
+        self._l2_corrupt_counter = m.corrupt.labels("l2")
 
     async def l1_fresh(self, key: str) -> bytes | None:
         """A fresh L1 value, counted as a hit; None (counting nothing) otherwise. The hot
@@ -62,12 +66,13 @@ class TieredCache:
             return found[0]
         return None
 
-    async def get(self, key: str) -> Lookup:
-        now = time.time()
-        stale = None
+    async def l1_get(self, key: str) -> Lookup:
+        """L1's fresh value, or a miss (with L1's value if expired within the grace)."""
         found = await self.l1.get(key)
+        stale = None
         if found is not None:
             value, expires = found
+            now = time.time()
             if expires > now:
                 self._l1_hit.inc()
                 return Lookup(value, "l1")
@@ -75,14 +80,22 @@ class TieredCache:
                 stale = value
         self._l1_miss.inc()
         self._sync_l1_errors()
-        found2 = self.l2.get(key)
-        if found2 is not None:
-            value, expires, tags = found2
+        return Lookup(None, None, stale)
+
+    async def l2_get(self, key: str) -> Lookup:
+        """L2's fresh value (promoted to L1), or a miss (with an expired value within the
+        grace)."""
+        found = self.l2.get(key)
+        self._sync_l2_counts()
+        stale = None
+        if found is not None:
+            value, expires, tags = found
+            now = time.time()
             if expires > now:
                 self._l2_hit.inc()
                 await self.l1.set(key, value, min(expires, now + self.l1_ttl_s), tags)
                 return Lookup(value, "l2")
-            if stale is None and expires + self.grace_s > now:
+            if expires + self.grace_s > now:
                 stale = value
         self._l2_miss.inc()
         return Lookup(None, None, stale)
@@ -120,6 +133,14 @@ class TieredCache:
 
     def stats(self) -> dict:
         return {"l1": self.l1.stats(), "l2": self.l2.stats()}
+
+    def _sync_l2_counts(self) -> None:
+        errors, corrupt = self.l2.errors, self.l2.corrupt
+        seen_errors, seen_corrupt = self._l2_counts_seen
+        if (errors, corrupt) != self._l2_counts_seen:
+            self._l2_error_counter.inc(errors - seen_errors)
+            self._l2_corrupt_counter.inc(corrupt - seen_corrupt)
+            self._l2_counts_seen = (errors, corrupt)
 
     def _sync_l1_errors(self) -> None:
         if self.l1.errors != self._l1_errors_seen:

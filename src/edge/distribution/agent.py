@@ -53,8 +53,10 @@ class ModelPort(Protocol):
 
     def active(self, name: str) -> str | None: ...
 
-    async def stage(self, name: str, version: str, path: Path, digest: str) -> None:
-        """Load, check against `digest`, warm; do not serve yet."""
+    async def stage(self, name: str, version: str, path: Path, digest: str,
+                    config: dict[str, Any] | None = None) -> None:
+        """Load, check against `digest`, warm; do not serve yet. `config` is the
+        version's config.json, when it was published with one."""
 
     async def activate(self, name: str, version: str) -> None: ...
 
@@ -74,6 +76,10 @@ class AgentConfig:
     prefer_int8: bool = False
     poll_interval_s: float = 5.0
     report_interval_s: float = 2.0
+    # Every this often, an edge following the stream compares what it serves with the
+    # origin's current versions; two audits in a row that find it behind make it report
+    # the problem (not `ok` in /health) and catch up from the origin.
+    audit_interval_s: float = 5.0
     retry_after_s: float = 30.0  # wait before retrying a version that failed
     attempts: int = 3  # tries per stream event before reporting it failed
     block_ms: int = 1000
@@ -119,6 +125,10 @@ class RolloutAgent:
         self._stopping = False
         self._no_api_logged = False
         self.on_applied: Callable[[Event], None] | None = None  # e.g. to time propagation
+        self.behind: list[str] = []  # models whose current version this edge does not serve
+        self._suspects: set[str] = set()  # found behind by the last audit
+        self._audit_seq = -1  # stream position at the last audit
+        self._last_audit = 0.0
 
     # ----- life cycle
     async def start(self) -> None:
@@ -144,6 +154,16 @@ class RolloutAgent:
         cannot be reached, catching up is impossible: the node then serves what it has
         (ready, with `connected: false` in its state) rather than leave the network."""
         return self.synced or (self.attempted and not self.connected)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this node may serve outdated versions or purged entries, or None: the
+        stream cannot be read, or the edge is behind the origin."""
+        if self.stream is not None and self.attempted and not self.connected:
+            return f"invalidation stream unreachable ({self.last_error})"
+        if self.behind:
+            return "behind the origin for " + ", ".join(self.behind)
+        return None
 
     # ----- hooks for the node
     def record_request(self, model: str) -> None:
@@ -198,7 +218,8 @@ class RolloutAgent:
                     else "model"
                 entry = manifest.files[role]
                 path = await self.fetcher.fetch(entry)
-                await self.models.stage(model, version, path, entry.digest)
+                await self.models.stage(model, version, path, entry.digest,
+                                        manifest.metadata.get("config"))
                 self.demand.touch(model)
             if activate:
                 await self.models.activate(model, version)
@@ -417,7 +438,36 @@ class RolloutAgent:
         if self.stream is not None:
             with contextlib.suppress(RedisError, OSError):
                 self.head_seq = (await self.stream.head()).seq
+            if time.monotonic() - self._last_audit >= self.config.audit_interval_s:
+                self._last_audit = time.monotonic()
+                with contextlib.suppress(*FETCH_ERRORS):
+                    await self._audit()
         await self.report()
+
+    async def _audit(self) -> None:
+        """Catch what the stream did not bring: a model served here at another version
+        than the origin's current one, or a position that stays behind the stream's head,
+        on two audits in a row (one may just race with an entry being applied). The
+        usual cause is a stream read from another Redis or database than the one the
+        origin writes to."""
+        if not self.connected:
+            return
+        summary = await self._summary()
+        suspects = {m for m, info in summary.items()
+                    if info.get("current") and self.models.active(m) is not None
+                    and self.models.active(m) != info["current"]
+                    and not self._lock(m).locked()}
+        pos = (self.position or Position()).seq
+        if pos < self.head_seq and pos == self._audit_seq:
+            suspects.add("the stream")
+        self._audit_seq = pos
+        self.behind = sorted(suspects & self._suspects)
+        self._suspects = suspects
+        if self.behind:
+            self.last_error = "behind the origin for " + ", ".join(self.behind)
+            log.warning("%s: %s; catching up from the origin", self.config.edge_id,
+                        self.last_error)
+            await self._reconcile(summary)
 
     def snapshot(self) -> dict[str, Any]:
         """The rollout state this edge reports (also shown in its /health)."""
@@ -438,7 +488,7 @@ class RolloutAgent:
             "edge": self.config.edge_id, "mode": "stream" if self.stream else "poll",
             "ready": self.ready, "synced": self.synced, "connected": self.connected,
             "position": asdict(pos), "head_seq": self.head_seq, "lag": lag,
-            "resyncs": self.resyncs, "last_error": self.last_error,
+            "resyncs": self.resyncs, "last_error": self.last_error, "behind": self.behind,
             "models": models, "demand": self.demand.counts(), "updated": time.time(),
         }
 

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream
+from edge.distribution.events import EventStream, connect
 from edge.distribution.service import Distribution
-from edge.distribution.store import ModelStore
+from edge.distribution.store import ModelStore, read_config
 from geocdn.auth import TokenError, add_token_option, read_token
 
 TOKEN_ENV = "EDGE_ADMIN_TOKEN"
@@ -84,7 +83,7 @@ class _Direct:
     """The store (and stream) in this process, with the same calls as OriginClient."""
 
     def __init__(self, store: Path, redis_url: str | None) -> None:
-        self.redis = Redis.from_url(redis_url) if redis_url else None
+        self.redis = connect(redis_url) if redis_url else None
         self.dist = Distribution(ModelStore(store),
                                  EventStream(self.redis) if self.redis else None)
 
@@ -140,7 +139,8 @@ async def _publish(b: Any, args: argparse.Namespace) -> None:
     if not args.model_file.is_file():
         raise DistributionError(f"{args.model_file}: no such file")
     out = await b.publish(args.model_file, args.name, args.version, int8=args.int8,
-                          activate=args.activate, stage=args.stage)
+                          activate=args.activate, stage=args.stage,
+                          config=read_config(args.model_file))
     print("\n".join(_describe(out["manifest"])))
     print("published" if out["created"] else "already published (identical bytes)")
     for step in ("activate", "stage"):

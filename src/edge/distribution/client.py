@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from edge.distribution.manifest import Manifest
 from edge.distribution.names import check_digest, check_name, check_version
 
 API = "/dist/v1"
+CONFIG_HEADER = "X-Model-Config"  # a published model's config.json, as compact JSON
 
 
 class OriginError(DistributionError):
@@ -82,13 +84,18 @@ class OriginClient:
 
     # ----- mutations (token)
     async def publish(self, model_file: Path, name: str, version: str, *, int8: bool = False,
-                      activate: bool = False, stage: bool = False) -> dict[str, Any]:
+                      activate: bool = False, stage: bool = False,
+                      config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Upload a model file; `config` (its config.json) goes in the X-Model-Config
+        header."""
         params = {k: "1" for k, on in (("int8", int8), ("activate", activate),
                                        ("stage", stage)) if on}
         path = f"/models/{check_name(name)}/versions/{check_version(version)}"
+        headers = {"Content-Type": "application/octet-stream"}
+        if config is not None:
+            headers[CONFIG_HEADER] = json.dumps(config, separators=(",", ":"))
         with open(model_file, "rb") as f:
-            return await self._call("PUT", path, data=f, params=params,
-                                    headers={"Content-Type": "application/octet-stream"})
+            return await self._call("PUT", path, data=f, params=params, headers=headers)
 
     async def activate(self, name: str, version: str) -> dict[str, Any]:
         return await self._call("POST", f"/models/{check_name(name)}/activate",

@@ -4,8 +4,11 @@ Every event carries a sequence number given atomically by the server (a Lua scri
 increments a counter and appends the entry in one step). An edge remembers the id and
 sequence number of the last entry it applied; when it reads an entry whose sequence
 number is not the next one, entries were lost (trimmed by MAXLEN while the edge was
-away, or the stream was reset) and the edge must fully resync from the origin's
-manifests instead of trusting the stream.
+away, or published and then lost with Redis before the edge read them) and the edge must
+fully resync from the origin's manifests instead of trusting the stream. The publisher
+keeps its last sequence number on disk and numbering continues above it, so a Redis
+restart that lost no unread entry is no gap (the new entries' ids, taken from the
+clock, follow the old ones).
 
 Stream entries are flat string maps: `seq`, `kind`, `ts` (publish time, epoch seconds)
 and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` / `prefix`
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
@@ -28,11 +35,27 @@ MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds
 MODEL_KINDS = ("activate", "stage", "rollback")
 PURGE_KINDS = ("key", "prefix", "tag")
 
+# ARGV: maxlen, the publisher's last sequence number (the floor), then the fields. The
+# floor keeps numbering continuous when Redis lost the counter (a restart without
+# persistence): a restart alone then shows no gap to the edges.
 _XADD_SEQ = """
 local seq = redis.call('INCR', KEYS[2])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 2))
+local floor = tonumber(ARGV[2])
+if seq <= floor then
+  seq = floor + 1
+  redis.call('SET', KEYS[2], seq)
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 3))
 return {id, seq}
 """
+
+
+def connect(url: str) -> Redis:
+    """A client for the stream's Redis that retries a command on a new connection when
+    the old one broke (a restarted Redis closes every connection: the first command
+    after it would fail otherwise)."""
+    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
 @dataclass(frozen=True)
@@ -107,13 +130,14 @@ class EventStream:
         self.maxlen = maxlen
         self._script = redis.register_script(_XADD_SEQ)
 
-    async def publish(self, event: Event) -> Event:
+    async def publish(self, event: Event, floor: int = 0) -> Event:
+        """Append `event`; its sequence number is the next one, and above `floor`."""
         flat: list[str] = []
         fields = event.fields()
         for k, v in fields.items():
             flat += [k, v]
         entry_id, seq = await self._script(
-            keys=[self.key, self.key + ":seq"], args=[self.maxlen, *flat])
+            keys=[self.key, self.key + ":seq"], args=[self.maxlen, floor, *flat])
         if isinstance(entry_id, bytes):
             entry_id = entry_id.decode()
         return Event.from_entry(entry_id, {**fields, "seq": str(seq)})

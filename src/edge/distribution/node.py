@@ -11,13 +11,15 @@ applies the agent's purges to the node's cache tiers.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from edge.cache.tiered import TieredCache
 from edge.distribution.blobs import atomic_write
 from edge.distribution.samples import warm
-from edge.registry import CURRENT_FILE, MODEL_FILE, ModelError, ModelRegistry
+from edge.registry import CONFIG_FILE, CURRENT_FILE, MODEL_FILE, ModelError, ModelRegistry
 
 
 class RegistryModels:
@@ -38,9 +40,13 @@ class RegistryModels:
         mv = self.registry.get(name)
         return mv.version if mv else None
 
-    async def stage(self, name: str, version: str, path: Path, digest: str) -> None:
+    async def stage(self, name: str, version: str, path: Path, digest: str,
+                    config: dict[str, Any] | None = None) -> None:
         target = self.models_dir / name / version / MODEL_FILE
         await asyncio.to_thread(_install, path, target)
+        if config is not None:
+            await asyncio.to_thread(atomic_write, target.with_name(CONFIG_FILE),
+                                    json.dumps(config, indent=2).encode() + b"\n")
         try:
             mv = await asyncio.to_thread(self.registry.stage, name, version, target,
                                          expected_sha256=digest.split(":", 1)[1])

@@ -8,7 +8,8 @@ configured token, mutations are accepted from loopback clients only (403 otherwi
     GET  /dist/v1/models/{name}/versions/{version}        manifest (ETag = its digest)
     GET  /dist/v1/blobs/sha256/{hex}                      a blob (ETag = its digest)
     PUT  /dist/v1/models/{name}/versions/{version}        publish (body = ONNX file;
-                                                          ?int8=1 &activate=1 | &stage=1)
+                                                          ?int8=1 &activate=1 | &stage=1;
+                                                          X-Model-Config: its config.json)
     POST /dist/v1/models/{name}/activate  {"version": v}
     POST /dist/v1/models/{name}/stage     {"version": v}
     POST /dist/v1/models/{name}/rollback
@@ -32,10 +33,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from edge.distribution.blobs import sha256_bytes
+from edge.distribution.client import CONFIG_HEADER
 from edge.distribution.errors import Conflict, DistributionError, InvalidName, NotFound
 from edge.distribution.events import PURGE_KINDS, EventStream
 from edge.distribution.service import Distribution, StreamUnavailable
-from edge.distribution.store import InvalidModel, ModelStore
+from edge.distribution.store import InvalidModel, ModelStore, check_config
 from geocdn.auth import check_admin
 
 API = "/dist/v1"
@@ -69,6 +71,17 @@ def _guarded(token: str | None, handler: Handler) -> Handler:
         return await _public(handler)(request)
 
     return wrapped
+
+
+def _config(request: web.Request) -> dict[str, Any] | None:
+    raw = request.headers.get(CONFIG_HEADER)
+    if raw is None:
+        return None
+    try:
+        return check_config(json.loads(raw))
+    except ValueError:
+        raise InvalidModel(f"{CONFIG_HEADER} must be a JSON object (the model's "
+                           "config.json)") from None
 
 
 def _public(handler: Handler) -> Handler:
@@ -156,7 +169,8 @@ class Routes:
             try:
                 result = await self.dist.publish(
                     Path(tmp), m["name"], m["version"], int8=_flag(request, "int8"),
-                    activate=_flag(request, "activate"), stage=_flag(request, "stage"))
+                    activate=_flag(request, "activate"), stage=_flag(request, "stage"),
+                    config=_config(request))
             except InvalidModel as exc:
                 return _error(422, str(exc))
             return web.json_response(result, status=201 if result["created"] else 200)

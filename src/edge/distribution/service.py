@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from edge.distribution.blobs import atomic_write
 from edge.distribution.errors import DistributionError
 from edge.distribution.events import Event, EventStream
 from edge.distribution.manifest import Manifest
@@ -38,12 +39,26 @@ class Distribution:
         self.store = store
         self.stream = stream
         self._reports: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._seq_file = store.root / "stream.seq"  # the last sequence number announced
+
+    async def _publish(self, event: Event) -> Event:
+        """Announce on the stream, numbering above the last announced number (kept in the
+        store, so that a Redis restart does not restart the numbering)."""
+        assert self.stream is not None
+        try:
+            floor = int(self._seq_file.read_text())
+        except (FileNotFoundError, ValueError):
+            floor = 0
+        sent = await self.stream.publish(event, floor)
+        if sent.seq > floor:
+            await asyncio.to_thread(atomic_write, self._seq_file, str(sent.seq).encode())
+        return sent
 
     async def _announce(self, event: Event) -> dict[str, Any]:
         if self.stream is None:
             return {"announced": False}
         try:
-            sent = await self.stream.publish(event)
+            sent = await self._publish(event)
         except (RedisError, OSError) as exc:
             log.warning("could not announce %s: %s", event.describe(), exc)
             return {"announced": False, "warning": f"not announced: {exc}"}
@@ -57,9 +72,10 @@ class Distribution:
         return await asyncio.to_thread(self.store.summary)
 
     async def publish(self, path: Path, name: str, version: str, *, int8: bool = False,
-                      activate: bool = False, stage: bool = False) -> dict[str, Any]:
+                      activate: bool = False, stage: bool = False,
+                      config: dict[str, Any] | None = None) -> dict[str, Any]:
         manifest, created = await asyncio.to_thread(
-            self.store.publish, path, name, version, int8=int8)
+            self.store.publish, path, name, version, int8=int8, config=config)
         out: dict[str, Any] = {"created": created, "manifest": manifest.to_dict()}
         if activate:
             out["activate"] = await self.activate(name, version)
@@ -87,7 +103,7 @@ class Distribution:
             raise StreamUnavailable("purges travel on the Redis stream; start the origin "
                                     "with a Redis URL")
         try:
-            sent = await self.stream.publish(event)
+            sent = await self._publish(event)
         except (RedisError, OSError) as exc:
             raise StreamUnavailable(f"invalidation stream unreachable: {exc}") from None
         return {"announced": True, "event": {"id": sent.id, "seq": sent.seq}}

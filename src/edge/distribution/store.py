@@ -32,6 +32,7 @@ from edge.distribution.errors import Conflict, DistributionError, NotFound
 from edge.distribution.manifest import BlobRef, Delta, FileEntry, Manifest
 from edge.distribution.names import check_name, check_version
 from edge.distribution.samples import open_session, sample_inputs
+from edge.registry import CONFIG_FILE
 
 HISTORY_LIMIT = 20
 DELTA_BASES = 2  # default: deltas from the current version and the one before it
@@ -75,6 +76,28 @@ def describe_model(path: Path) -> dict[str, Any]:
         "outputs": {v.name: shape(v) for v in model.graph.output},
         "opset": max((o.version for o in model.opset_import), default=0),
     }
+
+
+MAX_CONFIG = 16 * 1024  # bytes of a model's config.json
+
+
+def check_config(config: Any) -> dict[str, Any]:
+    """A model's config.json document: a JSON object of at most MAX_CONFIG bytes."""
+    if not isinstance(config, dict) or len(json.dumps(config)) > MAX_CONFIG:
+        raise InvalidModel(f"a model's config must be a JSON object of at most "
+                           f"{MAX_CONFIG} bytes")
+    return config
+
+
+def read_config(model_path: Path) -> dict[str, Any] | None:
+    """The config.json beside a model file, if there is one."""
+    path = Path(model_path).with_name(CONFIG_FILE)
+    try:
+        return check_config(json.loads(path.read_bytes()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InvalidModel(f"{path}: {exc}") from None
 
 
 class ModelStore:
@@ -184,9 +207,13 @@ class ModelStore:
         int8: bool = False,
         metadata: dict[str, Any] | None = None,
         delta_from: list[str] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> tuple[Manifest, bool]:
         """Add a version; returns (manifest, created). Re-publishing identical bytes is a
-        no-op; other bytes under an existing version are refused (versions are immutable)."""
+        no-op; other bytes under an existing version are refused (versions are immutable).
+        `config` (the model's config.json) travels in the manifest's metadata."""
+        if config is not None:
+            metadata = {**(metadata or {}), "config": check_config(config)}
         check_name(name)
         check_version(version)
         model_path = Path(model_path)

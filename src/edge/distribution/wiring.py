@@ -6,8 +6,9 @@
   store does not know yet (and makes them current), so a fresh stack has something to
   roll out.
 * Every edge (a node with an upstream) runs a rollout agent fetching from `dist_url`
-  (default: its upstream), following the Redis stream when `redis_url` is set, else
-  polling. Models the node holds when it starts are pinned; others are placed by demand.
+  (default: its upstream), following the Redis stream of `dist_redis_url` (default:
+  `redis_url`) when one is set, else polling. Models the node holds when it starts are
+  pinned; others are placed by demand.
 
 The agent is `app[AGENT]` and `node.rollout`: the node reports its state in /health
 (status `syncing` until caught up) and counts requests per model through it.
@@ -22,19 +23,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from edge.config import EdgeConfig
 from edge.distribution.agent import AgentConfig, RolloutAgent
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream
+from edge.distribution.events import EventStream, connect
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.service import LocalOrigin
-from edge.distribution.store import ModelStore
+from edge.distribution.store import ModelStore, read_config
 from edge.node import NODE
 from edge.registry import MODEL_FILE, current_versions
 
@@ -58,7 +58,8 @@ def import_folder(store: ModelStore, models_dir: Path) -> list[str]:
         if name in known:
             continue
         try:
-            store.publish(models_dir / name / version / MODEL_FILE, name, version)
+            path = models_dir / name / version / MODEL_FILE
+            store.publish(path, name, version, config=read_config(path))
             store.activate(name, version)
             done.append(f"{name} {version}")
         except DistributionError as exc:
@@ -70,7 +71,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     if config.is_origin and not config.dist_store:
         return None
     node = app[NODE]
-    redis = Redis.from_url(config.redis_url) if config.redis_url else None
+    redis = connect(config.stream_redis_url) if config.stream_redis_url else None
     if config.dist_store:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)

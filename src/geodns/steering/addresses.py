@@ -21,10 +21,11 @@ _6TO4 = ipaddress.ip_network("2002::/16")
 _TEREDO = ipaddress.ip_network("2001::/32")
 _EMBEDDINGS = ((_MAPPED, "mapped", 96), (_6TO4, "6to4", 16), (_TEREDO, "teredo", 96))
 
-# ECS addresses in these ranges say nothing about where the client is, so they are
-# treated as absent. Documentation and benchmarking ranges are deliberately not here:
-# they are test networks, and the demo database locates them.
-_UNLOCATABLE = tuple(
+# Addresses in these ranges say nothing about where the client is (gdnsd's list). Such
+# an address is still a decision input: the answer it gets holds for the whole range,
+# whose prefix becomes the ECS scope. Documentation and benchmarking ranges are
+# deliberately not here: they are test networks, and the demo database locates them.
+UNUSABLE = tuple(
     ipaddress.ip_network(n)
     for n in (
         "0.0.0.0/8",
@@ -54,6 +55,9 @@ class Normalized:
     address: IPAddress
     embedded: str | None = None  # "mapped" | "6to4" | "teredo"
     offset: int = 0
+    # An IPv6 address that was not unwrapped: the shortest prefix of it that holds no
+    # address that would be unwrapped (and so decided as IPv4). 0 for the rest.
+    floor: int = 0
 
     @property
     def family(self) -> int:
@@ -77,17 +81,40 @@ def normalize(address: IPAddress, known_bits: int | None = None) -> Normalized:
             elif kind == "6to4":
                 v4 = address.sixtofour
             else:
-                teredo = address.teredo
-                assert teredo is not None  # the address is in the Teredo prefix
-                v4 = teredo[1]  # (server, client); the client is de-obfuscated
+                teredo = address.teredo  # (server, client); the client is de-obfuscated
+                v4 = teredo[1] if teredo is not None else None
             assert v4 is not None
             return Normalized(v4, kind, offset)
-    return Normalized(address)
+    a = int(address)
+    floor = max(  # inside an embedding range only a short ECS prefix is left wrapped
+        offset + GRAIN[4] if address in net else common_prefix(a, int(net.network_address), 128) + 1
+        for net, _, offset in _EMBEDDINGS
+    )
+    return Normalized(address, floor=floor)
 
 
-def locatable(address: IPAddress) -> bool:
-    """False for private, loopback, link-local and unspecified addresses."""
-    return not any(address in net for net in _UNLOCATABLE if net.version == address.version)
+def unusable_range(address: IPAddress) -> int | None:
+    """The prefix length of the private, loopback, CGNAT, link-local or unspecified
+    range holding `address`, None when it is not in one."""
+    for net in UNUSABLE:
+        if net.version == address.version and address in net:
+            return net.prefixlen
+    return None
+
+
+def grain_address(n: Normalized) -> IPAddress:
+    """The network address of the client's /24 or /56: the one place that computes the
+    grain that answers are decided for (lookups, hashes and cache keys use it)."""
+    bits, g = BITS[n.family], GRAIN[n.family]
+    a = int(n.address) >> (bits - g) << (bits - g)
+    return ipaddress.IPv4Address(a) if n.family == 4 else ipaddress.IPv6Address(a)
+
+
+def grain_network(address: IPAddress) -> tuple[int, int]:
+    """(family, the client's /24 or /56 network address as an integer), IPv4-mapped,
+    6to4 and Teredo addresses unwrapped: a hashable key for a client network."""
+    a = grain_address(normalize(address))
+    return a.version, int(a)
 
 
 def common_prefix(a: int, b: int, bits: int) -> int:

@@ -1,9 +1,21 @@
 """What the filters of a selection chain work on: candidates and the decision context.
 
 A filter is a function `(ctx, candidates, args) -> candidates`: it returns fewer or
-reordered candidates, and records in `ctx` what the decision came to depend on (the
-client's location, a hash of the client network) so the ECS scope can be computed,
-and in `ctx.notes` a few words for explanations.
+reordered candidates, and adds a few words for explanations to `ctx.notes`.
+
+A filter reads its inputs only through the context, which records what was read:
+
+* about the client: `ctx.location`, `ctx.distance(c)`, `ctx.score(c)` and
+  `ctx.nets_members` (all depend on where the client is: the recorded dependency is
+  the prefix of the client address that the location lookups held for, including
+  "no location" and an unusable address's range); `ctx.client_family`; and
+  `ctx.client_hash(prefix, salt)` (the recorded dependency is that prefix);
+* about the state: `ctx.state(c)` (health, load, hit rate; the decision cache is
+  keyed on the state's generation, and the members read are recorded).
+
+`decide` turns the record into the decision's prefix, cache key and ECS scope, so a
+filter cannot make an answer that leaks to clients it does not hold for. Never read
+a candidate's `health`, `km`, `effective_km` or `score` directly in a filter.
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .addresses import BITS
+from .addresses import BITS, GRAIN
 from .health import MemberHealth
 from .locate import Located
 from .model import Location, Member, Pool
@@ -35,15 +47,53 @@ class Candidate:
 @dataclass
 class Context:
     pool: Pool
-    located: Located
+    located: Located  # read it through the properties below, which record the reads
     family: int  # of the asked addresses: 4 (A) or 6 (AAAA)
-    uses_location: bool = False
+    uses_location: bool = False  # the location (or its absence) was read
     hash_prefix: int = 0  # the longest client prefix a hash was taken of (0: none)
+    state_read: set[str] = field(default_factory=set)  # members whose state was read
+    fence: set[str] | None = None  # a strict geofence: the only members that may answer
     notes: list[str] = field(default_factory=list)
 
     @property
     def location(self) -> Location | None:
+        self.uses_location = True
         return self.located.location
+
+    @property
+    def nets_members(self) -> tuple[str, ...] | None:
+        self.uses_location = True
+        return self.located.members
+
+    @property
+    def client_family(self) -> int:
+        """4 or 6: the family of the client address (after unwrapping). Always part of
+        the decision's key, so reading it records nothing."""
+        return self.located.client.family
+
+    @property
+    def ecs(self) -> bool:
+        """True when the client is the query's ECS network, False when it is the
+        resolver (which may stand for many clients). Part of the key: records nothing."""
+        return self.located.ecs
+
+    @property
+    def grain(self) -> int:
+        """The client network grain of its family: /24 or /56."""
+        return GRAIN[self.client_family]
+
+    def distance(self, c: Candidate) -> float | None:
+        """The effective distance (bias subtracted) to the client, None if unknown."""
+        self.uses_location = True
+        return c.effective_km
+
+    def score(self, c: Candidate) -> float:
+        self.uses_location = True
+        return c.score
+
+    def state(self, c: Candidate) -> MemberHealth:
+        self.state_read.add(c.name)
+        return c.health
 
     def client_hash(self, prefix: int, salt: str) -> float:
         """A number in [0, 1) fixed for the client's network at `prefix` bits.

@@ -1,11 +1,12 @@
-"""`geodns explain NAME [--client IP] [--ecs PREFIX] [--zones DIR] [--geoip PATH]`.
+"""`geodns explain NAME [--client IP] [--ecs PREFIX] [--zones DIR] [--geoip PATH] [--server URL]`.
 
 Loads the zone files (as `geodns check` does) and prints how the answer to NAME is
 chosen for that client: the GeoIP record and its accuracy, every member's distance,
 health, load, hit rate, bias and score, the filter chain step by step, the pick, the
 ECS scope and the TTL. Without a running server there is no health checker, so
-every member counts as up and idle; a running server gives the live decision at
-GET /admin/explain and as TXT for `_explain.NAME`.
+every member counts as up and idle. With `--server URL` (a running server's admin
+port) it prints the live decision instead: the server's GET /admin/explain, which
+takes the answer's own path (decision cache included) and says whether it was cached.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from . import geoip
 from .explain import ExplainError, explain_name, format_text
@@ -31,11 +36,36 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="directory of zone files (default ./zones)")
     p.add_argument("--geoip", type=Path, metavar="PATH",
                    help="GeoIP City database (default: the demo database)")
+    p.add_argument("--server", metavar="URL",
+                   help="ask a running server's admin port, e.g. http://127.0.0.1:8053, for "
+                   "the live decision (its health, load and caches)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     return p
 
 
+def _ask_server(args: argparse.Namespace) -> dict[str, Any]:
+    query = {"name": args.name, "type": args.type, "client": args.client}
+    if args.ecs:
+        query["ecs"] = args.ecs
+    url = f"{args.server.rstrip('/')}/admin/explain?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise ExplainError(json.loads(e.read() or b"{}").get("error", str(e)), e.code) from None
+    except (OSError, ValueError) as e:
+        raise ExplainError(f"cannot ask {args.server}: {e}", 503) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        try:
+            out = _ask_server(args)
+        except ExplainError as e:
+            print(f"geodns explain: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(out, indent=2, ensure_ascii=False) if args.json else format_text(out))
+        return 0
     from geodns.zonefile import load_zones
 
     try:

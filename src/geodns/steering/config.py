@@ -171,17 +171,22 @@ def _chain(c: _Checker, spec: Any, where: str) -> tuple[ChainStep, ...] | None:
 
 def _score(c: _Checker, spec: Any, where: str) -> ScoreWeights | None:
     if not isinstance(spec, dict):
-        c.report(where, "score must be a mapping {distance, load, hit_rate}")
+        c.report(where, "score must be a mapping {distance, load, hit_rate, within_km, "
+                        "within_factor}")
         return None
-    c.unknown_keys(spec, {"distance", "load", "hit_rate"}, where)
+    c.unknown_keys(spec, {"distance", "load", "hit_rate", "within_km", "within_factor"}, where)
     d = ScoreWeights()
     vals = {
         k: c.number(spec.get(k, getattr(d, k)), f"{where}.{k}", 0, 1000, f"{k} weight")
         for k in ("distance", "load", "hit_rate")
     }
+    vals["within_km"] = c.number(spec.get("within_km", d.within_km), f"{where}.within_km",
+                                 0, 40_075, "within_km")
+    vals["within_factor"] = c.number(spec.get("within_factor", d.within_factor),
+                                     f"{where}.within_factor", 1, 1000, "within_factor")
     if any(v is None for v in vals.values()):
         return None
-    if not any(vals.values()):
+    if not any(vals[k] for k in ("distance", "load", "hit_rate")):
         c.report(where, "at least one score weight must be above 0")
         return None
     return ScoreWeights(**vals)  # type: ignore[arg-type]

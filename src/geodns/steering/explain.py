@@ -12,7 +12,7 @@ from geodns.errors import GeoDNSError
 from ..names import find_zone
 from .decide import Decision
 from .geoip import GeoDB
-from .model import Client, Location
+from .model import Client, Location, PoolAnswer
 
 
 def _loc(loc: Location | None) -> dict[str, Any] | None:
@@ -30,11 +30,15 @@ def _round(x: float | None, nd: int = 1) -> float | None:
 
 
 def explanation(
-    zone: str, pool: str, qtype: str, client: Client, d: Decision, geoip: GeoDB
+    zone: str, pool: str, qtype: str, client: Client, d: Decision, geoip: GeoDB,
+    cached: PoolAnswer | None = None,
 ) -> dict[str, Any]:
+    """`d` is the decision (its chain); `cached` the answer the decision cache served,
+    if it did (then that is the answer shown)."""
     loc = d.located
     n = loc.client
     network = ipaddress.ip_network(f"{n.address}/{d.prefix}", strict=False)
+    answer = cached or d.answer
     return {
         "zone": zone,
         "pool": pool,
@@ -82,13 +86,15 @@ def explanation(
             for s in d.steps
         ],
         "all_down": d.all_down,
-        "pick": list(d.picked),
-        "addresses": list(d.answer.addresses),
-        "cname": d.answer.cname,
+        "settling": answer.settling,
+        "pick": list(answer.picked),
+        "addresses": list(answer.addresses),
+        "cname": answer.cname,
         "decided_for": str(network),
-        "scope": d.answer.scope,
-        "by_source": d.answer.by_source,
-        "ttl": d.answer.ttl,
+        "scope": answer.scope,
+        "by_source": answer.by_source,
+        "ttl": answer.ttl,
+        "cached": cached is not None,
     }
 
 
@@ -137,7 +143,10 @@ def format_text(e: dict[str, Any]) -> str:
     if e["all_down"]:
         lines.append(f"no candidate left: all_down policy {e['all_down']}")
     answer = e["cname"] and f"CNAME {e['cname']}" or ", ".join(e["addresses"]) or "NODATA"
-    lines.append(f"pick: {', '.join(e['pick']) or '(none)'} -> {answer}")
+    if e["settling"]:
+        answer = "SERVFAIL (the pool's health has not settled yet: resolvers retry)"
+    cached = " (from the decision cache)" if e["cached"] else ""
+    lines.append(f"pick: {', '.join(e['pick']) or '(none)'} -> {answer}{cached}")
     if c["ecs"] is None:
         scope = "no ECS in the query (the server caches the answer per source /24 or /56)"
     else:

@@ -28,6 +28,13 @@ class MemberHealth:
     since: float = 0.0  # unix time of the last status change
     reason: str = ""
     changing: bool = False  # failures or successes are being counted towards a change
+    shed: float = 0.0  # 0..1, the share of its client networks it gives away (`shedding`)
+
+    @property
+    def unsteady(self) -> bool:
+        """Down, without a verdict, or being counted towards a change: an answer that
+        this member is part of may change soon, so it carries the pool's short TTL."""
+        return self.status in (Status.DOWN, Status.UNKNOWN) or self.changing
 
 
 class HealthView(Protocol):
@@ -39,13 +46,14 @@ class HealthView(Protocol):
 
 # Optional, read with getattr by the answer path (the health checker's zone views
 # have both): `settled(pool) -> bool` - False while the pool must not be answered yet
-# (its members' states have not settled); `ttl_for(pool, ttl) -> int` - the answer TTL
-# for a pool whose zone-file TTL is `ttl` (shorter while members are down or changing).
+# (its members' states have not settled); `ttl_for(pool, ttl, unsteady) -> int` - the
+# TTL of an answer from a pool whose zone-file TTL is `ttl`, shorter when `unsteady`
+# (an unsteady member is part of the answer: answered, or ranked ahead of the answer).
 
 
-def answer_ttl(view: HealthView, pool: str, ttl: int) -> int:
+def answer_ttl(view: HealthView, pool: str, ttl: int, unsteady: bool) -> int:
     ttl_for = getattr(view, "ttl_for", None)
-    return ttl if ttl_for is None else ttl_for(pool, ttl)
+    return ttl if ttl_for is None else ttl_for(pool, ttl, unsteady)
 
 
 def is_settled(view: HealthView, pool: str) -> bool:

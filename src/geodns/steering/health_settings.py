@@ -1,19 +1,20 @@
 """A pool's `health:` settings from its zone file: parsed, validated, defaulted.
 
-Every field is optional; the defaults detect a dead edge within about 2 s and ride out
-an occasional lost probe (see the README's health section for the arithmetic):
+Every field is optional; the defaults detect a dead edge within about 2.5 s, ride out
+an occasional lost probe and a busy machine (docs/health.md has the arithmetic and why
+each default is what it is):
 
 =============  =========  ==================================================================
 key            default    meaning
 =============  =========  ==================================================================
 type           (scheme)   ``http`` or ``tcp``; by default from the member's ``health_url``
                           (``http(s)://`` probes HTTP, ``tcp://host:port`` connects)
-interval       0.5        seconds between two probes of one target
-timeout        0.4        seconds a probe may take; below ``interval`` so probes never queue
+interval       0.6        seconds between two probes of one target
+timeout        0.6        seconds a probe may take; at most ``interval`` so probes never queue
 jitter         0.1        each interval is drawn in ``interval * (1 ± jitter)``
 fall           3          failures (not necessarily consecutive) that take a member DOWN
 reset          2          successes in a row that clear the failure count (gdnsd ok_thresh)
-rise           4          successes in a row that bring a DOWN member back UP
+rise           3          successes in a row that bring a DOWN member back UP
 expect         [200]      HTTP status codes that count as success
 body           (none)     a substring the HTTP body must contain
 body_regex     (none)     a regular expression the HTTP body must match
@@ -39,12 +40,12 @@ Report = Callable[[str, str], None]
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
     type: str | None = None  # None: follow the health URL's scheme
-    interval: float = 0.5
-    timeout: float = 0.4
+    interval: float = 0.6
+    timeout: float = 0.6
     jitter: float = 0.1
     fall: int = 3
     reset: int = 2
-    rise: int = 4
+    rise: int = 3
     expect: tuple[int, ...] = (200,)
     body: str | None = None
     body_regex: str | None = None

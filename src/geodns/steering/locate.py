@@ -1,11 +1,14 @@
 """Where the client is: ECS or source address, `nets` overrides, GeoIP, accuracy.
 
+The client address is the ECS one when the query has ECS, else the packet's source.
 Precedence (the first that gives a location wins):
 
-1. a `nets` override holding the client address (the ECS address when the query has a
-   usable ECS, else the packet's source);
+1. a `nets` override holding the client address;
 2. the GeoIP location of that address, if its accuracy radius is at most the pool's
-   `accuracy_km` (without ECS it is used whatever its accuracy: nothing is better);
+   `accuracy_km` (without ECS it is used whatever its accuracy: nothing is better).
+   An address in a private, loopback, CGNAT, link-local or ULA range (`addresses.
+   UNUSABLE`) that the database does not place has no location for the whole range
+   (at least: the recorded prefix is never shorter than the range's);
 3. with ECS only, when 1-2 gave no location or only a poor one (e.g. a country
    centroid): a `nets` override on the resolver's source address, then the source's
    GeoIP location if accurate. Such a source location is taken only when it agrees
@@ -14,7 +17,9 @@ Precedence (the first that gives a location wins):
 4. the poor ECS location, else no location (distance-based filters then keep the
    pool's order).
 
-Lookups use the client's /24 or /56 (the decision grain, see `addresses`).
+Lookups use the client's /24 or /56 (the decision grain, see `addresses`). `prefix`
+records how many leading bits of the client address these lookups depend on: the
+nets table's, the GeoIP network's, or the unusable range's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .addresses import BITS, GRAIN, Normalized, locatable, normalize
+from .addresses import GRAIN, Normalized, grain_address, normalize, unusable_range
 from .distance import haversine_km
 from .geoip import GeoDB, GeoRecord
 from .model import Client, IPAddress, Location
@@ -34,7 +39,7 @@ class Lookup:
     """One signal that was consulted, for explanations."""
 
     of: str  # "ecs" | "source"
-    kind: str  # "nets" | "geoip"
+    kind: str  # "nets" | "geoip" | "unusable"
     network: str  # the matched (or empty) network
     location: Location | None
     members: tuple[str, ...] | None = None
@@ -43,21 +48,14 @@ class Lookup:
 
 @dataclass
 class Located:
-    client: Normalized  # the address the decision is about (ECS if usable, else source)
-    ecs: bool  # located from a usable ECS network
+    client: Normalized  # the address the decision is about (ECS if any, else source)
+    ecs: bool  # the client address is the query's ECS network
     location: Location | None = None
     members: tuple[str, ...] | None = None  # a nets override's member list
     signal: str = "none"  # what gave `location`, in words
     prefix: int = 0  # leading bits of `client` on which the result is the same
     by_source: bool = False  # the query had ECS, but the source address took part
     lookups: list[Lookup] = field(default_factory=list)
-
-
-def grain_address(n: Normalized) -> IPAddress:
-    """The network address of the client's /24 or /56."""
-    bits, g = BITS[n.family], GRAIN[n.family]
-    a = int(n.address) >> (bits - g) << (bits - g)
-    return ipaddress.IPv4Address(a) if n.family == 4 else ipaddress.IPv6Address(a)
 
 
 def _net(address: IPAddress, prefix: int) -> str:
@@ -71,11 +69,9 @@ def _agrees(coarse: Location, fine: Location) -> bool:
 
 
 def client_address(client: Client) -> tuple[Normalized, bool]:
-    """The address to locate and whether it is the ECS one."""
+    """The address the decision is about, and whether it is the ECS one."""
     if client.ecs is not None:
-        n = normalize(client.ecs.network_address, client.ecs.prefixlen)
-        if locatable(n.address):
-            return n, True
+        return normalize(client.ecs.network_address, client.ecs.prefixlen), True
     return normalize(client.source), False
 
 
@@ -99,7 +95,7 @@ class Locator:
     def locate(self, client: Client, accuracy_km: float) -> Located:
         primary, ecs = client_address(client)
         of = "ecs" if ecs else "source"
-        out = Located(primary, ecs, by_source=client.ecs is not None and not ecs)
+        out = Located(primary, ecs)
         addr = grain_address(primary)
 
         m = self._nets(addr, of, out)
@@ -114,11 +110,20 @@ class Locator:
         if g.location is not None and (not ecs or g.location.accuracy_km <= accuracy_km):
             out.location, out.signal = g.location, f"GeoIP {_net(addr, g.prefix)} ({of})"
             return out
+        coarse = g.location
+        if coarse is not None:
+            out.signal = f"GeoIP {_net(addr, g.prefix)} ({of}, poor accuracy)"
+        unusable = unusable_range(addr)
+        if coarse is None and unusable is not None:  # and the database does not place it
+            out.lookups.append(Lookup(of, "unusable", _net(addr, unusable), None))
+            out.prefix = max(out.prefix, min(unusable, GRAIN[addr.version]))
+            out.signal = f"none: unusable address ({_net(addr, unusable)}, {of})"
+        if not ecs:
+            return out
 
         # ECS without a good location: the resolver's address may say more.
         out.by_source = True
         source = grain_address(normalize(client.source))
-        coarse = g.location
         ms = self._nets(source, "source", out)
         candidates: list[tuple[Location, str]] = []
         if ms.override is not None and ms.override.location is not None:
@@ -131,7 +136,5 @@ class Locator:
             if coarse is None or _agrees(coarse, loc):
                 out.location, out.signal = loc, signal
                 return out
-        if coarse is not None:
-            out.location = coarse
-            out.signal = f"GeoIP {_net(addr, g.prefix)} ({of}, poor accuracy)"
+        out.location = coarse
         return out

@@ -26,6 +26,10 @@ class PoolAnswer:
     # (the ECS network had no usable location): the answer then also depends on the
     # resolver's address, so a cache keyed on the ECS network alone must not keep it.
     by_source: bool = False
+    # Hashable: the client network (and everything else) this answer holds for, the
+    # key of the decision cache; the engine may key cached response bytes on it.
+    key: tuple = ()
+    settling: bool = False  # the pool's health has not settled: answer SERVFAIL
     # Accounting only (the answers-per-member counter): the members answered and the
     # client's region (city, else country, else continent; "" when not located).
     picked: tuple[str, ...] = ()
@@ -73,15 +77,25 @@ class ScoreWeights:
     distance: float = 0.5
     load: float = 0.3
     hit_rate: float = 0.2
+    # Proximity first: the score may reorder only the members within
+    # max(nearest + within_km, within_factor x nearest) of the client; the others
+    # follow, nearest first (within_km 40075 lets the score order every member).
+    within_km: float = 1000.0
+    within_factor: float = 1.3
+
+    def budget_km(self, nearest_km: float) -> float:
+        return max(nearest_km + self.within_km, self.within_factor * nearest_km)
 
 
 @dataclass(frozen=True, slots=True)
 class Watermarks:
-    """Load shedding of the leading member: nothing below `low`, everything at `high`."""
+    """Load shedding of the leading member (`shedding`): nothing while its offered load
+    is at or below `low`; the load it keeps stays between `low` and `high`; members at
+    or above `high` receive no shed clients."""
 
     low: float = 0.7
     high: float = 0.9
-    spread: int = 2  # how many next members share the shed clients
+    spread: int = 1  # how many of the nearest members with spare capacity share them
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,9 @@
 * `GET /admin/explain?name=NAME[&type=A|AAAA][&client=IP][&ecs=PREFIX]`: the decision
   for that client as JSON (`geodns.steering.explain`); `client` defaults to the HTTP
   caller's address. 400 for bad parameters, 404 when NAME is not pool-bound here.
+* `--explain-from PREFIX` (repeatable): source networks that may ask `_explain.NAME
+  TXT`; off (no network) by default. Prefixes are at most /24 (IPv4) or /56 (IPv6),
+  the grain the server caches answers per source network at.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from geodns.server import GeoDNSServer, ServerConfig
 
 import argparse
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +32,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import cli, geoip
+from .addresses import GRAIN
 from .explain import ExplainError, explain_name
 
 log = logging.getLogger("geodns")
@@ -43,7 +48,23 @@ class GeoPlugin(Plugin):
             help="GeoIP City database, MaxMind format (default: the demo database "
             f"{geoip.DEMO_MMDB.name}); re-read on every reload")
 
+        parser.add_argument(
+            "--explain-from", action="append", default=[], metavar="PREFIX",
+            help="a source network (at most /24 or /56) that may read the _explain.NAME TXT "
+            "record; repeatable; default: nobody")
+
     def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
+        networks = []
+        for text in args.explain_from:
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise SystemExit(f"geodns: --explain-from {text!r} is not a prefix") from None
+            if net.prefixlen > GRAIN[net.version]:
+                raise SystemExit(f"geodns: --explain-from {text}: at most /{GRAIN[net.version]}"
+                                 " (answers are cached per source network of that size)")
+            networks.append(net)
+        config.extra["explain_from"] = tuple(networks)
         if args.geoip is not None:
             try:
                 geoip.GeoDB(args.geoip)  # fail now, with the reason, not in each worker
@@ -56,6 +77,18 @@ class GeoPlugin(Plugin):
         if path is not None:
             geoip.shared().open(path)
         server.on_reload.append(_reload_geoip)
+        explain_from = server.config.extra.get("explain_from", ())
+
+        def allow_explain(server: GeoDNSServer) -> None:
+            for zone in server.zones.values():
+                if zone.steering is not None:
+                    zone.steering.explain_from = explain_from
+
+        async def allow_explain_at_start(server: GeoDNSServer) -> None:
+            allow_explain(server)
+
+        server.on_start.append(allow_explain_at_start)
+        server.on_reload.append(allow_explain)
         if server.http_app is not None:
             server.http_app.router.add_get("/admin/explain", _explain_handler(server))
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .addresses import BITS, Normalized, normalize
+from .addresses import BITS, Normalized, grain_network
 from .config import Report, parse_nets, parse_pools
 from .decide import Decision, decide
 from .explain import explanation, format_text
 from .geoip import GeoDB, shared
 from .health import AllUp, HealthView
-from .locate import Locator, client_address, grain_address
-from .model import Client, Pool, PoolAnswer
+from .locate import Locator, client_address
+from .model import Client, IPNetwork, Pool, PoolAnswer
 from .nets import NetTable
 
 _FAMILY = {"A": 4, "AAAA": 6}
@@ -20,21 +20,22 @@ EXPLAIN_LABEL = "_explain."  # `_explain.NAME TXT`: the decision for NAME, as te
 
 
 class DecisionCache:
-    """Decisions per (pool, asked family, client network at the decision's prefix).
+    """Answers by the key their decision derived from what it read (`PoolAnswer.key`).
 
     A decision that holds for a /16 is stored once under that /16; a lookup tries
-    the prefixes seen so far for the pool (usually one or two). Answers that also
-    depend on the resolver's source address (`PoolAnswer.by_source` with a usable
-    ECS) are kept per source /24 or /56 under their ECS network. The whole cache is
-    dropped when the generation (health, load, GeoIP database) changes.
+    the prefixes seen so far for (pool, family, client family, ...) (usually one or
+    two), and the source network for answers that consulted the packet's source. Not
+    settled decisions are not kept (the settle window ends without a state change).
+    The whole cache is dropped when the generation (health, load, GeoIP database)
+    changes.
     """
 
     LIMIT = 200_000  # entries; past it the cache starts over (a burst of new networks)
 
     def __init__(self) -> None:
         self.generation: int | None = None
-        self._entries: dict[tuple, Any] = {}
-        self._prefixes: dict[tuple, list[int]] = {}
+        self._entries: dict[tuple, PoolAnswer] = {}
+        self._prefixes: dict[tuple, list[tuple[int, bool]]] = {}
 
     def clear(self, generation: int) -> None:
         self._entries.clear()
@@ -44,35 +45,25 @@ class DecisionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    @staticmethod
-    def _source_key(client: Client) -> tuple[int, int]:
-        s = grain_address(normalize(client.source))
-        return s.version, int(s)
-
-    def get(self, base: tuple, n: Normalized, client: Client) -> PoolAnswer | None:
+    def get(self, base: tuple, n: Normalized, source: tuple[int, int]) -> PoolAnswer | None:
         bits, a = BITS[n.family], int(n.address)
-        for p in self._prefixes.get(base, ()):
-            e = self._entries.get((base, p, a >> (bits - p)))
-            if e is not None:
-                return e.get(self._source_key(client)) if isinstance(e, dict) else e
+        for p, by_source in self._prefixes.get(base, ()):
+            hit = self._entries.get((*base, p, a >> (bits - p), source if by_source else None))
+            if hit is not None:
+                return hit
         return None
 
-    def put(self, base: tuple, n: Normalized, client: Client, d: Decision, ecs: bool) -> None:
+    def put(self, answer: PoolAnswer) -> None:
+        if answer.settling:
+            return
         if len(self._entries) >= self.LIMIT:
             self.clear(self.generation or 0)
-        p = d.prefix
+        base, (p, _, source) = answer.key[:5], answer.key[5:]
         prefixes = self._prefixes.setdefault(base, [])
-        if p not in prefixes:
-            prefixes.append(p)
+        if (p, source is not None) not in prefixes:
+            prefixes.append((p, source is not None))
             prefixes.sort()
-        key = (base, p, int(n.address) >> (BITS[n.family] - p))
-        if ecs and d.answer.by_source:
-            by_source = self._entries.get(key)
-            if not isinstance(by_source, dict):
-                by_source = self._entries[key] = {}
-            by_source[self._source_key(client)] = d.answer
-        else:
-            self._entries[key] = d.answer
+        self._entries[answer.key] = answer
 
 
 @dataclass
@@ -83,6 +74,9 @@ class ZoneSteering:
     nets: NetTable = field(default_factory=lambda: NetTable([]))
     geoip: GeoDB = field(default_factory=shared)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
+    # Who may read `_explain.NAME TXT` (the source address; `geodns serve --explain-from`):
+    # nobody by default, since the text names members, health, load and the database.
+    explain_from: tuple[IPNetwork, ...] = ()
     _swaps: int = field(default=0, repr=False)  # views or databases handed in so far
 
     @property
@@ -110,26 +104,39 @@ class ZoneSteering:
         """The full decision, uncached (what `answer` caches and `explain` shows)."""
         p = self.pools[pool]
         located = Locator(self.nets, self.geoip).locate(client, p.accuracy_km)
-        return decide(p, _FAMILY[qtype], located, self.health, self.nets.has_members)
+        source = grain_network(client.source)
+        return decide(p, _FAMILY[qtype], located, self.health, self.nets.has_members, source)
 
-    def answer(self, pool: str, qtype: str, client: Client) -> PoolAnswer:
+    def cached(self, pool: str, qtype: str, client: Client) -> PoolAnswer | None:
+        """The answer the decision cache holds for this client, if any."""
         gen = self.generation
         if gen != self.cache.generation:
             self.cache.clear(gen)
         n, ecs = client_address(client)
-        state = 0 if client.ecs is None else 2 if ecs else 1
-        base = (pool, qtype, n.family, n.offset, state)
-        hit = self.cache.get(base, n, client)
+        base = (pool, _FAMILY[qtype], n.family, n.offset, ecs)
+        return self.cache.get(base, n, grain_network(client.source))
+
+    def answer(self, pool: str, qtype: str, client: Client) -> PoolAnswer:
+        hit = self.cached(pool, qtype, client)
         if hit is not None:
             return hit
         d = self.decide(pool, qtype, client)
-        self.cache.put(base, n, client, d, ecs)
+        self.cache.put(d.answer)
         return d.answer
 
     def explain(self, pool: str, qtype: str, client: Client) -> dict[str, Any]:
-        """A JSON-ready account of the decision for this client (see `explain`)."""
+        """A JSON-ready account of the answer this client gets, by the answer's path:
+        the decision cache first (`cached`: true, and the answer is the cached one; the
+        chain shown is recomputed in the same state), else a decision that is cached."""
+        hit = self.cached(pool, qtype, client)
         d = self.decide(pool, qtype, client)
-        return explanation(self.zone, pool, qtype, client, d, self.geoip)
+        if hit is None:
+            self.cache.put(d.answer)
+        return explanation(self.zone, pool, qtype, client, d, self.geoip, hit)
+
+    def explain_allowed(self, client: Client) -> bool:
+        return any(client.source in net for net in self.explain_from
+                   if net.version == client.source.version)
 
     def explain_txt(self, name: str, pool: str, client: Client) -> tuple[list[bytes], int]:
         """The A decision for `name` as TXT strings (one per line, at most 255 octets

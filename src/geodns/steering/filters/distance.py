@@ -14,30 +14,35 @@ def nearest(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate]
     if ctx.location is None:
         ctx.notes.append("client location unknown: order kept")
         return cands
-    ctx.uses_location = True
-    known = [(c.effective_km, c) for c in cands if c.effective_km is not None]
-    unknown = [c for c in cands if c.effective_km is None]  # members without coordinates
-    return [c for _, c in sorted(known, key=lambda kc: kc[0])] + unknown
+    km = {c.name: ctx.distance(c) for c in cands}
+    known = [c for c in cands if km[c.name] is not None]
+    unknown = [c for c in cands if km[c.name] is None]  # members without coordinates
+    return sorted(known, key=lambda c: km[c.name] or 0.0) + unknown
 
 
 @dataclass(frozen=True, slots=True)
 class Fence:
     by: str = "continent"  # "continent" | "country"
-    strict: bool = False  # True: no member in the client's region leaves none
+    strict: bool = False  # True: never answer a member outside the client's region
 
 
 def geofence(ctx: Context, cands: list[Candidate], fence: Fence) -> list[Candidate]:
     """Keep the members in the client's continent (or country).
 
     If the client's region is unknown, or (unless `strict`) no candidate is in it, the
-    candidates are kept: a fence that would leave nothing is not applied.
+    candidates are kept: a fence that would leave nothing is not applied. A `strict`
+    fence fails closed: the all-down policy then never answers a member outside it
+    (`decide`: NODATA, or the pool's fallback CNAME).
     """
-    region = getattr(ctx.location, fence.by, None) if ctx.location else None
+    location = ctx.location
+    region = getattr(location, fence.by, None) if location else None
     if region is None:
         ctx.notes.append(f"client {fence.by} unknown: not applied")
         return cands
-    ctx.uses_location = True
     inside = [c for c in cands if getattr(c.member, fence.by) == region]
+    if fence.strict:
+        allowed = {c.name for c in inside}
+        ctx.fence = allowed if ctx.fence is None else ctx.fence & allowed
     if not inside and not fence.strict:
         ctx.notes.append(f"no candidate in {region}: not applied")
         return cands

@@ -37,7 +37,7 @@ def weighted(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate
     """Order by member `weight`, per client /24 or /56."""
     if len(cands) < 2:
         return cands
-    prefix = GRAIN[ctx.located.client.family]
+    prefix = ctx.grain
     return rendezvous(ctx, cands, [c.member.weight for c in cands], prefix, "weighted")
 
 
@@ -52,7 +52,7 @@ def sticky(ctx: Context, cands: list[Candidate], s: Stickiness) -> list[Candidat
     client of that network keeps its member while the member is a candidate."""
     if len(cands) < 2:
         return cands
-    prefix = s.v4 if ctx.located.client.family == 4 else s.v6
+    prefix = s.v4 if ctx.client_family == 4 else s.v6
     return rendezvous(ctx, cands, [1.0] * len(cands), prefix, "sticky")
 
 

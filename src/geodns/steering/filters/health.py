@@ -14,8 +14,8 @@ UNUSABLE = (Status.DOWN, Status.DRAINING)
 
 
 def healthy(ctx: Context, cands: list[Candidate], args: None) -> list[Candidate]:
-    kept = [c for c in cands if c.health.status not in UNUSABLE]
-    dropped = [f"{c.name} ({c.health.status.value})" for c in cands if c not in kept]
+    kept = [c for c in cands if ctx.state(c).status not in UNUSABLE]
+    dropped = [f"{c.name} ({ctx.state(c).status.value})" for c in cands if c not in kept]
     if dropped:
         ctx.notes.append("dropped " + ", ".join(dropped))
     return kept

@@ -1,0 +1,137 @@
+"""Zone sets built in a child process and handed to the server in small pieces.
+
+Reading a big zone (YAML parsed in C, every record validated and compiled to wire
+octets) takes seconds of CPU. Done in the serving process, even in a thread, it would
+stall the event loop: the C YAML parser holds the GIL for the whole file, and the
+garbage collector walks every object built. So `build()` forks a child that runs
+`load_zones`; the child sends the zones back as pickled pieces of plain tuples (at most
+`CHUNK` names or pools each, quick to unpickle), and the caller's thread turns them back
+into zones in pure Python, which gives the GIL back every few milliseconds. The
+collector is paused meanwhile, and the new objects are then frozen out of its reach
+(`gc.freeze`: they are freed by reference counting when a later reload drops them), so
+no collection walks a big zone while queries wait. The serving process never holds the
+YAML tree, which keeps its memory near the compiled zones' size. The caller swaps the
+returned set in at once; until then the last good zones answer. `release()` then
+frees the zones it replaced, one name at a time, from a thread: freeing a big zone in
+one go would hold the GIL as long as building it.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from geodns.steering import ZoneSteering
+from geodns.steering.nets import NetTable
+from geodns.zone import Node, RRset, Zone
+from geodns.zonefile import Problem, load_zones
+
+CHUNK = 500  # names (or pools) per piece
+PAUSE = 0.001  # seconds the assembling thread gives up the GIL after each piece
+
+
+def _pieces(zones: dict[str, Zone]) -> Iterator[tuple[str, Any]]:
+    for zone in zones.values():
+        steering = zone.steering
+        yield "zone", (zone.origin, zone.path, zone.soa, zone.pools,
+                       None if steering is None else steering.nets.overrides)
+        items = list(zone.nodes.items())
+        for i in range(0, len(items), CHUNK):
+            yield "nodes", [(owner, [(s.rtype, s.ttl, s.rclass, tuple(s.rdata))
+                                     for s in node.values()])
+                            for owner, node in items[i : i + CHUNK]]
+        if steering is not None:
+            pools = list(steering.pools.items())
+            for i in range(0, len(pools), CHUNK // 10):
+                yield "pools", pools[i : i + CHUNK // 10]
+        yield "done", None
+
+
+def _child(directory: Path, conn: Connection) -> None:
+    gc.disable()  # a short life: exiting frees everything; collections would double the time
+    zones, problems = load_zones(directory)
+    conn.send(("problems", problems))
+    if not problems:
+        for piece in _pieces(zones):
+            conn.send(piece)
+    conn.send(("end", None))
+    conn.close()
+
+
+def _assemble(conn: Connection) -> dict[str, Zone]:
+    zones: dict[str, Zone] = {}
+    head: Any = None
+    nodes: dict[str, Node] = {}
+    pools: dict[str, Any] = {}
+    ttls: dict[int, int] = {}  # one int object per distinct TTL, not one per RRset
+    while True:
+        kind, value = conn.recv()
+        if kind == "end":
+            return zones
+        if kind == "zone":
+            head, nodes, pools = value, {}, {}
+        elif kind == "nodes":
+            for owner, sets in value:
+                rrsets = [RRset(owner, rtype, ttls.setdefault(ttl, ttl), rdata, rclass)
+                          for rtype, ttl, rclass, rdata in sets]
+                nodes[owner] = rrsets[0] if len(rrsets) == 1 else {
+                    r.rtype: r for r in rrsets}
+            time.sleep(PAUSE)  # let the event loop's thread take the GIL
+        elif kind == "pools":
+            pools.update(value)
+        elif kind == "done":
+            origin, path, soa, bound, overrides = head
+            steering = None if overrides is None else ZoneSteering(
+                zone=origin, pools=pools, nets=NetTable(overrides))
+            zones[origin] = Zone(origin=origin, path=path, soa=soa, nodes=nodes,
+                                 pools=bound, steering=steering)
+
+
+def build(directory: Path) -> tuple[dict[str, Zone], list[Problem]]:
+    """`load_zones(directory)`, computed in a child process (see the module docstring).
+    Blocks: call it from a thread when an event loop runs."""
+    receiver, sender = mp.Pipe(duplex=False)
+    pid = os.fork()  # not multiprocessing.Process: worker processes may not have one
+    if pid == 0:
+        code = 1
+        try:
+            receiver.close()
+            _child(directory, sender)
+            code = 0
+        finally:
+            os._exit(code)
+    sender.close()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        kind, problems = receiver.recv()
+        zones = _assemble(receiver)
+        gc.freeze()
+    except EOFError:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        return {}, [Problem(str(directory), None, None, "the process reading the zones "
+                            f"ended without an answer (exit code {code})")]
+    finally:
+        if enabled:
+            gc.enable()
+        receiver.close()
+    os.waitpid(pid, 0)
+    return zones, problems
+
+
+def release(zones: dict[str, Zone]) -> None:
+    """Free zones that nothing else holds, piece by piece (call it from a thread)."""
+    for zone in zones.values():
+        while zone.nodes:
+            zone.nodes.popitem()
+            if len(zone.nodes) % CHUNK == 0:
+                time.sleep(PAUSE)
+        while zone.names:
+            zone.names.pop()
+    zones.clear()

@@ -1,0 +1,88 @@
+"""`geodns serve --workers 2`: only the parent probes (one probe per target per
+interval, counted at the target), and every worker answers as the parent decides."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import aiohttp
+from health_members import MemberServer, loopback_address
+from health_stack import CITIES, NAME, GeoDNS, ask, client_net, until, write_zone
+from test_dns_failover import admin_port_up
+
+from geodns.steering.health_settings import DEFAULTS as D
+
+WINDOW_S = 8.0  # probes counted at each member over this long
+
+
+async def parent_answer(http: aiohttp.ClientSession, port: int, city: str) -> tuple:
+    """The parent's decision for the client in `city` (its admin explain)."""
+    url = f"http://127.0.0.1:{port}/admin/explain"
+    async with http.get(url, params={"name": NAME, "ecs": f"{client_net(city)}/24"}) as r:
+        doc = await r.json()
+        assert r.status == 200, doc
+    return tuple(sorted(doc["addresses"])), doc["ttl"]
+
+
+async def worker_answers(port: int, city: str, n: int = 30) -> set[tuple]:
+    """What `n` questions get (random source ports spread them over the workers)."""
+    replies = [await ask(port, city) for _ in range(n)]
+    return {(r.addresses, r.ttl) for r in replies}
+
+
+async def assert_workers_answer_as_the_parent(http, server: GeoDNS, city: str) -> None:
+    """Every worker answers what the parent decides. On a busy machine a probe may fail
+    now and then (the member's state is then changing: short TTL for a moment), so the
+    comparison counts only when the parent decided the same before and after."""
+    for _ in range(20):
+        before = await parent_answer(http, server.http_port, city)
+        await asyncio.sleep(0.2)  # a worker's poll of the parent's verdicts (0.05 s)
+        answers = await worker_answers(server.port, city)
+        if await parent_answer(http, server.http_port, city) == before:
+            assert answers == {before}, city
+            return
+    raise AssertionError(f"the parent's answer for {city} never held still")
+
+
+async def test_workers_probe_once_and_answer_as_the_parent(tmp_path):
+    members = {name: await MemberServer(loopback_address(73)).start() for name in CITIES}
+    write_zone(tmp_path / "zones", members)
+    server = GeoDNS(tmp_path / "zones", args=["--workers", "2"],
+                    log=tmp_path / "geodns.log").start()
+    ip = {name: s.host for name, s in members.items()}
+    try:
+        await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 20)
+        await admin_port_up(server.http_port, 15)
+
+        # One prober: at most one probe per jittered interval reaches each member, and
+        # no two come closer than half the shortest interval (three probing processes
+        # would send three per interval, often close together).
+        for s in members.values():
+            s.probe_times.clear()
+        await asyncio.sleep(WINDOW_S)
+        for name, s in members.items():
+            times = list(s.probe_times)
+            assert len(times) <= WINDOW_S / (D.interval * (1 - D.jitter)) + 1, (name, times)
+            assert len(times) >= 3, (name, times)  # it is probed
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            assert min(gaps) > D.interval * (1 - D.jitter) / 2, (name, gaps)
+
+        async with aiohttp.ClientSession() as http:
+            for city in CITIES:
+                await assert_workers_answer_as_the_parent(http, server, city)
+
+            # A member dies: once the parent has seen it, every worker answers its
+            # verdict (short TTL for the London client, long for the others).
+            await members["london"].stop()
+            while (await parent_answer(http, server.http_port, "london"))[0] == (ip["london"],):
+                await asyncio.sleep(0.05)
+            await until(server.port, "london", lambda r: r.addresses == (ip["paris"],), 10)
+            for city in CITIES:
+                await assert_workers_answer_as_the_parent(http, server, city)
+            assert await worker_answers(server.port, "london") == {
+                ((ip["paris"],), D.min_ttl)}
+    finally:
+        server.stop()
+        for s in members.values():
+            await s.stop()
