@@ -125,15 +125,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cdn up: {err}", file=sys.stderr)
         return 1
     print(summary(stack), flush=True)
-    reported: set[str] = set()
+    stack.report = lambda message: print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
     try:
         while not stop.wait(1.0):
-            for ch in stack.children:
-                if not ch.running() and ch.name not in reported:
-                    reported.add(ch.name)
-                    print(f"{time.strftime('%H:%M:%S')} {ch.name} exited "
-                          f"(code {ch.proc.returncode if ch.proc else '?'}); "
-                          f"see {ch.log_path}", flush=True)
+            pass
     finally:
         print("stopping ...", flush=True)
         stack.stop()

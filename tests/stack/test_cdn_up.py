@@ -144,17 +144,34 @@ def test_cdn_up_clean_keeps_tokens_off_command_lines_and_cdn_down_stops_it(tmp_p
             assert (c.run_dir / secret).stat().st_mode & 0o777 == 0o600, secret
         assert (c.run_dir / "admin-token").read_text().strip() == c.admin_token
 
+        # a child that dies is started again (by the launcher, recorded in stack.json)
+        edge = next(ch for ch in state["children"] if ch["name"] == "edge-tokyo")
+        os.kill(edge["pid"], signal.SIGKILL)
+
+        def new_pid() -> int | None:
+            entry = next(ch for ch in json.loads((c.run_dir / "stack.json").read_text())
+                         ["children"] if ch["name"] == "edge-tokyo")
+            return entry["pid"] if entry["pid"] != edge["pid"] and alive(entry["pid"]) else None
+
+        deadline = time.monotonic() + 120
+        while new_pid() is None:
+            assert time.monotonic() < deadline, "the killed edge was not started again"
+            time.sleep(0.2)
+        pids.append(new_pid())
+
         # another terminal stops it
         down = subprocess.run([CDN, "down", "--run-dir", str(c.run_dir)],
                               capture_output=True, text=True, timeout=300)
         assert down.returncode == 0, down.stderr
         assert f"stopped the stack of {c.run_dir} (cdn up, pid {proc.pid})" in down.stdout
-        proc.wait(timeout=60)
+        rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=120)
     assert proc.returncode == 0
+    assert "edge-tokyo exited (code -9); starting it again in 1 s" in rest
+    assert "edge-tokyo started again (pid" in rest
     assert not any(alive(p) for p in pids)
     assert not (c.run_dir / "stack.json").exists()
 
