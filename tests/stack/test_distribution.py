@@ -87,10 +87,14 @@ async def test_a_version_published_to_the_stack_becomes_active_on_the_edges(stac
 
 
 async def test_a_restarted_edge_reports_the_version_it_should_serve(stack):
-    """After a restart a model loads on demand; the edge then knows (and reports) which
-    version is current at the origin, not `desired: null`."""
+    """After a restart the edge knows (and reports) which version of a model it holds is
+    current at the origin, not `desired: null`."""
     site = stack.topology.edge("paris") if any(
         s.name == "paris" for s in stack.topology.edges) else stack.topology.edges[-1]
+    async with EdgeClient(port=site.port) as client:  # held on disk across the restart
+        assert (await client.predict(site.address, payload("embedder", 2))).status == 200
+    wait_for(lambda: "embedder" in edge_models(site.base_url), 30,
+             f"{site.name} never loaded the embedder")
     stack.restart(site.name)
     async with EdgeClient(port=site.port) as client:
         reply = await client.predict(site.address, payload("embedder", 3))

@@ -330,6 +330,9 @@ class RolloutAgent:
     async def _run_stream(self) -> None:
         assert self.stream is not None
         backoff = 0.2
+        if self.position is not None:  # resumed after a restart: what does the origin
+            with contextlib.suppress(*FETCH_ERRORS):  # serve now (reported as desired)?
+                await self._reconcile(await self._summary())
         while not self._stopping:
             try:
                 if self.position is None:
