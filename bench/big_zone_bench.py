@@ -199,7 +199,8 @@ def main() -> int:
                         ("RSS after the reload (MiB)", g.rss_after, d.rss_after),
                         ("slowest answer at 2,000 q/s across the reload (ms)",
                          g.max_latency_ms, d.max_latency_ms)]:
-        print(f"| {label} | {med(a):,.2f} | {med(b):,.2f} | {med(a) / med(b):.1f}x |")
+        ratio = f"{med(a) / med(b):.1f}x" if med(b) else "n/a"  # under a clock tick
+        print(f"| {label} | {med(a):,.2f} | {med(b):,.2f} | {ratio} |")
     print(f"| queries lost (all runs) | {sum(g.lost)} of {sum(g.sent):,} | "
           f"{sum(d.lost)} of {sum(d.sent):,} | |")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")

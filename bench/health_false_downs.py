@@ -56,11 +56,12 @@ def write_zone(directory: Path, members: dict[str, MemberServer]) -> None:
 
 
 def counters(http_port: int) -> dict[str, float]:
-    """Probes ok / failed, state changes to down, and probe latency quantiles (from the
-    histogram's buckets: the smallest bucket bound holding 50 % / 99.9 % of probes)."""
+    """Probes ok / failed / inconclusive (the checker itself stalled), state changes to
+    down, and probe latency quantiles (from the histogram's buckets: the smallest bucket
+    bound holding 50 % / 99.9 % of probes)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    out = {"ok": 0.0, "fail": 0.0, "down": 0.0}
+    out = {"ok": 0.0, "fail": 0.0, "inconclusive": 0.0, "down": 0.0}
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -76,6 +77,12 @@ def counters(http_port: int) -> dict[str, float]:
         out[name] = min((le for le, n in buckets.items() if total and n >= q * total),
                         default=float("nan"))
     return out
+
+
+async def read_all(procs: dict[str, GeoDNS]) -> dict[str, dict[str, float]]:
+    """Every server's counters, read in a thread: the members answer probes from this
+    process's event loop, which must never wait on a slow /metrics."""
+    return {name: await asyncio.to_thread(counters, s.http_port) for name, s in procs.items()}
 
 
 async def run(minutes: float, stress: int, reference: str | None) -> None:
@@ -100,19 +107,28 @@ async def run(minutes: float, stress: int, reference: str | None) -> None:
             procs[name] = server
         hog = None
         try:
+            for s in procs.values():  # each server answers (a busy machine starts slowly)
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        await asyncio.to_thread(counters, s.http_port)
+                        break
+                    except OSError:
+                        assert time.monotonic() < deadline, f"{s.log} did not start"
+                        await asyncio.sleep(0.5)
             await asyncio.sleep(5)  # settled: every member up
-            start = {name: counters(s.http_port) for name, s in procs.items()}
+            start = await read_all(procs)
             if stress:
                 hog = subprocess.Popen(["stress-ng", "--cpu", str(stress), "--timeout",
                                         f"{int(minutes * 60) + 30}s", "--quiet"])
             began = time.monotonic()
             while time.monotonic() - began < minutes * 60:
                 await asyncio.sleep(30)
-                now = {name: counters(s.http_port) for name, s in procs.items()}
+                now = await read_all(procs)
                 print(f"{(time.monotonic() - began) / 60:5.1f} min: " + "; ".join(
                     f"{name}: {now[name]['down'] - start[name]['down']:.0f} false downs"
                     for name in procs), flush=True)
-            end = {name: counters(s.http_port) for name, s in procs.items()}
+            end = await read_all(procs)
         finally:
             if hog is not None:
                 stop_process(hog)
@@ -124,11 +140,12 @@ async def run(minutes: float, stress: int, reference: str | None) -> None:
     print(f"{len(members)} members, {minutes:g} min, stress-ng --cpu {stress}; defaults: "
           f"interval {D.interval} s, timeout {D.timeout} s, fall {D.fall}, reset {D.reset}, "
           f"rise {D.rise}, keep-alive probes")
-    print(f"{'checker':14} {'false downs':>11} {'probes':>8} {'failed':>7} "
+    print(f"{'checker':14} {'false downs':>11} {'probes':>8} {'failed':>7} {'inconclusive':>12} "
           f"{'p50 latency':>12} {'p99.9 latency':>14}")
     for name in procs:
-        d = {k: end[name][k] - start[name].get(k, 0.0) for k in ("ok", "fail", "down")}
-        print(f"{name:14} {d['down']:11.0f} {d['ok'] + d['fail']:8.0f} {d['fail']:7.0f} "
+        d = {k: end[name][k] - start[name][k] for k in ("ok", "fail", "inconclusive", "down")}
+        print(f"{name:14} {d['down']:11.0f} {d['ok'] + d['fail'] + d['inconclusive']:8.0f} "
+              f"{d['fail']:7.0f} {d['inconclusive']:12.0f} "
               f"{'<= ' + format(end[name]['p50'], 'g') + ' s':>12} "
               f"{'<= ' + format(end[name]['p99.9'], 'g') + ' s':>14}")
 

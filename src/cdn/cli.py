@@ -16,8 +16,10 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 from dns.exception import DNSException
 
+from cdn.beacon import beacon
 from cdn.cities import city_network, demo_cities
 from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
@@ -194,6 +196,16 @@ async def client_once(args: argparse.Namespace) -> int:
           f"connect+request {reply.request_ms:.1f} ms")
     version = reply.body.get("model_version", "?")
     print(f"answer:   {args.model} version {version} → {brief(reply.prediction)}")
+    if args.beacon:
+        connector = aiohttp.TCPConnector(local_addr=(args.source, 0) if args.source else None)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            try:
+                out = await beacon(session, f"http://{address}:{site.port if site else 8000}")
+            except (aiohttp.ClientError, OSError) as err:
+                print(f"beacon:   {err}", file=sys.stderr)
+                return 1
+        times = ", ".join(f"{s['edge']} {s['ms']:.1f} ms" for s in out["samples"])
+        print(f"beacon:   {times} → HTTP {out['status']}")
     return 0 if reply.status == 200 else 1
 
 
@@ -226,7 +238,19 @@ def cmd_client(args: argparse.Namespace) -> int:
 # -- cdn simulate ------------------------------------------------------------------------
 
 
+def simulate_world(args: argparse.Namespace) -> int:
+    from cdn.world_sim import plot_world, run_world, world_table
+
+    samples = asyncio.run(run_world(args.world_seconds, args.world_seconds, args.world_clients))
+    print(world_table(samples))
+    out = plot_world(samples, (args.plot_dir or args.run_dir / "plots") / "simulate-world.png")
+    print(f"plot: {out}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.world:
+        return simulate_world(args)
     use_running_stack(args)
     topo = load_topology(args.zones)
     controller = None
@@ -305,6 +329,8 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--model", default="ranker", choices=("ranker", "embedder"))
     cl.add_argument("--item", type=int, default=1, help="which input (same item = same key)")
     cl.add_argument("--kserve", action="store_true", help="use /v2/models/{m}/infer")
+    cl.add_argument("--beacon", action="store_true",
+                    help="then time the edge (and, sampled, alternates) and post a beacon")
     cl.set_defaults(func=cmd_client)
 
     sim = sub.add_parser("simulate", help="clients in the example cities, with a report")
@@ -321,6 +347,12 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--restart-after", type=float, help="restart it this long after (s)")
     sim.add_argument("--plot-dir", type=Path, help="where to write the PNGs "
                      "(default: RUN_DIR/plots)")
+    sim.add_argument("--world", action="store_true",
+                     help="run the clients in the latency world instead (its own edges, "
+                     "GeoDNS and Redis): origin-only, geo and latency steering compared")
+    sim.add_argument("--world-seconds", type=float, default=60.0,
+                     help="--world: seconds per mode (default 60), after as long a warm-up")
+    sim.add_argument("--world-clients", type=int, default=2, help="--world: clients per city")
     sim.set_defaults(func=cmd_simulate)
     return ap
 

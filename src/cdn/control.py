@@ -45,12 +45,15 @@ class StateFileController:
             pass
 
     def restart(self, name: str, timeout: float = 120.0) -> None:
-        """Let the launcher start the child again, and wait until it answers."""
+        """Let the launcher start the child again, and wait until it answers (a restarted
+        edge says 503 `syncing` until it has caught up with the stream, which the health
+        checker sees, not this)."""
         old = self._entry(read_state(self.run_dir), name)
         set_held(self.run_dir, old["name"], False)
         deadline = time.monotonic() + timeout
         where = old.get("where", "")
-        ready = http_ready(f"{where}/health") if where.startswith("http://") else None
+        ready = http_ready(f"{where}/health", below=600) if where.startswith("http://") \
+            else None
         while time.monotonic() < deadline:
             entry = self._entry(read_state(self.run_dir), name)
             if entry["pid"] != old["pid"] and pid_alive(entry["pid"]) \

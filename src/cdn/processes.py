@@ -37,15 +37,15 @@ class StartError(CdnError):
     """A child exited or never became ready; the message points at its log."""
 
 
-def http_ready(url: str) -> Callable[[], bool]:
-    """Ready when `url` answers any HTTP status below 500."""
+def http_ready(url: str, below: int = 500) -> Callable[[], bool]:
+    """Ready when `url` answers any HTTP status below `below` (600: any answer at all)."""
 
     def probe() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=0.5) as resp:
-                return resp.status < 500
+                return resp.status < below
         except urllib.error.HTTPError as err:
-            return err.code < 500
+            return err.code < below
         except (OSError, ValueError):
             return False
 

@@ -38,6 +38,10 @@ RESTART_BACKOFF = (1.0, 30.0)  # a dying child waits 1 s, 2 s, 4 s ... up to 30 
 STEADY_AFTER = 60.0  # a child that ran this long starts its backoff afresh
 TOKEN_FILE = "admin-token"
 
+# Response rate limiting as every deployment runs it (docker-compose.yml and
+# deploy/k8s carry the same flags; docs/dns.md explains the rates).
+RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", "5"]
+
 
 @dataclass
 class StackConfig:
@@ -145,6 +149,9 @@ class Stack:
             "--redis", self.redis_url,  # the model and invalidation stream
             "--edge-id", site.name,
             "--admin-token-file", str(self.token_file),  # /admin/* needs it
+            # latency beacons and kernel RTTs (`latency.edge`), for GeoDNS to follow
+            "--latency-redis", self.redis_url,
+            "--latency-peers", ",".join(f"{e.name}={e.base_url}" for e in self.topology.edges),
         ]
         return self._child(f"edge-{site.name}", argv, f"{site.base_url}/health", site.base_url)
 
@@ -161,6 +168,8 @@ class Stack:
             "--vantage", "local",
             "--overrides", str(self.run_dir / "overrides.yaml"),
             "--admin-token-file", str(self.token_file),
+            *RRL_ARGS,
+            "--latency-redis", self.redis_url,
         ]
         if c.geoip:
             argv += ["--geoip", str(c.geoip)]

@@ -18,15 +18,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from edge import http_artifacts, http_kserve, http_ops, http_predict
+from edge import grpc_service, http_artifacts, http_kserve, http_ops, http_predict, oip
 from edge.artifacts import ArtifactNotFound
-from edge.cache import TierUnavailable
 from edge.config import EdgeConfig
 from edge.distribution import wiring as distribution
 from edge.metrics import HotCounter
-from edge.node import NODE, EdgeNode, ModelNotFound, Unavailable
-from edge.tensors import BadInput
-from edge.upstream import UpstreamError
+from edge.node import NODE, EdgeNode
+from latency import edge as latency_edge
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +35,11 @@ def json_error(status: int, message: str) -> web.Response:
 
 
 def _error_response(e: BaseException) -> web.StreamResponse:
-    if isinstance(e, BadInput):
-        return json_error(400, str(e))
-    if isinstance(e, ModelNotFound | ArtifactNotFound):
+    status = oip.error_status(e)
+    if status is not None:
+        return json_error(status, str(e))
+    if isinstance(e, ArtifactNotFound):
         return json_error(404, str(e))
-    if isinstance(e, Unavailable | TierUnavailable):
-        return json_error(503, str(e))
-    if isinstance(e, UpstreamError):
-        return json_error(e.status, str(e))
     if isinstance(e, web.HTTPException) and e.status >= 400:
         text = e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason
         resp = json_error(e.status, text)
@@ -99,7 +94,10 @@ def build_app(config: EdgeConfig) -> web.Application:
         await node.close()
 
     app.cleanup_ctx.append(lifecycle)
+    if config.grpc_listen:
+        app.cleanup_ctx.append(grpc_service.serve(node, config.grpc_listen))
     for module in (http_predict, http_kserve, http_artifacts, http_ops):
         module.add_routes(app)
     distribution.setup(app, config)
+    latency_edge.setup(app, config, distribution.edge_id(config))
     return app

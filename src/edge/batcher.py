@@ -100,6 +100,10 @@ class MicroBatcher:
         try:
             outputs = await loop.run_in_executor(self._executor, self._run, feeds)
         except Exception as e:  # noqa: BLE001 - every waiter gets the failure
+            if len(batch) > 1:  # one request's bad input (say an id out of range) must not
+                for item in batch:  # fail the others: each runs alone and gets its own answer
+                    await self._execute([item])
+                return
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(e)

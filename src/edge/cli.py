@@ -30,6 +30,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = EdgeConfig()
     p.add_argument("--config", type=Path, help="YAML or TOML file with any of the options")
     p.add_argument("--listen", help=f"HOST:PORT (default {d.listen})")
+    p.add_argument("--grpc-listen", help="HOST:PORT of the gRPC inference service (default off)")
     p.add_argument("--upstream", help="URL of the shield or origin; none = this is the origin")
     p.add_argument("--models", dest="models_dir", help="model folder (the master store on "
                    "the origin): <name>/<version>/model.onnx")
@@ -57,6 +58,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
     add_token_option(p, TOKEN_ENV, "for /admin/* and publishing (else loopback only)")
     p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
+    p.add_argument("--oci-registry", help="edges: fetch version files from this OCI "
+                   "registry first, http(s)://HOST:PORT/REPOSITORY (the region's)")
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
     p.add_argument("--edge-id", help="name of this node in rollout reports")
@@ -64,6 +67,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="edge: run the INT8 variant of versions published with one")
     p.add_argument("--no-fsync", dest="l2_fsync", action="store_const", const=False,
                    help="do not fsync L2 writes (still atomic renames)")
+    p.add_argument("--latency-redis", help="Redis URL that beacons and kernel RTTs go to")
+    p.add_argument("--latency-name", help="this node's member name in the pool "
+                   "(default: --edge-id)")
+    p.add_argument("--latency-peers", help="NAME=URL,... of the other members clients may time")
     p.add_argument("--log-level", default="INFO")
 
 

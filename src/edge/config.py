@@ -70,6 +70,7 @@ MISS_ORDERS = ("upstream-first", "local-first")
 @dataclass
 class EdgeConfig:
     listen: str = "127.0.0.1:8000"
+    grpc_listen: str | None = None  # HOST:PORT of the gRPC inference service (None = off)
     upstream: str | None = None  # base URL of the shield or origin; None = this is the origin
     models_dir: Path | None = None  # local model folder (master store on the origin)
     # L2 entries and downloaded artifacts; default var/edge-cache/<host>-<port>, so that
@@ -108,11 +109,20 @@ class EdgeConfig:
     # behind /dist/v1; on edges, the origin URL versions come from (default: upstream).
     dist_store: Path | None = None
     dist_url: str | None = None
+    # Edges: the OCI registry of this edge's region (http(s)://HOST:PORT/REPOSITORY), where
+    # version files are fetched first (`edge publish --oci` pushes them there).
+    oci_registry: str | None = None
     edge_id: str | None = None  # name in rollout reports; default <region>-<host>-<port>
     prefetch_threshold: int = 20  # requests per minute that make a model prefetched
     # Edges: run the INT8 variant of versions published with one (smaller, faster, a little
     # less exact: see the agreement figures in the manifest).
     prefer_int8: bool = False
+    # Latency measurements (`latency.edge`): beacons and kernel RTTs go to this Redis;
+    # `latency_name` is this node's member name in the pool (default: edge_id), and
+    # `latency_peers` the other members clients may time, NAME -> base URL.
+    latency_redis: str | None = None
+    latency_name: str | None = None
+    latency_peers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def is_origin(self) -> bool:
@@ -137,6 +147,8 @@ class EdgeConfig:
 
     def validate(self) -> EdgeConfig:
         self.host_port  # noqa: B018 - raises ConfigError when malformed
+        if self.grpc_listen:
+            parse_hostport(self.grpc_listen)
         if self.l1 not in ("memory", "redis"):
             raise ConfigError(f"l1 must be 'memory' or 'redis', got {self.l1!r}")
         if self.miss_order not in MISS_ORDERS:
@@ -173,11 +185,27 @@ _CONVERTERS: dict[str, Any] = {
     "capacity": int, "max_batch": int, "inference_threads": int,
     "l1_ttl_s": float, "l2_ttl_s": float, "stale_grace_s": float, "max_queue_delay_ms": float,
     "upstream_timeout_s": float, "catalog_ttl_s": float, "model_idle_unload_s": float,
-    "upstream": lambda v: v or None,
+    "upstream": lambda v: v or None, "grpc_listen": lambda v: v or None,
     "dist_store": lambda v: Path(v) if v else None,
     "dist_url": lambda v: v or None, "prefetch_threshold": int,
-    "dist_redis_url": lambda v: v or None,
+    "dist_redis_url": lambda v: v or None, "oci_registry": lambda v: v or None,
+    "latency_peers": lambda v: parse_peers(v),
 }
+
+
+def parse_peers(value: str | dict) -> dict[str, str]:
+    """`"tokyo=http://127.0.1.1:8000,london=http://127.0.1.2:8000"` or a mapping."""
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = [tuple(p.split("=", 1)) for p in str(value).split(",") if p]  # type: ignore[misc]
+    out = {}
+    for pair in pairs:
+        if len(pair) != 2 or not re.fullmatch(r"[A-Za-z0-9._-]{1,63}", pair[0]) \
+                or not re.match(r"https?://[^/]", pair[1]):
+            raise ConfigError(f"peers must be NAME=http://HOST:PORT,..., got {value!r}")
+        out[pair[0]] = pair[1].rstrip("/")
+    return out
 
 
 def config_from_mapping(values: dict[str, Any], base: EdgeConfig | None = None,

@@ -13,22 +13,23 @@ Model metadata carries two extension fields: ``version`` (served now) and ``dige
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from dataclasses import dataclass
 
-import numpy as np
 from aiohttp import web
 
-from edge import __version__
-from edge.http_predict import is_cached, request_hops
-from edge.node import NODE
-from edge.tensors import DATATYPES, BadInput, tensor_from_bytes, tensor_from_data
+from edge import oip
+from edge.http_predict import BodyAliases, is_cached, parse_json, request_hops
+from edge.node import NODE, EdgeNode
+from edge.tensors import BadInput, ModelInfo
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 async def server_metadata(request: web.Request) -> web.Response:
-    return web.json_response({"name": "geocdn-edge", "version": __version__,
-                              "extensions": ["binary_tensor_data", "model_repository"]})
+    return web.json_response(oip.server_metadata())
 
 
 async def live(request: web.Request) -> web.Response:
@@ -36,24 +37,45 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    is_ready = not node.draining and (bool(node.registry.active()) or node.upstream is not None) \
-        and (node.rollout is None or node.rollout.ready)
+    is_ready = oip.server_ready(request.app[NODE])
     return web.json_response({"ready": is_ready}, status=200 if is_ready else 503)
 
 
 async def model_metadata(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    doc = await node.model_metadata(request.match_info["model"],
+    doc = await oip.model_metadata(node, request.match_info["model"],
                                     request.match_info.get("version"), request_hops(request))
     return web.json_response(doc)
 
 
 async def model_ready(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    info, _ = await node.resolve(request.match_info["model"], request.match_info.get("version"),
-                                 request_hops(request))
+    info, _ = await oip.resolve(node, request.match_info["model"],
+                                request.match_info.get("version"), request_hops(request))
     return web.json_response({"name": info.name, "version": info.version, "ready": True})
+
+
+async def model_config(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    info, _ = await oip.resolve(node, request.match_info["model"],
+                                request.match_info.get("version"), request_hops(request))
+    return web.json_response(oip.model_config(node, info))
+
+
+async def model_stats(request: web.Request) -> web.Response:
+    return web.json_response(await oip.model_statistics(
+        request.app[NODE], request.match_info.get("model"), request.match_info.get("version"),
+        request_hops(request)))
+
+
+async def repository_index(request: web.Request) -> web.Response:
+    body = await request.read()
+    doc = parse_json(body) if body.strip() else {}
+    ready_only = doc.get("ready", False)
+    if not isinstance(ready_only, bool):
+        raise BadInput('"ready" must be true or false')
+    return web.json_response(await oip.repository_index(request.app[NODE], ready_only,
+                                                        request_hops(request)))
 
 
 def _parse_request(body: bytes, header_length: str | None) -> tuple[dict, memoryview]:
@@ -67,104 +89,137 @@ def _parse_request(body: bytes, header_length: str | None) -> tuple[dict, memory
             raise BadInput(f"{HEADER_LENGTH} {n} does not fit a body of {len(body)} bytes")
         binary = memoryview(body)[n:]
         body = body[:n]
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadInput(f"inference request is not JSON: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
+    doc = parse_json(body)
+    if not isinstance(doc.get("inputs"), list):
         raise BadInput('inference request must be an object with an "inputs" list')
     return doc, binary
 
 
-async def infer(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    hops = request_hops(request)
-    version = request.match_info.get("version")
-    doc, binary = _parse_request(await request.read(), request.headers.get(HEADER_LENGTH))
-    info, mv = await node.resolve(request.match_info["model"], version, hops)
-    specs = {s.name: s for s in info.inputs}
-    feeds: dict[str, np.ndarray] = {}
+def _inputs(doc: dict, binary: memoryview) -> list[oip.InferInput]:
+    inputs = []
     offset = 0
     for item in doc["inputs"]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadInput('each input must be an object with a "name"')
         name = item["name"]
-        if name not in specs:
-            raise BadInput(f"unknown input {name!r}; model {info.name!r} takes {sorted(specs)}")
-        if name in feeds:
-            raise BadInput(f"input {name!r} given twice")
-        datatype, shape = item.get("datatype"), item.get("shape")
-        if datatype not in DATATYPES:
-            raise BadInput(f"input {name!r}: unsupported datatype {datatype!r}")
-        size = (item.get("parameters") or {}).get("binary_data_size")
+        size = oip.parameters(item.get("parameters"), f"input {name!r}").get("binary_data_size")
+        raw = None
         if size is not None:
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            if type(size) is not int or size < 0 or offset + size > len(binary):
                 raise BadInput(f"input {name!r}: binary_data_size {size!r} exceeds the body")
-            feeds[name] = tensor_from_bytes(specs[name], datatype, shape,
-                                            bytes(binary[offset:offset + size]))
+            raw = bytes(binary[offset:offset + size])
             offset += size
-        elif "data" in item:
-            feeds[name] = tensor_from_data(specs[name], datatype, shape, item["data"])
-        else:
+        elif "data" not in item:
             raise BadInput(f"input {name!r} has neither data nor binary_data_size")
-    if set(feeds) != set(specs):
-        raise BadInput(f"missing inputs {sorted(set(specs) - set(feeds))}")
-    if len({a.shape[0] for a in feeds.values()}) > 1:
-        raise BadInput("inputs disagree on the batch size (first dimension)")
+        inputs.append(oip.InferInput(name, item.get("datatype"), item.get("shape"),
+                                     item.get("data"), raw))
+    return inputs
 
-    wanted = _requested_outputs(doc, [s.name for s in info.outputs])
-    value, tier = await node.predict(info, mv, feeds, version, hops)
-    result = json.loads(value)
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """An answer given from L1, to give again for the same request while the model
+    resolves to the same `ModelInfo` and L1 holds the same value."""
+
+    info: ModelInfo
+    key: str
+    value: bytes
+    body: bytes
+    headers: dict[str, str]
+
+
+ANSWERS = web.AppKey("edge_v2_answers", BodyAliases[_Answered])
+MAX_REMEMBERED_ANSWER = 64 * 1024
+
+
+async def infer(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    node = request.app[NODE]
+    hops = request_hops(request)
+    model, version = request.match_info["model"], request.match_info.get("version")
+    body = await request.read()
+    header_length = request.headers.get(HEADER_LENGTH)
+    digest = hashlib.blake2b(f"{model}\0{version}\0{header_length}\0".encode() + body,
+                             digest_size=16).digest()
+    answered = request.app[ANSWERS].get(digest)
+    if answered is not None and node.current_info(model, version) is answered.info:
+        value = await node.l1_hit(answered.info, answered.key)
+        if value is not None and (value is answered.value or value == answered.value):
+            node.metrics.request_done(answered.info.name, answered.info.version, "l1",
+                                      time.perf_counter() - started)
+            return web.Response(body=answered.body, headers=answered.headers)
+    doc, binary = _parse_request(body, header_length)
+    request_id = oip.request_id(doc.get("id"))
+    wanted, binary_default = _requested_outputs(doc)
+    result = await oip.infer(node, model, version, _inputs(doc, binary), wanted, hops,
+                             started, binary_default)
+    answer_body, headers = _answer(node, doc, request_id, result)
+    if result.tier == "l1" and len(answer_body) <= MAX_REMEMBERED_ANSWER:
+        request.app[ANSWERS].put(digest, _Answered(result.info, result.key, result.value,
+                                                   answer_body, headers))
+    return web.Response(body=answer_body, headers=headers)
+
+
+def _answer(node: EdgeNode, doc: dict, request_id: str, result: oip.InferResult
+            ) -> tuple[bytes, dict[str, str]]:
+    """The answer's body and headers."""
     outputs, chunks = [], []
-    for out in result["outputs"]:
-        if out["name"] not in wanted:
-            continue
-        if wanted[out["name"]]:
-            raw = np.asarray(out["data"], dtype=DATATYPES[out["datatype"]]).astype(
-                DATATYPES[out["datatype"]].newbyteorder("<")).tobytes()
+    for out in result.outputs:
+        if out.binary:
+            raw = out.raw()
             chunks.append(raw)
-            outputs.append({"name": out["name"], "datatype": out["datatype"],
-                            "shape": out["shape"], "parameters": {"binary_data_size": len(raw)}})
+            outputs.append({"name": out.name, "datatype": out.datatype, "shape": out.shape,
+                            "parameters": {"binary_data_size": len(raw)}})
         else:
-            outputs.append(out)
-    answer = {"model_name": result["model_name"], "model_version": result["model_version"],
+            outputs.append({"name": out.name, "datatype": out.datatype, "shape": out.shape,
+                            "data": out.data})
+    answer = {"model_name": result.model_name, "model_version": result.model_version,
               "outputs": outputs,
-              "parameters": {"cache_tier": tier, "cached": is_cached(tier),
+              "parameters": {"cache_tier": result.tier, "cached": is_cached(result.tier),
                              "region": node.config.region}}
     if "id" in doc:
-        answer["id"] = doc["id"]
+        answer["id"] = request_id
     header = json.dumps(answer, separators=(",", ":")).encode()
     if not chunks:
-        return web.Response(body=header, content_type="application/json",
-                            headers={"X-Cache-Tier": tier})
-    return web.Response(body=header + b"".join(chunks), content_type="application/octet-stream",
-                        headers={HEADER_LENGTH: str(len(header)), "X-Cache-Tier": tier})
+        return header, {"Content-Type": "application/json", "X-Cache-Tier": result.tier}
+    return header + b"".join(chunks), {"Content-Type": "application/octet-stream",
+                                        HEADER_LENGTH: str(len(header)),
+                                        "X-Cache-Tier": result.tier}
 
 
-def _requested_outputs(doc: dict, names: list[str]) -> dict[str, bool]:
-    """Output name → send binary? (all outputs when the request names none)."""
-    default_binary = bool((doc.get("parameters") or {}).get("binary_data_output", False))
+def _requested_outputs(doc: dict) -> tuple[dict[str, bool] | None, bool]:
+    """(output name → send binary?, or None for every output; the default)."""
+    default_binary = oip.parameters(doc.get("parameters"), "request").get(
+        "binary_data_output", False)
+    if not isinstance(default_binary, bool):
+        raise BadInput('"binary_data_output" must be true or false')
     requested = doc.get("outputs")
     if not requested:
-        return {n: default_binary for n in names}
+        return None, default_binary
     if not isinstance(requested, list):
         raise BadInput('"outputs" must be a list')
     wanted = {}
     for out in requested:
-        if not isinstance(out, dict) or out.get("name") not in names:
-            raise BadInput(f"unknown output {out!r}; the model has {names}")
-        binary = (out.get("parameters") or {}).get("binary_data", default_binary)
+        if not isinstance(out, dict) or not isinstance(out.get("name"), str):
+            raise BadInput('each requested output must be an object with a "name"')
+        binary = oip.parameters(out.get("parameters"), f"output {out['name']!r}").get(
+            "binary_data", default_binary)
         wanted[out["name"]] = bool(binary)
-    return wanted
+    return wanted, default_binary
 
 
 def add_routes(app: web.Application) -> None:
+    app[ANSWERS] = BodyAliases()
     r = app.router
     r.add_get("/v2", server_metadata, name="v2")
     r.add_get("/v2/health/live", live, name="v2_live")
     r.add_get("/v2/health/ready", ready, name="v2_ready")
+    r.add_post("/v2/repository/index", repository_index, name="v2_repository_index")
+    r.add_get("/v2/models/stats", model_stats, name="v2_stats")
     for suffix, tag in (("", ""), ("/versions/{version}", "_version")):
         base = "/v2/models/{model}" + suffix
         r.add_get(base, model_metadata, name="v2_model" + tag)
         r.add_get(base + "/ready", model_ready, name="v2_model_ready" + tag)
+        r.add_get(base + "/config", model_config, name="v2_model_config" + tag)
+        r.add_get(base + "/stats", model_stats, name="v2_model_stats" + tag)
         r.add_post(base + "/infer", infer, name="v2_infer" + tag)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.http_predict import json_body
 from edge.node import NODE
@@ -39,8 +39,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
     node.metrics.inflight.set(node.inflight)
-    node.metrics.flush()
-    return web.Response(body=generate_latest(node.metrics.registry),
+    return web.Response(body=node.metrics.exposition(),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

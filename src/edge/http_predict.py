@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
+from typing import Generic, TypeVar
 
 import msgpack
 from aiohttp import web
@@ -34,6 +36,7 @@ from edge.tensors import (
 from edge.upstream import HOPS_HEADER, MAX_HOPS, UpstreamError
 
 MAX_BATCH_PREDICT_ROWS = 1024
+E = TypeVar("E")
 JSON = "application/json"
 
 
@@ -53,6 +56,8 @@ def parse_json(body: bytes) -> dict:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(f"body is not JSON: {e}") from None
+    except RecursionError:
+        raise BadInput("body is JSON nested too deep") from None
     if not isinstance(doc, dict):
         raise BadInput("body must be a JSON object")
     return doc
@@ -104,8 +109,9 @@ def is_cached(tier: str) -> bool:
 PREFIXES = web.AppKey("edge_predict_prefixes", _Prefixes)
 
 
-class BodyAliases:
-    """Recent exact /predict bodies → (model, version, ModelInfo, cache key).
+class BodyAliases(Generic[E]):
+    """Recent exact request bodies → what answering them again needs (here: model,
+    version, ModelInfo and cache key; for KServe requests, the whole answer).
 
     A repeated body (the common case for hot keys) then skips JSON parsing, conversion
     and the canonical digest: one BLAKE2b of the raw bytes and an L1 lookup. An alias is
@@ -115,18 +121,18 @@ class BodyAliases:
 
     def __init__(self, max_entries: int = 32768) -> None:
         self._max = max_entries
-        self._map: dict[bytes, tuple[str, str | None, ModelInfo, str]] = {}
+        self._map: dict[bytes, E] = {}
 
-    def get(self, digest: bytes) -> tuple[str, str | None, ModelInfo, str] | None:
+    def get(self, digest: bytes) -> E | None:
         return self._map.get(digest)
 
-    def put(self, digest: bytes, entry: tuple[str, str | None, ModelInfo, str]) -> None:
+    def put(self, digest: bytes, entry: E) -> None:
         if len(self._map) >= self._max:
             del self._map[next(iter(self._map))]
         self._map[digest] = entry
 
 
-ALIASES = web.AppKey("edge_body_aliases", BodyAliases)
+ALIASES = web.AppKey("edge_body_aliases", BodyAliases[tuple[str, str | None, ModelInfo, str]])
 
 
 def _answer(app: web.Application, value: bytes, tier: str) -> web.Response:
@@ -135,6 +141,7 @@ def _answer(app: web.Application, value: bytes, tier: str) -> web.Response:
 
 
 async def predict(request: web.Request) -> web.Response:
+    started = time.perf_counter()
     app = request.app
     node = app[NODE]
     hops = request_hops(request)
@@ -147,35 +154,44 @@ async def predict(request: web.Request) -> web.Response:
         if node.current_info(model, version) is info:
             value = await node.l1_hit(info, key)
             if value is not None:
+                node.metrics.request_done(info.name, info.version, "l1",
+                                          time.perf_counter() - started)
                 return _answer(app, value, "l1")
     doc = parse_json(body)
     info, mv, version = await _resolve(node, doc, hops)
-    name = _single_input(info)
-    arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    check_tensor(info.inputs[0], arr)
-    feeds = {name: arr}
-    key = info.cache_key(feeds)
-    value, tier = await node.predict(info, mv, feeds, version, hops, key=key)
+    with node.metrics.track(info.name, info.version, started) as tracked:
+        name = _single_input(info)
+        arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        check_tensor(info.inputs[0], arr)
+        feeds = {name: arr}
+        key = info.cache_key(feeds)
+        value, tier = await node.predict(info, mv, feeds, version, hops, key=key)
+        tracked.tier = tier
     aliases.put(body_digest, (doc.get("model", node.config.default_model), version, info, key))
     return _answer(app, value, tier)
 
 
 async def batch_predict(request: web.Request) -> web.Response:
+    started = time.perf_counter()
     node = request.app[NODE]
     hops = request_hops(request)
     doc = await json_body(request)
     info, mv, version = await _resolve(node, doc, hops)
-    name = _single_input(info)
-    arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
-    if arr.ndim < 2:
-        raise BadInput('"features" must be a list of rows')
-    if not 0 < arr.shape[0] <= MAX_BATCH_PREDICT_ROWS:
-        raise BadInput(f'"features" must have 1..{MAX_BATCH_PREDICT_ROWS} rows')
-    check_tensor(info.inputs[0], arr)
-    results = await asyncio.gather(*(node.predict(info, mv, {name: arr[i:i + 1]}, version, hops)
-                                     for i in range(arr.shape[0])))
+    with node.metrics.track(info.name, info.version, started) as tracked:
+        name = _single_input(info)
+        arr = to_array(name, doc["features"], DATATYPES[info.inputs[0].datatype])
+        if arr.ndim < 2:
+            raise BadInput('"features" must be a list of rows')
+        if not 0 < arr.shape[0] <= MAX_BATCH_PREDICT_ROWS:
+            raise BadInput(f'"features" must have 1..{MAX_BATCH_PREDICT_ROWS} rows')
+        check_tensor(info.inputs[0], arr)
+        results = await asyncio.gather(*(node.predict(info, mv, {name: arr[i:i + 1]}, version,
+                                                      hops) for i in range(arr.shape[0])))
+        tiers = {tier for _, tier in results}  # one tier answers for the request: the slowest
+        tracked.tier = next((t for t in ("compute", "upstream", "stale", "l2") if
+                             any(x.startswith(t) for x in tiers)), "l1")
     docs = [json.loads(value) for value, _ in results]
     body = {
         "predictions": [d["prediction"] for d in docs],
@@ -190,26 +206,29 @@ async def batch_predict(request: web.Request) -> web.Response:
 
 async def lookup(request: web.Request) -> web.Response:
     """Node-to-node: the cache value for msgpack-encoded raw inputs (see edge.upstream)."""
+    started = time.perf_counter()
     node = request.app[NODE]
     hops = request_hops(request)
     version = request.match_info.get("version")
     info, mv = await node.resolve(request.match_info["model"], version, hops)
-    try:
-        doc = msgpack.unpackb(await request.read())
-        items = doc["inputs"]
-        specs = {s.name: s for s in info.inputs}
-        feeds = {}
-        for name, datatype, shape, raw in items:
-            if name not in specs:
-                raise BadInput(f"unknown input {name!r}")
-            feeds[name] = tensor_from_bytes(specs[name], datatype, shape, raw)
-    except BadInput:
-        raise
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
-        raise BadInput(f"bad lookup body: {e}") from None
-    if set(feeds) != set(specs):
-        raise BadInput(f"inputs must be exactly {sorted(specs)}")
-    value, tier = await node.predict(info, mv, feeds, version, hops)
+    with node.metrics.track(info.name, info.version, started) as tracked:
+        try:
+            doc = msgpack.unpackb(await request.read())
+            items = doc["inputs"]
+            specs = {s.name: s for s in info.inputs}
+            feeds = {}
+            for name, datatype, shape, raw in items:
+                if name not in specs:
+                    raise BadInput(f"unknown input {name!r}")
+                feeds[name] = tensor_from_bytes(specs[name], datatype, shape, raw)
+        except BadInput:
+            raise
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+            raise BadInput(f"bad lookup body: {e}") from None
+        if set(feeds) != set(specs):
+            raise BadInput(f"inputs must be exactly {sorted(specs)}")
+        value, tier = await node.predict(info, mv, feeds, version, hops)
+        tracked.tier = tier
     return web.Response(body=value, content_type=JSON, headers={
         "X-Cache-Tier": tier, "X-Model-Version": info.version, "X-Model-Digest": info.digest})
 

@@ -174,7 +174,6 @@ class EdgeNode:
         self.hits = HitWindow()
         self._flights: dict[str, asyncio.Task] = {}
         self._loads: dict[str, asyncio.Task] = {}
-        self._per_model: dict[str, tuple] = {}
         # The sources of a prediction (edge.sources): the cache tiers on every request,
         # then the miss order once per key.
         self.cache_tiers: list[Source] = [CacheTier("l1", self.cache.l1_get),
@@ -299,7 +298,6 @@ class EdgeNode:
         value = await self.cache.l1_fresh(key)
         if value is not None:
             self.hits.record(True)
-            self._model_counters(info.name)[0].inc()
         return value
 
     async def predict(self, info: ModelInfo, mv: ModelVersion | None,
@@ -310,15 +308,12 @@ class EdgeNode:
         lookup = Lookup(key or info.cache_key(feeds), info, mv, feeds, version, hops)
         if self.rollout is not None:
             self.rollout.record_request(info.name)
-        hit, miss = self._model_counters(info.name)
         for source in self.cache_tiers:
             found = await source.answer(lookup)
             if found is not None:
                 self.hits.record(True)
-                hit.inc()
                 return found
         self.hits.record(False)
-        miss.inc()
         task = self._flights.get(lookup.key)
         if task is None:
             task = asyncio.ensure_future(self._fill(lookup))
@@ -332,14 +327,6 @@ class EdgeNode:
         self._flights.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here, raised to every waiter
-
-    def _model_counters(self, name: str) -> tuple:
-        counters = self._per_model.get(name)
-        if counters is None:
-            m = self.metrics
-            counters = (m.hot(m.cache_hits, name), m.hot(m.cache_misses, name))
-            self._per_model[name] = counters
-        return counters
 
     def miss_order(self, info: ModelInfo) -> list[Source]:
         """Where a miss goes, in order (see `EdgeConfig.miss_order`): a model whose

@@ -17,8 +17,10 @@ Used by the model distribution code as::
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -27,13 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
-from edge.batcher import BatchObserver, MicroBatcher
+from edge.batcher import BatchObserver, MicroBatcher, RunFn
 from edge.errors import DigestMismatch, ModelError
-from edge.tensors import DATATYPES, ONNX_TO_KSERVE, ModelInfo, TensorSpec
+from edge.tensors import DATATYPES, ONNX_TO_KSERVE, BadInput, ModelInfo, TensorSpec
 
 log = logging.getLogger(__name__)
+BF16 = DATATYPES["BF16"]
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.json"  # beside it: description, inputs/outputs, file list
 CURRENT_FILE = "CURRENT"
@@ -139,17 +144,19 @@ class ModelRegistry:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # run errors are the client's; they are answered, not logged
         try:
             session = ort.InferenceSession(str(model_file), options,
                                            providers=["CPUExecutionProvider"])
             info = ModelInfo(name, version, digest,
                              tuple(_spec(a) for a in session.get_inputs()),
                              tuple(_spec(a) for a in session.get_outputs()))
-            session.run(None, {s.name: _zeros(s) for s in info.inputs})
+            run = _runner(session, name, version)
+            run({s.name: _zeros(s) for s in info.inputs})
         except Exception as e:  # onnxruntime raises several unrelated types
             raise ModelError(f"{name} {version}: onnxruntime cannot load {model_file}: {e}") \
                 from None
-        batcher = MicroBatcher(lambda feeds: session.run(None, feeds),
+        batcher = MicroBatcher(run,
                                max_batch=self.max_batch, max_delay_s=self.max_delay_s,
                                executor=self._executor, observer=self._observer(name, version))
         mv = ModelVersion(info, session, model_file.parent, batcher)
@@ -239,6 +246,45 @@ def current_versions(models_dir: Path, only: str | None = None) -> dict[str, str
     return found
 
 
+def _runner(session: ort.InferenceSession, name: str, version: str) -> RunFn:
+    """`session.run`, with the errors that a loaded, warmed-up model raises on some input
+    (an index out of its table, a shape its graph refuses) turned into `BadInput`: the
+    client's error at every tier, never an outage."""
+    bf16 = any(a.type == "tensor(bfloat16)"
+               for a in (*session.get_inputs(), *session.get_outputs()))
+
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return _run_with_bf16(session, feeds) if bf16 else session.run(None, feeds)
+        except (InvalidArgument, Fail) as e:
+            message = str(e).rpartition("Status Message: ")[2] or str(e)
+            raise BadInput(f"model {name!r} version {version} rejected the input: "
+                           f"{message}") from None
+    return run
+
+
+def _run_with_bf16(session: ort.InferenceSession,
+                   feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """`session.run` for a model with BF16 tensors, which onnxruntime's numpy bridge cannot
+    convert: inputs go in as OrtValues of the 16-bit patterns, BF16 outputs are copied out
+    of the output's memory."""
+    values = {}
+    for name, arr in feeds.items():
+        arr = np.ascontiguousarray(arr)
+        values[name] = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+            arr.view(np.uint16), onnx.TensorProto.BFLOAT16) if arr.dtype == BF16 \
+            else ort.OrtValue.ortvalue_from_numpy(arr)
+    outputs = []
+    for value in session.run_with_ort_values(None, values):
+        if value.data_type() == "tensor(bfloat16)":
+            shape = value.shape()
+            raw = (ctypes.c_uint16 * math.prod(shape)).from_address(value.data_ptr())
+            outputs.append(np.frombuffer(raw, np.uint16).copy().view(BF16).reshape(shape))
+        else:
+            outputs.append(value.numpy())
+    return outputs
+
+
 def _spec(arg: ort.NodeArg) -> TensorSpec:
     datatype = ONNX_TO_KSERVE.get(arg.type)
     if datatype is None:
@@ -248,4 +294,7 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
 
 
 def _zeros(spec: TensorSpec) -> np.ndarray:
-    return np.zeros([1 if d < 0 else d for d in spec.shape], dtype=DATATYPES[spec.datatype])
+    shape = [1 if d < 0 else d for d in spec.shape]
+    if spec.datatype == "BYTES":
+        return np.full(shape, "", dtype=object)
+    return np.zeros(shape, dtype=DATATYPES[spec.datatype])

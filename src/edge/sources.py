@@ -139,10 +139,10 @@ class FromUpstream:
             self._error.inc()
             lookup.failure = Unavailable(f"no fresh or stale entry and {e}")
             return None
-        except UpstreamError:
-            if mv is None:
-                raise
-            self._error.inc()  # e.g. the upstream no longer holds this version
+        except UpstreamRejected as e:
+            if mv is None or e.status != 404:
+                raise  # the client's error (a bad input) at every tier: not an outage
+            self._error.inc()  # the upstream no longer holds this version
             return None
         (self._miss if tier.endswith("compute") else self._hit).inc()
         key = lookup.key

@@ -31,7 +31,7 @@ import msgpack
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.tensors import ModelInfo
+from edge.tensors import ModelInfo, tensor_to_bytes
 
 MAX_HOPS = 8
 HOPS_HEADER = "X-Edge-Hops"
@@ -57,8 +57,7 @@ class UpstreamRejected(UpstreamError):
 
 def encode_lookup(feeds: dict[str, np.ndarray], datatypes: dict[str, str]) -> bytes:
     return msgpack.packb({"inputs": [
-        [name, datatypes[name], list(arr.shape), np.ascontiguousarray(arr).astype(
-            arr.dtype.newbyteorder("<")).tobytes()]
+        [name, datatypes[name], list(arr.shape), tensor_to_bytes(arr)]
         for name, arr in sorted(feeds.items())]})
 
 
@@ -92,6 +91,17 @@ class Upstream:
         except (ValueError, KeyError, TypeError) as e:
             raise UpstreamUnavailable(f"upstream sent bad model metadata: {e}") from None
         return doc
+
+    async def repository_index(self, hops: int) -> list[dict]:
+        """The upstream's ``POST /v2/repository/index``: [{name, version, state, reason}]."""
+        body = await self._request("POST", "/v2/repository/index", hops, data=b"{}")
+        try:
+            items = json.loads(body)
+            return [{"name": str(d["name"]), "version": str(d["version"]),
+                     "state": str(d["state"]), "reason": str(d.get("reason", ""))}
+                    for d in items]
+        except (ValueError, KeyError, TypeError) as e:
+            raise UpstreamUnavailable(f"upstream sent a bad repository index: {e}") from None
 
     async def lookup(self, info: ModelInfo, version: str | None, feeds: dict[str, np.ndarray],
                      hops: int) -> tuple[bytes, str, str, str]:

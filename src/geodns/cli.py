@@ -55,8 +55,9 @@ def secret(text: str) -> bytes:
         value = bytes.fromhex(text)
     except ValueError:
         raise argparse.ArgumentTypeError("the cookie secret is hex, e.g. 32 hex digits") from None
-    if len(value) < 16:
-        raise argparse.ArgumentTypeError("the cookie secret needs at least 16 octets (32 hex)")
+    if len(value) != 16:
+        raise argparse.ArgumentTypeError("the cookie secret is 16 octets (32 hex digits), "
+                                         "the SipHash-2-4 key of RFC 9018")
     return value
 
 
@@ -79,13 +80,18 @@ def build_parser(plugins: list[Plugin]) -> argparse.ArgumentParser:
     add_token_option(serve, TOKEN_ENV, "for the admin API's writes (reload, health overrides)")
     serve.add_argument("--workers", type=at_least(int, 1), default=1, metavar="N",
                        help="worker processes sharing the DNS ports (SO_REUSEPORT); default 1")
-    serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: host name)")
+    serve.add_argument("--nsid", help="NSID and CHAOS id.server answer (default: none, "
+                       "so neither is answered)")
     serve.add_argument("--cookie-secret", type=secret, metavar="HEX",
                        help="DNS cookie secret shared by a server set (default: random)")
     serve.add_argument("--tcp-idle-timeout", type=POSITIVE, default=10.0, metavar="SECONDS",
                        help="close TCP connections idle this long (default 10)")
+    serve.add_argument("--tcp-message-timeout", type=POSITIVE, default=5.0, metavar="SECONDS",
+                       help="close a TCP connection whose message is not whole this long "
+                       "after its first octet (default 5)")
     serve.add_argument("--tcp-max-connections", type=at_least(int, 1), default=256, metavar="N",
-                       help="TCP connections served at once (default 256)")
+                       help="TCP connections served at once; a new one beyond that closes "
+                       "the connection idle the longest (default 256)")
     serve.add_argument("--answer-cache", type=POSITIVE, default=64.0, metavar="MIB",
                        help="memory for cached answers per process, in MiB; past it the "
                        "caches start over (default 64)")
@@ -165,6 +171,7 @@ def _serve(args: argparse.Namespace, plugins: list[Plugin]) -> int:
                       error_rate=args.rrl_error_rate, slip=args.rrl_slip,
                       window=args.rrl_window),
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_message_timeout=args.tcp_message_timeout,
         tcp_max_connections=args.tcp_max_connections,
         answer_cache_bytes=int(args.answer_cache * 2**20),
         plugins=plugins,

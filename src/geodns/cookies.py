@@ -1,33 +1,37 @@
-"""DNS server cookies (RFC 7873) in the RFC 9018 layout.
+"""DNS server cookies (RFC 7873) as RFC 9018 defines them.
 
 A server cookie is VERSION (1) | RESERVED (3 zero octets) | TIMESTAMP (4) | HASH (8),
-where HASH is a keyed hash of the client cookie, those first 8 octets and the client's
-address. RFC 9018 uses SipHash-2-4; Python's standard library has no SipHash, so the
-hash here is BLAKE2b-64 keyed with the secret. Servers that share `--cookie-secret`
-accept each other's cookies, which is what RFC 9018 is for within one operator.
+HASH being SipHash-2-4, keyed with the 16-octet secret, of the client cookie, those
+first 8 octets and the client's address. Servers that share `--cookie-secret` accept
+each other's cookies, whatever their implementation (BIND's `cookie-algorithm
+siphash24`, Knot, ...): that is what RFC 9018 is for within one operator.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import os
 import socket
 import struct
 import time
 
+from siphash24 import siphash24
+
+SECRET_SIZE = 16  # SipHash-2-4 takes a 128-bit key
 VALID_FOR = 3600  # seconds a server cookie stays valid (RFC 9018 §4.3)
 CLOCK_SKEW = 300  # accepted timestamps this far in the future
 
 
 class CookieJar:
     def __init__(self, secret: bytes | None = None) -> None:
-        self.secret = secret or os.urandom(16)
+        self.secret = secret or os.urandom(SECRET_SIZE)
+        if len(self.secret) != SECRET_SIZE:
+            raise ValueError(f"a cookie secret is {SECRET_SIZE} octets, not {len(self.secret)}")
 
     def _hash(self, client: bytes, head: bytes, address: str) -> bytes:
-        h = hashlib.blake2b(key=self.secret, digest_size=8)
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        h.update(client + head + socket.inet_pton(family, address.split("%")[0]))
-        return h.digest()
+        data = client + head + socket.inet_pton(family, address.split("%")[0])
+        return siphash24(data, key=self.secret).digest()
 
     def make(self, client: bytes, address: str, now: float | None = None) -> bytes:
         """The full cookie option data to send back: client cookie + server cookie."""
@@ -43,4 +47,4 @@ class CookieJar:
         age = int(now or time.time()) - stamp
         if not -CLOCK_SKEW <= age <= VALID_FOR:
             return False
-        return mac == self._hash(client, head, address)
+        return hmac.compare_digest(mac, self._hash(client, head, address))

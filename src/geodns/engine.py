@@ -37,8 +37,8 @@ from geodns import message
 from geodns.cachekey import canonical, cookie_tail
 from geodns.cookies import CookieJar
 from geodns.edns import OPT_COOKIE, OPT_NSID, OUR_UDP_SIZE, build_opt, option
-from geodns.message import Drop, FormErr, Query
-from geodns.metrics import Tally
+from geodns.message import Drop, FormErr, Query, Unsigned
+from geodns.metrics import Tally, qtype_label
 from geodns.names import find_zone
 from geodns.rrl import DROP, SEND, RateLimiter
 from geodns.steering import Client, ZoneSteering
@@ -203,19 +203,21 @@ class Engine:
             opcode = (data[2] >> 3) & 0xF
             rcode = RCODE.NOTIMP if opcode else RCODE.FORMERR
             opt = build_opt() if e.opt else b""
+            if isinstance(e, Unsigned) and not opcode:
+                return self._error(data, RCODE.NOTAUTH, transport, e.question, opt, e.tsig)
             return self._error(data, rcode, transport, e.question, opt)
         if query.opcode != 0:
             return self._error(data, RCODE.NOTIMP, transport, query.question, self._opt(query))
         edns = query.edns
         if edns is not None and edns.version > 0:
             return self._error(data, BADVERS, transport, query.question,
-                               build_opt(ext_rcode=BADVERS >> 4))
+                               build_opt(ext_rcode=BADVERS >> 4, do=edns.do))
         cookie, value, verified = b"", b"", False
         if edns is not None and edns.cookie is not None:
             value = self.cookie_value(edns.cookie, addr[0])
             cookie = option(OPT_COOKIE, value)  # the last option: cached without `value`
             verified = self.cookies.valid(edns.cookie, addr[0])
-        options = option(OPT_NSID, self.nsid) if edns is not None and edns.nsid else b""
+        options = option(OPT_NSID, self.nsid) if edns and edns.nsid and self.nsid else b""
         if not query.question:  # RFC 7873 §5.4: a cookie-only query
             return self._error(data, RCODE.NOERROR, transport, b"",
                                self._opt(query, options + cookie))
@@ -226,7 +228,7 @@ class Engine:
         limit = 65535 if tcp else min(edns.udp_size, OUR_UDP_SIZE) if edns else 512
         response = message.encode(query, ans, opt, limit)
         tc = bool(response[2] & 0x02)
-        qtype = str(QTYPE.get(query.qtype))
+        qtype = qtype_label(query.qtype)
         ecs = edns is not None and edns.ecs is not None
         entry = Entry(response[2:], self.tally.query_slot(transport, qtype,
                                                           str(RCODE.get(ans.rcode)), tc, ecs,
@@ -253,7 +255,8 @@ class Engine:
 
     def _resolve(self, query: Query, addr: tuple) -> tuple[Answer, Zone | None]:
         if query.qclass == CLASS.CH:
-            if query.qname in CHAOS_NAMES and query.qtype in (QTYPE.TXT, QTYPE.ANY):
+            if self.nsid and query.qname in CHAOS_NAMES and query.qtype in (QTYPE.TXT,
+                                                                            QTYPE.ANY):
                 txt = RRset(query.qname, QTYPE.TXT, 0, [TXT(self.nsid)], CLASS.CH)
                 return Answer(answer=[txt]), None
             return Answer(rcode=RCODE.REFUSED, aa=False, kind="error"), None
@@ -301,11 +304,11 @@ class Engine:
         return build_opt(options, do=query.edns.do)
 
     def _error(self, data: bytes, rcode: int, transport: str, question: bytes,
-               opt: bytes) -> bytes:
+               opt: bytes, tsig: bytes = b"") -> bytes:
         qtype = "none"
         if question:
-            qtype = QTYPE.get(int.from_bytes(question[-4:-2], "big"))
+            qtype = qtype_label(int.from_bytes(question[-4:-2], "big"))
         name = "BADVERS" if rcode == BADVERS else RCODE.get(rcode)
-        self.tally.counts[self.tally.query_slot(transport, str(qtype), str(name), False,
+        self.tally.counts[self.tally.query_slot(transport, qtype, str(name), False,
                                                 False)] += 1
-        return message.error(data, rcode, question, opt)
+        return message.error(data, rcode, question, opt, tsig)

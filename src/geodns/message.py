@@ -17,12 +17,14 @@ from dnslib.label import DNSBuffer
 
 from geodns.edns import Edns, EdnsError, parse_opt
 from geodns.errors import GeoDNSError
+from geodns.names import label_text
 from geodns.zone import Answer, RRset
 
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")
 QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
 OPCODE_MASK = 0x7800
+TSIG, BADKEY = 250, 17
 
 
 class Drop(GeoDNSError):
@@ -36,6 +38,15 @@ class FormErr(GeoDNSError):
         super().__init__(reason)
         self.question = question
         self.opt = opt
+
+
+class Unsigned(FormErr):
+    """A TSIG-signed query: no key is known here, so the answer is NOTAUTH with the
+    BADKEY TSIG record `tsig` (RFC 8945 §5.2)."""
+
+    def __init__(self, question: bytes, opt: bool, tsig: bytes) -> None:
+        super().__init__("TSIG-signed with a key this server does not have", question, opt)
+        self.tsig = tsig
 
 
 @dataclass(slots=True)
@@ -103,31 +114,49 @@ def _skip_name(data: bytes, pos: int) -> tuple[int, bool]:
         pos += 1 + length
 
 
+def _tsig(data: bytes, start: int, end: int, rdata_end: int) -> bytes:
+    """The unsigned BADKEY TSIG record answering a TSIG record (RFC 8945 §5.3.2):
+    same key name, algorithm, time and fudge, an empty MAC, error 17, no other data.
+    `start`: the record's owner name; `end`: its fixed fields; `rdata_end`: its end."""
+    owner = data[start:end]
+    alg_end, _ = _skip_name(data, end + 10)
+    if owner[-1:] != b"\x00" or data[alg_end - 1] != 0 or alg_end + 16 > rdata_end:
+        raise FormErr("malformed TSIG record")  # names in TSIG are never compressed
+    algorithm = data[end + 10 : alg_end]
+    signed_fudge = data[alg_end : alg_end + 8]
+    mac_size = int.from_bytes(data[alg_end + 8 : alg_end + 10], "big")
+    original_id = data[alg_end + 10 + mac_size : alg_end + 12 + mac_size]
+    if alg_end + 16 + mac_size > rdata_end:
+        raise FormErr("malformed TSIG record")
+    rdata = algorithm + signed_fudge + b"\x00\x00" + original_id + struct.pack("!HH", BADKEY, 0)
+    return owner + RR_FIXED.pack(TSIG, 255, 0, len(rdata)) + rdata
+
+
 def parse(data: bytes) -> Query:
     """Parse a query; raise Drop or FormErr. The opcode is checked by the caller."""
     qid, flags, qd, an, ns, ar = header(data)
-    if qd > 1:
-        raise FormErr("more than one question")
-    if an or ns:
-        raise FormErr("a query with answer or authority records")
     question, pos = b"", 12
     labels: list[bytes] = []
     qtype = qclass = 0
-    if qd == 1:
-        labels, pos = _question(data, 12)
-        question = data[12:pos]
-        qtype, qclass = struct.unpack_from("!HH", data, pos - 4)
+    for i in range(qd):  # every question is read so that an OPT after them is found
+        found, end = _question(data, pos)
+        if i == 0:
+            labels, question = found, data[pos:end]
+            qtype, qclass = struct.unpack_from("!HH", data, end - 4)
+        pos = end
     edns: Edns | None = None
     seen_opt = False
-    for _ in range(ar):
+    tsig = b""
+    for i in range(an + ns + ar):
+        start = pos
         end, root = _skip_name(data, pos)
         if end + 10 > len(data):
-            raise FormErr("additional record runs past the end", question, seen_opt)
+            raise FormErr("a record runs past the end", question, seen_opt)
         rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(data, end)
         rdata_end = end + 10 + rdlen
         if rdata_end > len(data):
             raise FormErr("record data runs past the end", question, seen_opt)
-        if rtype == QTYPE.OPT:
+        if i >= an + ns and rtype == QTYPE.OPT:
             if seen_opt:
                 raise FormErr("two OPT records", question, True)
             seen_opt = True
@@ -137,12 +166,23 @@ def parse(data: bytes) -> Query:
                 edns = parse_opt(rclass, ttl, data[end + 10 : rdata_end])
             except EdnsError as e:
                 raise FormErr(str(e), question, True) from None
+        elif rtype == TSIG:
+            if i != an + ns + ar - 1:
+                raise FormErr("TSIG record is not the last record", question, seen_opt)
+            tsig = _tsig(data, start, end, rdata_end)
         pos = rdata_end
+    # RFC 6891 §6.1.1: a FORMERR to a query with OPT carries OPT too.
+    if qd > 1:
+        raise FormErr("more than one question", b"", seen_opt)
+    if an or ns:
+        raise FormErr("a query with answer or authority records", question, seen_opt)
     if pos != len(data):
         raise FormErr("trailing bytes after the message", question, seen_opt)
     if qd == 0 and not (edns and edns.cookie):
-        raise FormErr("no question")
-    qname = (b".".join(labels).decode("latin-1").lower() + ".") if labels else "."
+        raise FormErr("no question", b"", seen_opt)
+    if tsig:
+        raise Unsigned(question, seen_opt, tsig)
+    qname = "".join(label_text(label.lower()) + "." for label in labels) or "."
     return Query(qid, flags, question, labels, qname, qtype, qclass, edns)
 
 
@@ -195,9 +235,14 @@ def encode(query: Query, ans: Answer, opt: bytes, limit: int) -> bytes:
     return bytes(buf.data) + opt
 
 
-def error(data: bytes, rcode: int, question: bytes = b"", opt: bytes = b"") -> bytes:
-    """A bare error response (FORMERR, NOTIMP, REFUSED...) echoing what is known."""
+def error(data: bytes, rcode: int, question: bytes = b"", opt: bytes = b"",
+          tsig: bytes = b"") -> bytes:
+    """A bare error response (FORMERR, NOTIMP, REFUSED...) echoing what is known.
+    RD and CD are copied only for a standard query: under another opcode those bits
+    may mean something else."""
     qid, flags = struct.unpack_from("!HH", data)
-    out_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
-    return HEADER.pack(qid, out_flags, 1 if question else 0, 0, 0, 1 if opt else 0) + \
-        question + opt
+    copied = OPCODE_MASK | RD | CD if not flags & OPCODE_MASK else OPCODE_MASK
+    out_flags = QR | (flags & copied) | (rcode & 0xF)
+    additional = (1 if opt else 0) + (1 if tsig else 0)
+    return HEADER.pack(qid, out_flags, 1 if question else 0, 0, 0, additional) + \
+        question + opt + tsig

@@ -10,7 +10,13 @@ one /metrics endpoint of the parent.
 
 from __future__ import annotations
 
+from dnslib import QTYPE
 from prometheus_client import Counter, Gauge
+
+# The query types that get their own `qtype` label: those a zone can hold, and ANY;
+# every other code a packet may carry is counted as "other", so no query adds a series.
+KNOWN_QTYPES = frozenset({"A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "SRV", "CAA",
+                          "PTR", "ANY"})
 
 QUERIES = Counter("geodns_queries", "DNS queries answered, by query type, rcode and transport",
                   ["qtype", "rcode", "transport"])
@@ -29,6 +35,12 @@ ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served"
 LAST_RELOAD_OK = Gauge("geodns_last_reload_success",
                        "1 when the last reload succeeded, 0 when it failed",
                        multiprocess_mode="mostrecent")
+
+
+def qtype_label(code: int) -> str:
+    """The `qtype` label of a query type code: its mnemonic if well known, else "other"."""
+    name = str(QTYPE.get(code))
+    return name if name in KNOWN_QTYPES else "other"
 
 
 class Tally:

@@ -2,13 +2,18 @@
 
 Inside the server a name is a lowercase absolute string with its trailing dot
 ("www.cdn.example."); the root is ".". The query's own letter case never reaches
-this form: responses echo the question bytes as they came (0x20).
+this form: responses echo the question bytes as they came (0x20). A query may carry
+any octet in a label, a dot included: `label_text` writes every octet that is not a
+printable ASCII character, and "." and "\\", as a \\DDD escape, so a label never holds
+a literal dot and names split on "." exactly where the wire has label boundaries;
+`wire_labels` turns such a name back into its octets.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TypeVar
 
 from geodns.errors import GeoDNSError
@@ -17,6 +22,27 @@ T = TypeVar("T")
 
 MAX_LABEL = 63
 MAX_NAME = 255  # octets in wire form, including the length octets and the root
+
+
+# Octets written as themselves in a name: printable ASCII but the dot and the backslash.
+_PLAIN_OCTETS = bytes(b for b in range(0x21, 0x7F) if b not in b".\\")
+_ESCAPE = re.compile(r"\\(\d{3})")
+
+
+def label_text(label: bytes) -> str:
+    """A wire label as text: plain octets as they are, any other as \\DDD."""
+    if not label.translate(None, _PLAIN_OCTETS):
+        return label.decode("ascii")
+    return "".join(chr(b) if b in _PLAIN_OCTETS else f"\\{b:03d}" for b in label)
+
+
+@lru_cache(maxsize=4096)
+def wire_labels(name: str) -> tuple[bytes, ...]:
+    """The labels of a name as octets on the wire (\\DDD escapes undone)."""
+    if name == ".":
+        return ()
+    return tuple(_ESCAPE.sub(lambda m: chr(int(m[1])), label).encode("latin-1")
+                 for label in name[:-1].split("."))
 
 
 class NameError_(GeoDNSError, ValueError):

@@ -7,9 +7,12 @@ its cookie value appended; anything else goes to `Engine.udp()`.
 
 TCP: each message carries a 2-octet length prefix; a connection may carry many
 queries, sent back to back without waiting (pipelining); answers go out in order.
-A connection idle for `idle_timeout` seconds is closed, and the server holds at most
-`max_connections` at once (new ones beyond that are closed at once). A client that
-does not read its answers is not read from until it does.
+Limits (`TCPLimits`): a connection idle for `idle_timeout` seconds between messages is
+closed, and so is one whose message has not fully arrived `message_timeout` seconds
+after its first octet (a client trickling octets cannot hold a connection). The
+server holds at most `max_connections` at once: a new one beyond that closes the
+connection idle the longest, so a new client is always served. A client that does
+not read its answers is not read from until it does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass
 from typing import cast
 
 from geodns.cachekey import cookie_tail
@@ -107,43 +111,58 @@ class RateLimitedUDPProtocol(UDPProtocol):
         self.slow(data, addr)
 
 
+@dataclass(frozen=True, slots=True)
+class TCPLimits:
+    idle_timeout: float = 10.0  # between messages
+    message_timeout: float = 5.0  # from a message's first octet to its last
+    max_connections: int = 256
+
+
 class TCPProtocol(asyncio.Protocol):
-    def __init__(self, engine: Engine, connections: set[TCPProtocol], idle_timeout: float,
-                 max_connections: int) -> None:
+    """One TCP connection. `connections` is shared by every connection of the server,
+    ordered from the longest idle to the most recently active."""
+
+    def __init__(self, engine: Engine, connections: dict[TCPProtocol, None],
+                 limits: TCPLimits) -> None:
         self.engine = engine
         self.connections = connections
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
+        self.limits = limits
         self.buffer = bytearray()
         self.timer: asyncio.TimerHandle | None = None
         self.peer = ("", 0)
 
-    transport: asyncio.Transport  # set by connection_made, before any data
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        if len(self.connections) >= self.max_connections:
-            self.transport.abort()
-            return
-        self.connections.add(self)
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if len(self.connections) >= self.limits.max_connections:
+            # Make room by closing the connection idle the longest (as gdnsd and Knot
+            # do), so clients that only hold connections cannot lock others out.
+            oldest = next(iter(self.connections))
+            del self.connections[oldest]
+            oldest.transport.abort()
+        self.connections[self] = None
         self.peer = transport.get_extra_info("peername") or ("", 0)
-        self._arm()
+        self._arm(self.limits.idle_timeout)
 
-    def _arm(self) -> None:
+    def _arm(self, seconds: float) -> None:
         if self.timer is not None:
             self.timer.cancel()
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(self.idle_timeout, self.transport.close)
+        self.timer = loop.call_later(seconds, self.transport.abort)
 
     def data_received(self, data: bytes) -> None:
+        starts = not self.buffer  # the first octets of a new message
         self.buffer += data
-        self._arm()
+        if self in self.connections:  # now the most recently active
+            del self.connections[self]
+            self.connections[self] = None
+        answered = 0
         while len(self.buffer) >= 2:
             size = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + size:
                 break
             msg = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
+            answered += 1
             try:
                 out = self.engine.handle(msg, self.peer, tcp=True)
             except Exception:
@@ -153,6 +172,12 @@ class TCPProtocol(asyncio.Protocol):
                 self.transport.close()
                 return
             self.transport.write(len(out).to_bytes(2, "big") + out)
+        # The idle timer runs between messages; a message that has begun must be whole
+        # within message_timeout, however slowly its octets trickle in.
+        if not self.buffer:
+            self._arm(self.limits.idle_timeout)
+        elif starts or answered:
+            self._arm(self.limits.message_timeout)
 
     def pause_writing(self) -> None:
         """A client that sends queries but does not read the answers: stop reading
@@ -166,6 +191,6 @@ class TCPProtocol(asyncio.Protocol):
         return False  # close our side too once the client has finished sending
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.discard(self)
+        self.connections.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()

@@ -22,6 +22,9 @@ from dnslib.label import DNSBuffer
 from geodns.errors import GeoDNSError
 from geodns.names import NameError_, absolute, check
 
+MAX_RDATA = 65535  # octets of one record's data (RDLENGTH is 16 bits)
+MAX_MESSAGE = 65535  # octets of a DNS message over TCP (a 16-bit length prefix)
+
 
 class RecordError(GeoDNSError, ValueError):
     """A record value that does not parse; the message says what is expected."""
@@ -108,11 +111,16 @@ def _txt(text: str, origin: str) -> bytes:
     """Quoted strings as in a zone file; a value without quotes is one string (split
     into 255-octet pieces when longer, as TXT readers join them back)."""
     if '"' in text:
-        return _wire(TXT(_strings(text)))
-    raw = text.encode()
-    if not raw:
-        raise RecordError("empty TXT value")
-    return _wire(TXT([raw[i : i + 255] for i in range(0, len(raw), 255)]))
+        strings = _strings(text)
+    else:
+        raw = text.encode()
+        if not raw:
+            raise RecordError("empty TXT value")
+        strings = [raw[i : i + 255] for i in range(0, len(raw), 255)]
+    size = sum(len(s) + 1 for s in strings)
+    if size > MAX_RDATA:
+        raise RecordError(f"TXT data of {size:,} octets (a record holds at most {MAX_RDATA:,})")
+    return _wire(TXT(strings))
 
 
 def _caa(text: str, origin: str) -> bytes:

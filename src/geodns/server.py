@@ -38,7 +38,6 @@ import functools
 import logging
 import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.errors import GeoDNSError
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
 from geodns.plugins import Plugin, load_plugins
-from geodns.protocols import RateLimitedUDPProtocol, TCPProtocol, UDPProtocol
+from geodns.protocols import RateLimitedUDPProtocol, TCPLimits, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
 from geodns.steering.health import HealthView
 from geodns.zone import Zone
@@ -69,10 +68,11 @@ class ServerConfig:
     http: tuple[str, int] | None = None  # admin HTTP: metrics, reload
     admin_token: str | None = None  # admin writes (geocdn.auth); None: loopback clients only
     workers: int = 1
-    nsid: str = field(default_factory=socket.gethostname)  # NSID and CHAOS id.server
+    nsid: str = ""  # NSID and CHAOS id.server; "": neither is answered (no host name leak)
     cookie_secret: bytes | None = None  # None: a random secret per start
     rrl: RRLConfig = field(default_factory=RRLConfig)
     tcp_idle_timeout: float = 10.0  # RFC 7766 §6.2.3 suggests seconds, not minutes
+    tcp_message_timeout: float = 5.0  # a message's first octet to its last
     tcp_max_connections: int = 256
     answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
     plugins: list[Plugin] | None = None  # None: the installed entry points
@@ -123,7 +123,7 @@ class GeoDNSServer:
             self.http_app = build_app(self)
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.base_events.Server] = []
-        self._tcp_connections: set = set()
+        self._tcp_connections: dict[TCPProtocol, None] = {}
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._reload_lock = asyncio.Lock()
@@ -206,15 +206,15 @@ class GeoDNSServer:
         loop = asyncio.get_running_loop()
         if self.role != "supervisor":
             udp = UDPProtocol if self.engine.rrl is None else RateLimitedUDPProtocol
+            limits = TCPLimits(self.config.tcp_idle_timeout, self.config.tcp_message_timeout,
+                               self.config.tcp_max_connections)
             for host, port in self.config.listen:
                 transport, _ = await loop.create_datagram_endpoint(
                     functools.partial(udp, self.engine), local_addr=(host, port),
                     reuse_port=self.role == "worker")
                 self._transports.append(transport)
                 self._servers.append(await loop.create_server(
-                    lambda: TCPProtocol(self.engine, self._tcp_connections,
-                                        self.config.tcp_idle_timeout,
-                                        self.config.tcp_max_connections),
+                    lambda: TCPProtocol(self.engine, self._tcp_connections, limits),
                     host, port, reuse_port=self.role == "worker"))
         http = self.config.http if self.http_app is not None else None
         if self.http_app is not None and http is not None:

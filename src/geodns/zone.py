@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A, DNSLabel
 from dnslib.label import DNSBuffer
 
-from geodns.names import descent, is_subdomain, parent
+from geodns.names import descent, is_subdomain, parent, wire_labels
 from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 
@@ -81,8 +81,9 @@ class RRset:
 
     def pack(self, buf: DNSBuffer) -> int:
         """Append the RRset's records (owner names compressed); return their count."""
+        owner = DNSLabel(wire_labels(self.owner))  # not dnslib's text form: no IDNA
         for rd in self.rdata:
-            buf.encode_name(self.owner)
+            buf.encode_name(owner)
             buf.pack("!HHIH", self.rtype, self.rclass, self.ttl, 0)
             start = buf.offset
             if isinstance(rd, bytes):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from dnslib import QTYPE, SOA
+from dnslib import QTYPE, SOA, DNSLabel
+from dnslib.label import DNSBuffer
 
 from geodns import records
-from geodns.names import NameError_, absolute, check, is_subdomain
+from geodns.names import NameError_, absolute, check, is_subdomain, wire_labels
 from geodns.steering import ZoneSteering, load_steering
 from geodns.zone import Node, RRset, Zone
 
@@ -26,6 +27,11 @@ TOP_KEYS = {"zone", "ttl", "soa", "records", "pools", "nets"}
 SOA_TIMES = {"serial": None, "refresh": 7200, "retry": 900, "expire": 1209600, "minimum": 300}
 SOA_KEYS = {"mname", "rname", "ttl", *SOA_TIMES}
 GLUE_TYPES = {"A", "AAAA"}
+MAX_FILE_SIZE = 32 << 20  # octets
+MAX_DEPTH = 64  # nesting levels of the YAML tree
+MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to the tree once expanded
+MAX_MESSAGE = 300  # characters of a problem's message (values in it can be huge)
+MAX_PROBLEMS = 100  # problems reported per file
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,12 @@ class _File:
     def report(self, node: yaml.Node | None, message: str, owner: str | None = None) -> None:
         line = node.start_mark.line + 1 if node is not None else None
         owner = self.written.get(owner, owner) if owner else None
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
+        if len(self.problems) == MAX_PROBLEMS:
+            message = "too many problems: the rest of this file is not reported"
+        elif len(self.problems) > MAX_PROBLEMS:
+            return
         self.problems.append(Problem(self.path, line, owner, message))
 
     def mapping(self, node: yaml.Node, what: str, owner: str | None = None) -> dict[str, Any]:
@@ -117,17 +129,77 @@ def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
     return node
 
 
+def _read_text(f: _File, path: Path) -> str | None:
+    """The file as text: at most MAX_FILE_SIZE octets of UTF-8."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_SIZE + 1)
+    except OSError as e:
+        f.report(None, f"cannot read: {e.strerror}")
+        return None
+    if len(data) > MAX_FILE_SIZE:
+        f.report(None, f"the file is larger than {MAX_FILE_SIZE >> 20} MiB")
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        f.problems.append(Problem(f.path, line, None, f"not UTF-8: octet 0x{data[e.start]:02x} "
+                                  f"at offset {e.start} ({e.reason})"))
+        return None
+
+
+def _measure(f: _File, root: yaml.Node) -> bool:
+    """Check the node tree's shape before anything walks it: nesting at most MAX_DEPTH
+    levels, no alias inside itself, and aliases adding at most MAX_ALIAS_NODES nodes
+    once expanded (a "billion laughs" file is a few KB of aliases of aliases)."""
+    size: dict[int, int] = {}  # id(node) -> nodes in its expanded subtree
+    unique = 0
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        children = _children(node)
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            continue
+        if id(node) in size:
+            if size[id(node)] < 0:
+                f.report(node, "an alias refers to a node that contains it")
+                return False
+            continue
+        if depth > MAX_DEPTH:
+            f.report(node, f"nested deeper than {MAX_DEPTH} levels")
+            return False
+        unique += 1
+        size[id(node)] = -1  # being visited
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children)
+    if size[id(root)] - unique > MAX_ALIAS_NODES:
+        f.report(None, f"aliases expand the file to {size[id(root)]:,} nodes from {unique:,} "
+                 f"(at most {MAX_ALIAS_NODES:,} more are allowed)")
+        return False
+    return True
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     f = _File(path)
+    text = _read_text(f, path)
+    if text is None:
+        return None, f.problems
     try:
-        loader = yaml.CSafeLoader(path.read_text())
+        loader = yaml.CSafeLoader(text)
         try:
             root = loader.get_single_node()
         finally:
             loader.dispose()
-    except OSError as e:
-        f.report(None, f"cannot read: {e.strerror}")
-        return None, f.problems
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -135,6 +207,8 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
         return None, f.problems
     if root is None:
         f.report(None, "the file is empty")
+        return None, f.problems
+    if not _measure(f, root):
         return None, f.problems
     top = f.mapping(root, "the file")
     for key, (key_node, _) in top.items():
@@ -279,7 +353,14 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
             f.report(value_node, "a name can have only one CNAME", owner)
         if rdata and ttl is not None:
             code = records.TYPE_CODES[rtype]
-            nodes.setdefault(owner, {})[code] = RRset(owner, code, ttl, rdata)
+            rrset = RRset(owner, code, ttl, rdata)
+            size = _answer_size(rrset)
+            if size > records.MAX_MESSAGE:
+                f.report(value_node, f"{rtype} RRset makes a {size:,}-octet answer: more "
+                         f"than a DNS message can hold ({records.MAX_MESSAGE:,}), even "
+                         "over TCP", owner)
+                continue
+            nodes.setdefault(owner, {})[code] = rrset
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
@@ -324,10 +405,39 @@ def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], 
             if owner != cut and is_subdomain(owner, cut) and not types <= GLUE_TYPES:
                 f.report(at, f"below the delegation at {cut}: only glue (A, AAAA) may be "
                          "written here", owner)
+    for loop in _cname_loops(nodes):
+        f.report(owner_nodes[loop[0]], "CNAME loop: " + " -> ".join(loop), loop[0])
     for owner, (_, node) in pools.items():
         for cut in cuts:
             if is_subdomain(owner, cut):
                 f.report(node, f"below the delegation at {cut}: a pool cannot be here", owner)
+
+
+def _answer_size(rrset: RRset) -> int:
+    """Octets of the smallest response holding this RRset: header, the question for
+    its owner, then its records (names compressed as the server does)."""
+    buf = DNSBuffer()
+    buf.pack("!HHHHHH", 0, 0, 1, 0, 0, 0)
+    buf.encode_name(DNSLabel(wire_labels(rrset.owner)))
+    buf.pack("!HH", 0, 0)
+    rrset.pack(buf)
+    return len(buf.data)
+
+
+def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
+    """Each CNAME loop in the zone, as its names from one back to the same one."""
+    state: dict[str, bool] = {}  # name -> on the chain being followed (else done)
+    loops = []
+    for name in nodes:
+        chain = []
+        while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
+            state[name] = True
+            chain.append(name)
+            name = str(cname.rdata[0].label).lower()
+        if state.get(name):  # came back to a name of this chain
+            loops.append([*chain[chain.index(name):], name])
+        state.update(dict.fromkeys(chain, False))
+    return loops
 
 
 def load_zones(directory: Path) -> tuple[dict[str, Zone], list[Problem]]:

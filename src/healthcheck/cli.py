@@ -54,7 +54,7 @@ async def run(args: argparse.Namespace) -> None:
     service = HealthService(
         pools, redis_url=args.redis, vantage=args.vantage,
         overrides_path=args.overrides, quorum=args.quorum, redis_prefix=args.redis_prefix,
-        max_concurrent=args.max_concurrent,
+        max_concurrent=args.max_concurrent, admin_token=token,
     )
     await service.start()
     runner = None

@@ -87,6 +87,7 @@ class HealthPlugin(Plugin):
             vantage=opts.vantage if server.role != "worker" else None,
             overrides_path=opts.overrides,
             quorum=opts.quorum,
+            admin_token=server.config.admin_token,
         )
 
         def follow_zones(server: GeoDNSServer) -> None:

@@ -110,6 +110,7 @@ class HealthService:
         redis_prefix: str = "geocdn:health",
         redis_ttl: float = 2.0,
         poll_interval: float = 0.2,
+        admin_token: str | None = None,
     ) -> None:
         self.generation = 0
         self.has_targets = False  # update_targets() was called at least once
@@ -118,7 +119,8 @@ class HealthService:
         self.poll_interval = poll_interval
         self.max_concurrent = max_concurrent
         self.overrides = OverrideSet(overrides_path)
-        self.shared = SharedState(redis_url, redis_prefix, redis_ttl) if redis_url else None
+        self.shared = SharedState(redis_url, redis_prefix, redis_ttl, admin_token) \
+            if redis_url else None
         self.redis_ok = False
         self._redis_lost = False  # Redis was in use, then unreachable
         self.live_vantages: list[str] = []

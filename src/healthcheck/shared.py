@@ -1,6 +1,7 @@
 """Health state shared over Redis by checkers at several vantage points.
 
-Layout (all keys under `prefix`, default ``geocdn:health``):
+Layout (all keys under `prefix`, default ``geocdn:health``, written as the hash tag
+``{geocdn:health}`` so that on a Redis Cluster they share the slot one transaction needs):
 
 * ``{prefix}:vantages`` - a set of the vantage names ever seen;
 * ``{prefix}:vantage:{name}`` - a hash, one field per target (its health URL) whose
@@ -8,22 +9,31 @@ Layout (all keys under `prefix`, default ``geocdn:health``):
   ``__overrides__`` (the overrides that vantage's file holds). The whole hash is
   rewritten at every heartbeat with a time to live of `ttl` seconds, so the votes of
   a checker that dies vanish by themselves and the quorum counts only live ones.
+
+Overrides drain members for every DNS server, so they are admin writes: a vantage
+publishes them signed (HMAC-SHA256 with the admin token over its name, the time and the
+entries) and a reader accepts only those whose signature checks with its own token and
+that are fresh. A reader without a token accepts no overrides from Redis. Votes rely on
+Redis' own authentication (a password or an ACL user in the URL).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import time
 from dataclasses import asdict
 
-import redis.asyncio as aioredis
-from redis.typing import EncodableT, FieldT
-
+from geocdn.redis_url import connect, slot_tag
 from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import Override, OverrideError, parse_override
 from healthcheck.quorum import Vote
 
 OVERRIDES_FIELD = "__overrides__"
+OVERRIDES_MAX_AGE_S = 30.0  # a signed set older than this (a replay) is ignored
+log = logging.getLogger(__name__)
 
 
 def encode(health: MemberHealth) -> str:
@@ -39,11 +49,14 @@ def decode(raw: str) -> MemberHealth:
 
 
 class SharedState:
-    def __init__(self, url: str, prefix: str = "geocdn:health", ttl: float = 2.0) -> None:
-        self.prefix = prefix
+    def __init__(self, url: str, prefix: str = "geocdn:health", ttl: float = 2.0,
+                 token: str | None = None) -> None:
+        self.token = token
+        self.rejected_overrides = 0  # override sets dropped: unsigned, forged or stale
+        self.prefix = slot_tag(prefix)  # every key in one cluster slot: one transaction
         self.ttl = ttl
         # Short socket timeouts: a Redis that hangs must not stall the fallback.
-        self.redis = aioredis.from_url(
+        self.redis = connect(
             url, decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.5
         )
 
@@ -53,8 +66,9 @@ class SharedState:
     async def publish(
         self, vantage: str, states: dict[str, MemberHealth], overrides: list[Override]
     ) -> None:
-        fields: dict[FieldT, EncodableT] = {url: encode(h) for url, h in states.items()}
-        fields[OVERRIDES_FIELD] = json.dumps([o.to_dict() for o in overrides])
+        fields = {url: encode(h) for url, h in states.items()}
+        if self.token:
+            fields[OVERRIDES_FIELD] = self._sign(vantage, [o.to_dict() for o in overrides])
         key = self._key(vantage)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -85,7 +99,7 @@ class SharedState:
             live.append(name)
             for url, raw in fields.items():
                 if url == OVERRIDES_FIELD:
-                    overrides.extend(_overrides(raw, now))
+                    overrides.extend(self._verified(name, raw, now))
                     continue
                 try:
                     votes.setdefault(url, []).append(Vote(name, decode(raw)))
@@ -95,6 +109,32 @@ class SharedState:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    def _mac(self, vantage: str, ts: float, entries: str) -> str:
+        assert self.token
+        message = json.dumps([vantage, ts, entries]).encode()
+        return hmac.new(self.token.encode(), message, hashlib.sha256).hexdigest()
+
+    def _sign(self, vantage: str, entries: list[dict[str, object]]) -> str:
+        body, ts = json.dumps(entries), time.time()
+        return json.dumps({"ts": ts, "entries": body, "mac": self._mac(vantage, ts, body)})
+
+    def _verified(self, vantage: str, raw: str, now: float) -> list[Override]:
+        """The overrides `vantage` published, if signed with our token and fresh."""
+        try:
+            doc = json.loads(raw)
+            ts, body, mac = float(doc["ts"]), str(doc["entries"]), str(doc["mac"])
+        except (ValueError, TypeError, KeyError):
+            ts, body, mac = 0.0, "", ""
+        if not (self.token and hmac.compare_digest(mac, self._mac(vantage, ts, body))
+                and abs(now - ts) <= OVERRIDES_MAX_AGE_S):
+            self.rejected_overrides += 1
+            if self.rejected_overrides == 1:
+                log.warning("ignoring overrides from vantage %r in Redis: %s", vantage,
+                            "no admin token here to check them" if not self.token
+                            else "not signed with this admin token, or stale")
+            return []
+        return _overrides(body, now)
 
 
 def _text(value: bytes | str) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
 from disttest import until
+
+from edge.distribution.events import STREAM_KEY
 
 
 def metric(edge, name: str, **labels: str) -> float:
@@ -86,7 +89,12 @@ async def test_corrupt_transfer_keeps_the_old_version_serving(origin, edges, mod
         await c.activate("ranker", "2")
         await until(lambda: e1.agent.snapshot()["models"]["ranker"]["error"] is not None)
         assert out["created"]
-        state = (await c.rollout())["edges"]["x-e1"]
+        deadline = time.monotonic() + 15
+        while True:  # the report that carries the error follows the failure
+            state = (await c.rollout())["edges"]["x-e1"]
+            if state["models"]["ranker"]["error"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
     assert active(e1) == "1" and e1.registry.versions("ranker") == ["1"]
     assert "verified" in state["models"]["ranker"]["error"]
     assert metric(e1, "dist_rollout_failures_total") >= 1
@@ -141,7 +149,7 @@ async def test_trimmed_history_forces_a_full_resync(origin, edges, model_files):
         await c.purge("key", "pred:old")
         await c.publish(model_files.last_layer, "ranker", "2", activate=True)
         await c.purge("key", "unrelated")
-        await origin.redis.xtrim("cdn:events", maxlen=1, approximate=False)
+        await origin.redis.xtrim(STREAM_KEY, maxlen=1, approximate=False)
         e2 = await edges.start("t-e1")
         await until(lambda: e2.agent.ready)
     assert e2.agent.resyncs == 1

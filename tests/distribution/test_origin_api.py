@@ -8,6 +8,7 @@ import pytest
 from edge.distribution.blobs import sha256_bytes
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import Conflict, NotFound
+from edge.distribution.events import STREAM_KEY
 
 
 async def test_mutations_need_the_token_and_change_nothing_without_it(origin, model_files):
@@ -30,7 +31,7 @@ async def test_mutations_need_the_token_and_change_nothing_without_it(origin, mo
             async with http.request(method, base + path, headers=cross_site, **kw) as r:
                 assert r.status == 403, path
     assert origin.store.models() == []
-    assert await origin.redis.xlen("cdn:events") == 0
+    assert await origin.redis.xlen(STREAM_KEY) == 0
 
 
 async def test_publish_activate_rollback_over_http(origin, model_files):
@@ -49,7 +50,7 @@ async def test_publish_activate_rollback_over_http(origin, model_files):
             await c.publish(model_files.finetune, "ranker", "1")
         with pytest.raises(NotFound):
             await c.activate("ranker", "7")
-    kinds = [f[b"kind"] for _, f in await origin.redis.xrange("cdn:events")]
+    kinds = [f[b"kind"] for _, f in await origin.redis.xrange(STREAM_KEY)]
     assert kinds == [b"activate", b"stage", b"activate", b"rollback"]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -18,6 +21,8 @@ from cdn.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_ZONES = Path(__file__).parent / "zones"
+ADMIN_TOKEN = "test-admin-token"  # the servers' $GEODNS_ADMIN_TOKEN
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -57,8 +62,11 @@ def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.exampl
         args = (*args, "--listen", f"[::1]:{port}")
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+           *args]
+    env = {**os.environ, "GEODNS_ADMIN_TOKEN": ADMIN_TOKEN}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env=env)
     server = GeoDNS(proc, port, http_port, zones, log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -84,3 +92,25 @@ def zones_copy(tmp: Path) -> Path:
 
 def rcode(msg: dns.message.Message) -> str:
     return dns.rcode.to_text(msg.rcode())
+
+
+def raw(geodns, wire: bytes, tcp: bool) -> bytes:
+    """Send bytes as they are; return the raw response."""
+    if tcp:
+        with socket.create_connection(("127.0.0.1", geodns.port), timeout=3) as s:
+            s.sendall(struct.pack("!H", len(wire)) + wire)
+            size = struct.unpack("!H", _recv(s, 2))[0]
+            return _recv(s, size)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.sendto(wire, ("127.0.0.1", geodns.port))
+        return s.recv(65535)
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data

@@ -12,31 +12,9 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
-from dnstest import rcode
+from dnstest import raw, rcode
 
 ECS_V4 = dns.edns.ECSOption("198.51.100.0", 24)
-
-
-def raw(geodns, wire: bytes, tcp: bool) -> bytes:
-    """Send bytes as they are; return the raw response."""
-    if tcp:
-        with socket.create_connection(("127.0.0.1", geodns.port), timeout=3) as s:
-            s.sendall(struct.pack("!H", len(wire)) + wire)
-            size = struct.unpack("!H", _recv(s, 2))[0]
-            return _recv(s, size)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(3)
-        s.sendto(wire, ("127.0.0.1", geodns.port))
-        return s.recv(65535)
-
-
-def _recv(s: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
 
 
 def test_opt_iff_in_query(geodns, tcp):

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import dns.message
 import dns.query
-from dnstest import start_geodns, zones_copy
+from dnstest import ADMIN, start_geodns, zones_copy
 
 
 def www(server, **kw) -> set[str]:
@@ -26,7 +26,7 @@ def edit(zones, old: str, new: str) -> None:
 
 async def post_reload(server) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(server.http + "/admin/reload") as resp:
+        async with http.post(server.http + "/admin/reload", headers=ADMIN) as resp:
             return resp.status, await resp.json()
 
 

@@ -3,6 +3,7 @@ pipelining, idle timeout, connection cap."""
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import time
@@ -69,24 +70,80 @@ def test_idle_connection_is_closed(small_tcp):
         assert 0.5 < time.monotonic() - start < 4
 
 
-def test_connection_cap(small_tcp):
+def test_connection_cap_closes_the_longest_idle(small_tcp):
     held = [socket.create_connection(("127.0.0.1", small_tcp.port), timeout=3)
             for _ in range(3)]
     try:
-        for s in held:  # all three are served
-            s.sendall(framed("www.cdn.example", 7))
-            assert read_message(s).id == 7
-        extra = socket.create_connection(("127.0.0.1", small_tcp.port), timeout=3)
-        with extra:
-            try:
-                extra.sendall(framed("www.cdn.example", 8))
-                assert extra.recv(2) == b""
-            except ConnectionResetError:
-                pass
+        for i, s in enumerate(held):  # all three are served; held[0] is then idle longest
+            s.sendall(framed("www.cdn.example", 7 + i))
+            assert read_message(s).id == 7 + i
+        with socket.create_connection(("127.0.0.1", small_tcp.port), timeout=3) as extra:
+            extra.sendall(framed("www.cdn.example", 20))
+            assert read_message(extra).id == 20
+        try:  # the longest idle was closed to make room
+            assert held[0].recv(1) == b""
+        except ConnectionResetError:
+            pass
+        held[2].sendall(framed("www.cdn.example", 21))  # the others are still served
+        assert read_message(held[2]).id == 21
     finally:
         for s in held:
             s.close()
-    time.sleep(0.2)  # once they are gone, new connections are served again
-    with socket.create_connection(("127.0.0.1", small_tcp.port), timeout=3) as s:
-        s.sendall(framed("www.cdn.example", 9))
-        assert read_message(s).id == 9
+
+
+@pytest.fixture(scope="module")
+def slow_limits(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tcp-slow")
+    server = start_geodns(zones_copy(tmp), tmp, "--tcp-idle-timeout", "30",
+                          "--tcp-message-timeout", "1.5", "--tcp-max-connections", "20")
+    yield server
+    server.stop()
+
+
+def test_idle_and_trickling_clients_cannot_lock_out_tcp(slow_limits):
+    """The cap filled by clients that hold connections open, some sending one octet
+    every second: a new client is answered within 1 s, and UDP keeps answering."""
+    port = slow_limits.port
+    hogs = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+    try:
+        for s in hogs[::2]:
+            s.sendall(b"\x00")  # a length prefix begun, then nothing more for now
+        for _ in range(3):
+            for s in hogs[::2]:
+                try:
+                    s.sendall(b"\x00")
+                except OSError:
+                    pass  # already cut off
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as fresh:
+                fresh.settimeout(1)  # answered within 1 s, or recv raises TimeoutError
+                fresh.sendall(framed("www.cdn.example", 30))
+                assert read_message(fresh).id == 30
+            assert slow_limits.ask("www.cdn.example").answer
+            hogs.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            time.sleep(1)
+    finally:
+        for s in hogs:
+            s.close()
+
+
+def test_trickling_client_is_cut_off(slow_limits):
+    """One octet a second never makes a whole message within --tcp-message-timeout:
+    the server hangs up while the client is still sending."""
+    message = framed("www.cdn.example", 40)
+    with socket.create_connection(("127.0.0.1", slow_limits.port), timeout=5) as s:
+        sent, closed = 0, False
+        for octet in message:
+            try:
+                s.sendall(bytes([octet]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sent += 1
+            time.sleep(1)
+            if select.select([s], [], [], 0)[0]:  # readable: only an EOF can be there
+                try:
+                    closed = s.recv(1) == b""
+                except ConnectionResetError:
+                    closed = True
+                break
+        assert closed and sent < len(message)

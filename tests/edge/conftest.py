@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from edgetest import RunningNode
+from edgetest import RunningNode, ServeProcess, spawn_edge
 
 from cdn.processes import stop_process
 from cdn.redis_server import free_port
@@ -61,36 +56,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@dataclass
-class ServeProcess:
-    proc: subprocess.Popen
-    url: str
-
-
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     """Start `edge serve ARGS` and wait for its /health; stopped by PID at the end."""
     procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> ServeProcess:
-        port = free_port()
-        cmd = [sys.executable, "-m", "edge.cli", "serve", "--listen", f"127.0.0.1:{port}",
-               "--cache-dir", str(tmp_path / f"cache-{port}"), "--no-fsync", *args]
-        log = open(tmp_path / f"edge-{port}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp_path / f"edge-{port}.log").read_text())
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1):
-                    return ServeProcess(proc, url)
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("edge serve did not start")
+        served = spawn_edge(tmp_path, *args)
+        procs.append(served.proc)
+        return served
 
     yield start
     for proc in procs:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from cdn.redis_server import free_port
 from edge.config import EdgeConfig
 from edge.node import NODE, EdgeNode
 
@@ -52,3 +59,32 @@ async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
         if line.startswith(name) and line[len(name)] in " {":
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+@dataclass
+class ServeProcess:
+    proc: subprocess.Popen
+    url: str
+
+
+def spawn_edge(folder: Path, *args: str) -> ServeProcess:
+    """Start `edge serve ARGS` on a free port, logging into `folder`, and wait for its
+    /health. The caller stops it (`cdn.processes.stop_process`)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "edge.cli", "serve", "--listen", f"127.0.0.1:{port}",
+           "--cache-dir", str(folder / f"cache-{port}"), "--no-fsync", *args]
+    log_path = folder / f"edge-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log_path.read_text())
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                return ServeProcess(proc, url)
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("edge serve did not start")

@@ -68,9 +68,9 @@ async def test_micro_batching_joins_concurrent_requests(start_node, http, models
     for node in (batched, single):
         docs = await asyncio.gather(*(predict(http, node.url, s) for s in range(32)))
         assert all(d["tier"] == "compute" for d in docs)
-    assert await metric(http, batched.url, "nv_inference_count_total") == 32
-    assert await metric(http, batched.url, "nv_inference_exec_count_total") <= 8
-    assert await metric(http, single.url, "nv_inference_exec_count_total") == 32
+    assert await metric(http, batched.url, "nv_inference_count") == 32
+    assert await metric(http, batched.url, "nv_inference_exec_count") <= 8
+    assert await metric(http, single.url, "nv_inference_exec_count") == 32
     assert await metric(http, single.url, 'edge_inference_batch_size_bucket{le="1.0"}') == 32
     # Same answers either way.
     a = await predict(http, batched.url, 5)
@@ -83,16 +83,26 @@ async def test_metrics_series(start_node, http, models_dir):
     await predict(http, node.url, 1)
     await predict(http, node.url, 1)
     async with http.post(f"{node.url}/predict", data=b"x") as r:
-        assert r.status == 400
+        assert r.status == 400  # not JSON: no model to count it for
+    async with http.post(f"{node.url}/predict", json={"features": [1.0]}) as r:
+        assert r.status == 400  # a failed request of the ranker
     async with http.get(f"{node.url}/metrics") as r:
         text = await r.text()
-    for line in ('nv_cache_num_hits_per_model_total{model="ranker"} 1.0',
-                 'nv_cache_num_misses_per_model_total{model="ranker"} 1.0',
-                 'nv_inference_request_success_total{model="ranker",version="1"} 1.0',
-                 'nv_inference_exec_count_total{model="ranker",version="1"} 1.0',
+    for line in ('# TYPE nv_inference_request_success counter',
+                 'nv_cache_num_hits_per_model{model="ranker",version="1"} 1.0',
+                 'nv_cache_num_misses_per_model{model="ranker",version="1"} 1.0',
+                 'nv_inference_request_success{model="ranker",version="1"} 2.0',
+                 'nv_inference_request_failure{model="ranker",version="1"} 1.0',
+                 'nv_inference_count{model="ranker",version="1"} 1.0',
+                 'nv_inference_exec_count{model="ranker",version="1"} 1.0',
+                 'edge_inference_request_duration_seconds_count{model="ranker",tier="l1"} 1.0',
+                 'edge_inference_request_duration_seconds_count{model="ranker",tier="compute"} 1.0',
                  'edge_cache_hits_total{tier="l1"} 1.0',
                  'edge_http_requests_total{endpoint="predict",status="200"} 2.0',
-                 'edge_http_requests_total{endpoint="predict",status="400"} 1.0'):
+                 'edge_http_requests_total{endpoint="predict",status="400"} 2.0'):
         assert line in text, line
-    assert "nv_inference_queue_duration_us_total" in text
+    assert "_total" not in "".join(line for line in text.splitlines() if line.startswith("nv_"))
+    assert "nv_inference_queue_duration_us{" in text
+    assert "nv_inference_request_duration_us{" in text
     assert "edge_inference_queue_delay_seconds_bucket" in text
+    assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text

@@ -53,8 +53,8 @@ async def test_prediction_computed_once_then_l1_l2_and_shield(start_node, http, 
     assert doc["tier"] == "upstream/l1" and doc["prediction"] == first["prediction"]
 
     # The model ran once in the whole network.
-    assert await metric(http, origin.url, "nv_inference_count_total") == 1
-    assert await metric(http, shield.url, "nv_inference_count_total") == 0
+    assert await metric(http, origin.url, "nv_inference_count") == 1
+    assert await metric(http, shield.url, "nv_inference_count") == 0
 
 
 async def test_concurrent_misses_share_one_computation(start_node, http, models_dir):
@@ -63,7 +63,7 @@ async def test_concurrent_misses_share_one_computation(start_node, http, models_
     edge = await start_node(upstream=origin.url)
     docs = await asyncio.gather(*(predict(http, edge.url, 42) for _ in range(40)))
     assert len({d["prediction"] for d in docs}) == 1
-    assert await metric(http, origin.url, "nv_inference_count_total") == 1
+    assert await metric(http, origin.url, "nv_inference_count") == 1
     assert await metric(http, edge.url, 'edge_cache_misses_total{tier="upstream"}') == 1
     waiters = await metric(http, edge.url, "edge_singleflight_waiters_total")
     assert waiters == sum(d["tier"] == "upstream/compute" for d in docs) - 1 >= 30
@@ -148,9 +148,9 @@ async def test_edge_holding_the_model_asks_its_shield_first(start_node, http, mo
     edge = await start_node(upstream=shield.url, models_dir=models_dir, port=port,
                             cache_dir=tmp_path / "b")  # a replaced node: empty L1 and L2
     assert (await predict(http, edge.url, 1))["tier"] == "upstream/l1"
-    assert await metric(http, origin.url, "nv_inference_count_total") == 1
-    assert await metric(http, shield.url, "nv_inference_count_total") == 0
-    assert await metric(http, edge.url, "nv_inference_count_total") == 0
+    assert await metric(http, origin.url, "nv_inference_count") == 1
+    assert await metric(http, shield.url, "nv_inference_count") == 0
+    assert await metric(http, edge.url, "nv_inference_count") == 0
 
     # The edge asks for the version it serves; one the upstream lacks is computed locally.
     doc = await predict(http, edge.url, 2, version="1")

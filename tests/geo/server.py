@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +19,9 @@ from cdn.processes import stop_process
 from cdn.redis_server import free_port
 
 from .conftest import EXAMPLE_ZONE, ROOT
+
+ADMIN_TOKEN = "test-admin-token"  # the servers' $GEODNS_ADMIN_TOKEN
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -83,8 +87,11 @@ def start(zones: Path, tmp: Path, *args: str) -> Server:
     port, http_port = free_port(), free_port()
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+           *args]
+    env = {**os.environ, "GEODNS_ADMIN_TOKEN": ADMIN_TOKEN}
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            env=env)
     server = Server(proc, port, http_port, log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

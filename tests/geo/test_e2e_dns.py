@@ -14,7 +14,7 @@ import pytest
 from geodns.steering.demo_db import DEMO_CSV, build
 
 from .conftest import CITY_ECS, EDGE_BY_V4
-from .server import example_zones, start
+from .server import ADMIN, example_zones, start
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     shutil.copy(tmp_path / "new.mmdb", geo_server.db.with_suffix(".tmp"))
     geo_server.db.with_suffix(".tmp").replace(geo_server.db)  # atomic, like geoipupdate
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload") as resp:
+        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 200
     assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
     # A broken file on reload: the previous database keeps serving, and the reload's
@@ -159,7 +159,7 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     (tmp_path / "garbage").write_bytes(b"garbage")
     (tmp_path / "garbage").replace(geo_server.db)
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload") as resp:
+        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 422
             body = await resp.json()
         async with http.get(f"{geo_server.http}/metrics") as resp:
@@ -174,7 +174,7 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     # A good file again: the next reload succeeds.
     shutil.copy(tmp_path / "new.mmdb", geo_server.db)
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload") as resp:
+        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 200 and (await resp.json())["errors"] == []
 
 

@@ -8,6 +8,8 @@ vantage point in the X-Healthcheck-Vantage header), so the vantage points disagr
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,14 +17,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
 import yaml
 from health_members import MemberServer, pool_of, wait_for
 
 from geodns.steering.health import Status
+from healthcheck.cli import TOKEN_ENV
 from healthcheck.service import HealthService
 
 FAST = {"interval": 0.1, "timeout": 0.08}
 CHECKER = str(Path(sys.executable).parent / "healthcheck")
+TOKEN = "shared-admin-token"  # the checkers' and the DNS servers' admin token
 
 
 def write_zone(directory: Path, servers: list[MemberServer]) -> dict:
@@ -49,7 +54,7 @@ def checkers(tmp_path):
         proc = subprocess.Popen(
             [CHECKER, "--zones", str(tmp_path / "zones"), "--redis", redis_url,
              "--vantage", vantage, *extra],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, TOKEN_ENV: TOKEN},
         )
         procs.append(proc)
         return proc
@@ -73,7 +78,8 @@ async def test_quorum_of_vantage_points(members, checkers, redis_server, tmp_pat
     checkers("a", redis_server.url, "--http", f"127.0.0.1:{unused_port}")
     b = checkers("b", redis_server.url)
     checkers("c", redis_server.url, "--overrides", str(tmp_path / "ov.yaml"))
-    service = HealthService(pools, redis_url=redis_server.url)  # a DNS server's view
+    service = HealthService(pools, redis_url=redis_server.url,  # a DNS server's view
+                            admin_token=TOKEN)
     await service.start()
     try:
         view = service.view_for("shared.example")
@@ -180,3 +186,40 @@ async def test_checker_follows_zone_reloads_on_sighup(members, checkers, redis_s
     proc.send_signal(signal.SIGHUP)  # a bad edit: the last good pools stay probed
     await asyncio.sleep(0.5)
     assert await members_seen() == ["m0", "m1"] and proc.poll() is None
+
+
+async def test_overrides_in_redis_need_the_admin_token(members, checkers, redis_server,
+                                                      tmp_path):
+    """Overrides travel signed with the admin token: writing `__overrides__` into Redis
+    directly, copying a signed set to another vantage, or checking with another token
+    drains nothing."""
+    m0, m1 = await members(2, block=63)
+    pools = write_zone(tmp_path / "zones", [m0, m1])
+    service = HealthService(pools, redis_url=redis_server.url, admin_token=TOKEN)
+    other = HealthService(pools, redis_url=redis_server.url, admin_token="another-token")
+    await service.start()
+    await other.start()
+    raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        view = service.view_for("shared.example")
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 15)
+        forged = json.dumps([{"site": "m0", "state": "down"}])
+        raw.hset("{geocdn:health}:vantage:evil", "__overrides__", forged)
+        raw.sadd("{geocdn:health}:vantages", "evil")
+        (tmp_path / "ov.yaml").write_text("overrides: [{site: m1, state: draining}]\n")
+        checkers("c", redis_server.url, "--overrides", str(tmp_path / "ov.yaml"))
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING, 15)
+        signed = raw.hget("{geocdn:health}:vantage:c", "__overrides__")
+        raw.hset("{geocdn:health}:vantage:evil", "__overrides__",
+                 signed.replace("m1", "m0"))  # tampered
+        raw.hset("{geocdn:health}:vantage:replay", "__overrides__", signed)  # moved
+        raw.sadd("{geocdn:health}:vantages", "replay")
+        await asyncio.sleep(1.0)  # several polls of Redis
+        assert view.get("edges", "m0").status == Status.UP
+        assert service.shared is not None and service.shared.rejected_overrides > 0
+        other_view = other.view_for("shared.example")  # signed with a token it lacks
+        assert other_view.get("edges", "m1").status == Status.UP
+    finally:
+        raw.close()
+        await other.stop()
+        await service.stop()

@@ -218,3 +218,19 @@ def test_k8s_configs_load_with_the_real_loaders(tmp_path):
     edge_file.write_text(by_kind("ConfigMap")["edge-config"]["data"]["edge.yaml"])
     config = load_config(edge_file)
     assert config.upstream == "http://origin:8000" and config.l1 == "redis"
+
+
+def test_every_deployment_runs_rate_limiting_at_the_documented_rates():
+    """`cdn up`, docker compose and Kubernetes start geodns with the same RRL flags,
+    the ones docs/dns.md gives."""
+    from cdn.stack import RRL_ARGS, Stack, StackConfig
+
+    wanted = " ".join(RRL_ARGS)
+    assert "--rrl-rate" in RRL_ARGS
+    stack = Stack(StackConfig(zones=ROOT / "zones"))
+    assert wanted in " ".join(stack.geodns_child().argv)
+    for name in ("geodns-1", "geodns-2"):
+        assert wanted in " ".join(compose()["services"][name]["command"])
+    (container,) = by_kind("Deployment")["geodns"]["spec"]["template"]["spec"]["containers"]
+    assert wanted in " ".join(container["args"])
+    assert f"`{wanted}`" in (ROOT / "docs" / "dns.md").read_text()

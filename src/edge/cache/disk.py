@@ -15,8 +15,8 @@ use stays close to the data (`bench/l2_store.py`). An entry read while it is amo
 oldest quarter is written again at the end (a second chance, as CLOCK gives), so hot
 entries are not evicted for their age alone. Opening costs the same whatever the size:
 nothing is scanned (the entry count and data bytes are kept in a `meta` table, updated
-with every write). `bytes` is the database's real size on disk (pages in use);
-`data_bytes` the keys, values and tags it holds.
+with every write). `disk_bytes` (`bytes` in `stats()`) is the database's real size on
+disk (pages in use); `data_bytes` the keys, values and tags it holds.
 
 Reads are synchronous on the caller's connection: a prediction value is a few hundred
 bytes in the page cache, cheaper to read than a thread hop, and with the write-ahead log
@@ -109,7 +109,7 @@ class DiskL2:
         return db
 
     @property
-    def bytes(self) -> int:
+    def disk_bytes(self) -> int:
         """Bytes of the database on disk that hold data (pages in use, not free ones)."""
         return _used_bytes(self._reader, self._page_size)
 
@@ -301,7 +301,7 @@ class DiskL2:
         return removed
 
     def stats(self) -> dict:
-        return {"kind": "disk", "entries": self.entries, "bytes": self.bytes,
+        return {"kind": "disk", "entries": self.entries, "bytes": self.disk_bytes,
                 "data_bytes": self.data_bytes, "capacity_bytes": self.capacity,
                 "errors": self.errors, "corrupt": self.corrupt,
                 "dropped_writes": self.dropped_writes}

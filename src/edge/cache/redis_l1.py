@@ -14,12 +14,11 @@ import math
 import struct
 import time
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from edge.cache import TierUnavailable
+from geocdn.redis_url import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 _EXPIRES = struct.Struct("<d")
@@ -31,7 +30,7 @@ class RedisL1:
 
     def __init__(self, url: str, prefix: str = "edge:", retain_s: float = 600.0,
                  timeout_s: float = 0.25, retry_after_s: float = 1.0) -> None:
-        self._redis = aioredis.Redis.from_url(
+        self._redis = connect(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0), decode_responses=False)
         self._prefix = prefix
@@ -57,7 +56,7 @@ class RedisL1:
             return None
         try:
             raw = await self._redis.get(self._prefix + key)
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             self._failed("get", e)
             return None
         if not isinstance(raw, bytes) or len(raw) < _EXPIRES.size:
@@ -78,7 +77,7 @@ class RedisL1:
                     pipe.expire(self._tag_key(tag), ttl, gt=True)
                     pipe.expire(self._tag_key(tag), ttl, nx=True)
                 await pipe.execute()
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             self._failed("set", e)
 
     async def delete(self, key: str) -> int:
@@ -90,7 +89,7 @@ class RedisL1:
     async def purge_tag(self, tag: str) -> int:
         try:
             keys = await self._redis.smembers(self._tag_key(tag))
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             self._failed("purge", e)
             raise TierUnavailable(f"redis L1 unreachable: {e}") from None
         n = await self._delete(list(keys))
@@ -114,7 +113,7 @@ class RedisL1:
             return 0
         try:
             return int(await self._redis.delete(*keys))
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             self._failed("delete", e)
             raise TierUnavailable(f"redis L1 unreachable: {e}") from None
 
@@ -126,7 +125,7 @@ class RedisL1:
                 if len(batch) >= 500:
                     n += await self._delete(batch)
                     batch = []
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             self._failed("scan", e)
             raise TierUnavailable(f"redis L1 unreachable: {e}") from None
         return n + await self._delete(batch)

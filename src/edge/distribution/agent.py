@@ -30,17 +30,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
+from edge.cache import TierUnavailable
 from edge.distribution.blobs import BlobStore, atomic_write
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import NotFound
 from edge.distribution.events import Event, EventStream, Position
 from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
 from edge.distribution.metrics import AgentMetrics
+from edge.distribution.oci import Registry, RegistryBlobs
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
 from edge.errors import DigestMismatch
+from geocdn.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class AgentConfig:
     retry_after_s: float = 30.0  # wait before retrying a version that failed
     attempts: int = 3  # tries per stream event before reporting it failed
     block_ms: int = 1000
+    registry: Registry | None = None  # the region's OCI registry, tried first for files
 
 
 @dataclass
@@ -108,7 +110,8 @@ class RolloutAgent:
         self.demand = Demand(config.placement)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.fetcher = Fetcher(origin, BlobStore(config.state_dir / "blobs"), config.edge_id,
-                               self.metrics)
+                               self.metrics,
+                               RegistryBlobs(config.registry) if config.registry else None)
         self._position_file = config.state_dir / "stream.json"
         self.position: Position | None = self._load_position()
         self.head_seq = 0
@@ -119,6 +122,7 @@ class RolloutAgent:
         self.last_error: str | None = None
         self.state: dict[str, ModelState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._in_use: set[str] = set()  # digests being fetched and staged right now
         self._lazy: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
         self._last_poll = 0.0
@@ -217,9 +221,13 @@ class RolloutAgent:
                 role = "int8" if self.config.prefer_int8 and "int8" in manifest.files \
                     else "model"
                 entry = manifest.files[role]
-                path = await self.fetcher.fetch(entry)
-                await self.models.stage(model, version, path, entry.digest,
-                                        manifest.metadata.get("config"))
+                self._in_use.add(entry.digest)  # not collected by another model's ensure
+                try:
+                    path = await self.fetcher.fetch(entry)
+                    await self.models.stage(model, version, path, entry.digest,
+                                            manifest.metadata.get("config"))
+                finally:
+                    self._in_use.discard(entry.digest)
                 self.demand.touch(model)
             if activate:
                 await self.models.activate(model, version)
@@ -231,7 +239,7 @@ class RolloutAgent:
 
     def _collect_garbage(self) -> None:
         keep = {d for versions in self.models.loaded().values() for d in versions.values()}
-        self.fetcher.keep_only(keep)
+        self.fetcher.keep_only(keep | self._in_use)
 
     def _failed(self, model: str, version: str, exc: BaseException) -> None:
         st = self.state.setdefault(model, ModelState())
@@ -359,13 +367,19 @@ class RolloutAgent:
                                  self.config.edge_id, last.seq)
                     if events or not self.synced:
                         await self.report()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.connected, self.attempted = False, True
                 self.last_error = f"stream: {exc}"
                 log.warning("%s: invalidation stream unreachable (%s); retrying in %.1fs",
                             self.config.edge_id, exc, backoff)
                 await self._poll_while_disconnected()
                 await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except TierUnavailable as exc:  # a purge could not reach a cache tier
+                self.last_error = f"purge: {exc}"
+                log.warning("%s: %s; applying it again in %.1fs", self.config.edge_id, exc,
+                            backoff)
+                await asyncio.sleep(backoff)  # the position did not move: nothing is lost
                 backoff = min(backoff * 2, 5.0)
             except FETCH_ERRORS as exc:  # origin unreachable during a resync
                 self.connected, self.attempted = False, True
@@ -389,7 +403,7 @@ class RolloutAgent:
             try:
                 await self.apply(event)
                 break
-            except (*FETCH_ERRORS, RedisError) as exc:
+            except (*FETCH_ERRORS, *REDIS_ERRORS) as exc:
                 if attempt + 1 < self.config.attempts:
                     await asyncio.sleep(0.2 * 2**attempt)
                     continue
@@ -439,7 +453,7 @@ class RolloutAgent:
                     and not self._lock(model).locked():
                 self._start_lazy(model)
         if self.stream is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 self.head_seq = (await self.stream.head()).seq
             if time.monotonic() - self._last_audit >= self.config.audit_interval_s:
                 self._last_audit = time.monotonic()
@@ -503,5 +517,5 @@ class RolloutAgent:
                                             json.dumps(state), ex=int(REPORT_TTL))
             else:
                 await self.origin.report(self.config.edge_id, state)
-        except (*FETCH_ERRORS, RedisError) as exc:
+        except (*FETCH_ERRORS, *REDIS_ERRORS) as exc:
             log.debug("%s: state report failed: %s", self.config.edge_id, exc)

@@ -20,7 +20,8 @@ import aiohttp
 
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream, connect
+from edge.distribution.events import EventStream, connect_stream
+from edge.distribution.oci import Registry
 from edge.distribution.service import Distribution
 from edge.distribution.store import ModelStore, read_config
 from geocdn.auth import TokenError, add_token_option, read_token
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--int8", action="store_true", help="also make an INT8 variant")
+    p.add_argument("--oci", metavar="URL", help="also push the version to this OCI registry, "
+                   "http(s)://HOST:PORT/REPOSITORY (layers it already has are not sent)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--activate", action="store_true", help="make it current on every edge")
     when.add_argument("--stage", action="store_true", help="pre-load it on every edge")
@@ -83,7 +86,7 @@ class _Direct:
     """The store (and stream) in this process, with the same calls as OriginClient."""
 
     def __init__(self, store: Path, redis_url: str | None) -> None:
-        self.redis = connect(redis_url) if redis_url else None
+        self.redis = connect_stream(redis_url) if redis_url else None
         self.dist = Distribution(ModelStore(store),
                                  EventStream(self.redis) if self.redis else None)
 
@@ -143,6 +146,11 @@ async def _publish(b: Any, args: argparse.Namespace) -> None:
                           config=read_config(args.model_file))
     print("\n".join(_describe(out["manifest"])))
     print("published" if out["created"] else "already published (identical bytes)")
+    if args.oci:
+        config = args.model_file.parent / "config.json"
+        tag = await asyncio.to_thread(Registry.parse(args.oci).push, args.name, args.version,
+                                      args.model_file, config if config.is_file() else None)
+        print(f"pushed to {tag}")
     for step in ("activate", "stage"):
         if step in out:
             print(f"{step}d; announced: {out[step].get('announced')}")

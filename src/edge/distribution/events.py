@@ -4,11 +4,8 @@ Every event carries a sequence number given atomically by the server (a Lua scri
 increments a counter and appends the entry in one step). An edge remembers the id and
 sequence number of the last entry it applied; when it reads an entry whose sequence
 number is not the next one, entries were lost (trimmed by MAXLEN while the edge was
-away, or published and then lost with Redis before the edge read them) and the edge must
-fully resync from the origin's manifests instead of trusting the stream. The publisher
-keeps its last sequence number on disk and numbering continues above it, so a Redis
-restart that lost no unread entry is no gap (the new entries' ids, taken from the
-clock, follow the old ones).
+away, or the stream was reset) and the edge must fully resync from the origin's
+manifests instead of trusting the stream.
 
 Stream entries are flat string maps: `seq`, `kind`, `ts` (publish time, epoch seconds)
 and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` / `prefix`
@@ -17,11 +14,12 @@ and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` /
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,8 +27,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
+from geocdn.redis_url import RedisClient, connect
 
-STREAM_KEY = "cdn:events"
+STREAM_KEY = "{cdn:events}"  # a hash tag: the stream and its :seq share a cluster slot
+# How long a publish waits for a replica to hold the entry, where the primary has any.
+REPLICA_WAIT_MS = 1000
+READ_GRACE_S = 5.0  # how much longer than its BLOCK time a stream read may take
 MAXLEN = 10_000  # approximate cap: Redis trims whole nodes, so the stream holds >= this
 MODEL_KINDS = ("activate", "stage", "rollback")
 PURGE_KINDS = ("key", "prefix", "tag")
@@ -50,12 +52,12 @@ return {id, seq}
 """
 
 
-def connect(url: str) -> Redis:
+def connect_stream(url: str) -> RedisClient:
     """A client for the stream's Redis that retries a command on a new connection when
     the old one broke (a restarted Redis closes every connection: the first command
     after it would fail otherwise)."""
-    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    return connect(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+                   retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Position:
 class EventStream:
     """Append events (origin side) and read them in order (edge side)."""
 
-    def __init__(self, redis: Redis, key: str = STREAM_KEY, maxlen: int = MAXLEN) -> None:
+    def __init__(self, redis: RedisClient, key: str = STREAM_KEY, maxlen: int = MAXLEN) -> None:
         self.redis = redis
         self.key = key
         self.maxlen = maxlen
@@ -136,11 +138,21 @@ class EventStream:
         fields = event.fields()
         for k, v in fields.items():
             flat += [k, v]
-        entry_id, seq = await self._script(
-            keys=[self.key, self.key + ":seq"], args=[self.maxlen, floor, *flat])
+        keys, args = [self.key, self.key + ":seq"], [self.maxlen, floor, *flat]
+        if isinstance(self.redis, RedisCluster) or not await self._has_replicas():
+            entry_id, seq = await self._script(keys=keys, args=args)
+        else:  # on the connection that wrote: WAIT for a replica, so a failover keeps it
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._script(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS)
+                (entry_id, seq), _acked = await pipe.execute()
         if isinstance(entry_id, bytes):
             entry_id = entry_id.decode()
         return Event.from_entry(entry_id, {**fields, "seq": str(seq)})
+
+    async def _has_replicas(self) -> bool:
+        info = await self.redis.info("replication")
+        return int(info.get("connected_slaves", 0)) > 0
 
     async def head(self) -> Position:
         """The newest entry's position, or the origin position for an empty stream."""
@@ -153,13 +165,30 @@ class EventStream:
         return Position(_s(entry_id or "0-0"), int(_s(seq)))
 
     async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
-        resp = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
-                    await self.redis.xread({self.key: after}, count=count, block=block_ms))
+        """Entries after `after`, waiting up to `block_ms` for one. A blocked read that the
+        server never ends (a connection to a node lost in a failover) is cut off on our
+        side after `READ_GRACE_S` more, as a Redis timeout, so the caller reconnects."""
+        try:
+            async with asyncio.timeout(block_ms / 1000 + READ_GRACE_S):
+                resp = await self._xread(after, count, block_ms)
+        except TimeoutError:
+            raise RedisTimeoutError(f"XREAD on {self.key} got no answer") from None
         out = []
         for _stream, entries in resp or []:
             for entry_id, f in entries:
                 out.append(Event.from_entry(_s(entry_id), {_s(k): _s(v) for k, v in f.items()}))
         return out
+
+    async def _xread(self, after: str, count: int, block_ms: int) -> Any:
+        if isinstance(self.redis, RedisCluster):
+            # redis-py finds XREAD's key by asking one fixed node (COMMAND GETKEYS), which
+            # may be the primary that just failed; name the node that holds the stream.
+            await self.redis.initialize()  # the slot map: at first use, or after an error
+            node = self.redis.get_node_from_key(self.key)
+            return await self.redis.execute_command(
+                "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self.key, after,
+                target_nodes=node)
+        return await self.redis.xread({self.key: after}, count=count, block=block_ms)
 
 
 def _s(v: bytes | str | int) -> str:

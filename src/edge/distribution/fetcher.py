@@ -20,6 +20,7 @@ from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError, TransferFailed
 from edge.distribution.manifest import FileEntry
 from edge.distribution.metrics import AgentMetrics
+from edge.distribution.oci import RegistryBlobs
 from edge.distribution.service import LocalOrigin
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ FETCH_ERRORS = (DistributionError, aiohttp.ClientError, asyncio.TimeoutError,
 
 class Fetcher:
     def __init__(self, origin: OriginClient | LocalOrigin, local: BlobStore,
-                 edge_id: str, metrics: AgentMetrics) -> None:
+                 edge_id: str, metrics: AgentMetrics,
+                 registry: RegistryBlobs | None = None) -> None:
         self.origin = origin
+        self.registry = registry
         self.metrics = metrics
         self.local = local
         self.edge_id = edge_id
@@ -41,9 +44,10 @@ class Fetcher:
         if self.local.has(entry.digest):
             return self.local.path(entry.digest)
         errors = []
-        for step in transfer.plan(entry, set(self.local.digests())):
+        for step in transfer.plan(entry, set(self.local.digests()), self.registry is not None):
+            source = self.registry if step.kind == "registry" and self.registry else self.origin
             try:
-                payload = await self.origin.blob(step.digest, step.size)
+                payload = await source.blob(step.digest, step.size)
                 self.metrics.transfer_bytes.labels(step.kind).inc(len(payload))
                 base = self.local.read(step.base_digest) if step.kind == "delta" else None
                 data = await asyncio.to_thread(transfer.rebuild, step, payload, entry, base)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from edge.distribution.blobs import sha256_bytes
 from edge.distribution.client import CONFIG_HEADER
@@ -39,6 +38,7 @@ from edge.distribution.events import PURGE_KINDS, EventStream
 from edge.distribution.service import Distribution, StreamUnavailable
 from edge.distribution.store import InvalidModel, ModelStore, check_config
 from geocdn.auth import check_admin
+from geocdn.redis_url import RedisClient
 
 API = "/dist/v1"
 MAX_UPLOAD = 4 << 30
@@ -209,7 +209,7 @@ def add_distribution_routes(
     app: web.Application,
     store: ModelStore | Path,
     token: str | None,
-    redis: Redis | None,
+    redis: RedisClient | None,
     *,
     max_upload: int = MAX_UPLOAD,
     stream_key: str | None = None,

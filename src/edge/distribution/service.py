@@ -15,14 +15,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from edge.distribution.blobs import atomic_write
 from edge.distribution.errors import DistributionError
 from edge.distribution.events import Event, EventStream
 from edge.distribution.manifest import Manifest
 from edge.distribution.names import check_component
 from edge.distribution.store import ModelStore
+from geocdn.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class Distribution:
             return {"announced": False}
         try:
             sent = await self._publish(event)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("could not announce %s: %s", event.describe(), exc)
             return {"announced": False, "warning": f"not announced: {exc}"}
         return {"announced": True, "event": {"id": sent.id, "seq": sent.seq}}
@@ -104,7 +103,7 @@ class Distribution:
                                     "with a Redis URL")
         try:
             sent = await self._publish(event)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise StreamUnavailable(f"invalidation stream unreachable: {exc}") from None
         return {"announced": True, "event": {"id": sent.id, "seq": sent.seq}}
 
@@ -125,7 +124,7 @@ class Distribution:
                         name = key.decode() if isinstance(key, bytes) else key
                         edges[name[len(ROLLOUT_PREFIX):]] = json.loads(raw)
                 head = await self.stream.head()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 return {"edges": edges, "warning": f"Redis unreachable: {exc}"}
             return {"edges": edges, "stream": {"head_id": head.id, "head_seq": head.seq}}
         return {"edges": edges}

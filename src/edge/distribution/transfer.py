@@ -102,15 +102,16 @@ def apply_delta(method: str, base: bytes, patch: bytes, size: int) -> bytes:
 class Step:
     """One way to obtain a file: download blob `digest` (`size` bytes) and decode it."""
 
-    kind: str  # "delta", "zstd" or "full"
+    kind: str  # "registry" (the plain file from an OCI registry), "delta", "zstd" or "full"
     digest: str
     size: int
     method: str = ""
     base_digest: str = ""
 
 
-def plan(entry: FileEntry, have: set[str]) -> list[Step]:
-    """Ways to get `entry`, cheapest first; the plain file is always the last resort."""
+def plan(entry: FileEntry, have: set[str], registry: bool = False) -> list[Step]:
+    """Ways to get `entry`: from the region's registry first when there is one, then the
+    origin's cheapest first; the plain file from the origin is always the last resort."""
     steps = [
         Step("delta", d.digest, d.size, d.method, d.base_digest)
         for d in entry.deltas
@@ -120,6 +121,8 @@ def plan(entry: FileEntry, have: set[str]) -> list[Step]:
         steps.append(Step("zstd", entry.zstd.digest, entry.zstd.size))
     steps.sort(key=lambda s: s.size)
     steps.append(Step("full", entry.digest, entry.size))
+    if registry:
+        steps.insert(0, Step("registry", entry.digest, entry.size))
     return steps
 
 
@@ -128,7 +131,7 @@ def rebuild(step: Step, payload: bytes, entry: FileEntry, base: bytes | None = N
     got = sha256_bytes(payload)
     if got != step.digest:
         raise DigestMismatch(f"{step.kind} payload is {got}, expected {step.digest}")
-    if step.kind == "full":
+    if step.kind in ("full", "registry"):
         data = payload
     elif step.kind == "zstd":
         data = decompress(payload, entry.size)

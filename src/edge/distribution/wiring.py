@@ -28,9 +28,10 @@ from edge.config import EdgeConfig
 from edge.distribution.agent import AgentConfig, RolloutAgent
 from edge.distribution.client import OriginClient
 from edge.distribution.errors import DistributionError
-from edge.distribution.events import EventStream, connect
+from edge.distribution.events import EventStream, connect_stream
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.node import CachePurger, RegistryModels
+from edge.distribution.oci import Registry
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
 from edge.distribution.service import LocalOrigin
@@ -71,7 +72,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     if config.is_origin and not config.dist_store:
         return None
     node = app[NODE]
-    redis = connect(config.stream_redis_url) if config.stream_redis_url else None
+    redis = connect_stream(config.stream_redis_url) if config.stream_redis_url else None
     if config.dist_store:
         dist = add_distribution_routes(app, config.dist_store, config.admin_token, redis)
         source: OriginClient | LocalOrigin = LocalOrigin(dist)
@@ -83,7 +84,8 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
                              idle_evict_s=config.model_idle_unload_s or DEFAULT_IDLE_EVICT_S)
     agent = RolloutAgent(
         AgentConfig(edge_id(config), config.cache_root / "rollout", policy,
-                    prefer_int8=config.prefer_int8),
+                    prefer_int8=config.prefer_int8,
+                    registry=Registry.parse(config.oci_registry) if config.oci_registry else None),
         RegistryModels(node.registry, models_dir),
         CachePurger(node.cache), source,
         EventStream(redis) if redis else None, AgentMetrics(node.metrics.registry))

@@ -87,13 +87,12 @@ def served_requests(metrics_text: str) -> float:
 
 
 def _counter_totals(registry: CollectorRegistry, name: str) -> dict[tuple, float]:
-    """Label values → value of the `_total` samples of a counter (empty if absent)."""
+    """Label values → value of the `_total` samples of a counter (empty if absent).
+    Only that counter is collected, not the whole registry."""
     out: dict[tuple, float] = {}
-    for metric in registry.collect():
-        if metric.name != name:
-            continue
+    for metric in registry.restricted_registry([name + "_total"]).collect():
         for sample in metric.samples:
-            if sample.name.endswith("_total"):
+            if sample.name == name + "_total":
                 out[tuple(sorted(sample.labels.items()))] = sample.value
     return out
 

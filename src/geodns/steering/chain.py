@@ -11,7 +11,9 @@ A filter reads its inputs only through the context, which records what was read:
   "no location" and an unusable address's range); `ctx.client_family`; and
   `ctx.client_hash(prefix, salt)` (the recorded dependency is that prefix);
 * about the state: `ctx.state(c)` (health, load, hit rate; the decision cache is
-  keyed on the state's generation, and the members read are recorded).
+  keyed on the state's generation, and the members read are recorded);
+* measured latency: `ctx.measured()` (the figures for the client's network; the
+  recorded dependency is the client prefix the view says they hold for).
 
 `decide` turns the record into the decision's prefix, cache key and ECS scope, so a
 filter cannot make an answer that leaks to clients it does not hold for. Never read
@@ -28,6 +30,7 @@ from typing import Any
 from .addresses import BITS, GRAIN
 from .health import MemberHealth
 from .locate import Located
+from .measured import LatencyView, Measured, NoLatency
 from .model import Location, Member, Pool
 
 
@@ -53,6 +56,8 @@ class Context:
     hash_prefix: int = 0  # the longest client prefix a hash was taken of (0: none)
     state_read: set[str] = field(default_factory=set)  # members whose state was read
     fence: set[str] | None = None  # a strict geofence: the only members that may answer
+    latency: LatencyView = field(default_factory=NoLatency)  # read it through measured()
+    latency_prefix: int = 0  # the client prefix measured figures were read for (0: none)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -94,6 +99,14 @@ class Context:
     def state(self, c: Candidate) -> MemberHealth:
         self.state_read.add(c.name)
         return c.health
+
+    def measured(self) -> Measured | None:
+        """The latency figures measured from the client's network (or the nearest
+        covering network with figures); None when this server collects none."""
+        m = self.latency.lookup(self.located.client.address)
+        if m is not None:
+            self.latency_prefix = max(self.latency_prefix, m.prefix)
+        return m
 
     def client_hash(self, prefix: int, salt: str) -> float:
         """A number in [0, 1) fixed for the client's network at `prefix` bits.

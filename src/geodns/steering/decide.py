@@ -18,6 +18,7 @@ from .filters import FILTERS
 from .filters.score import score_of
 from .health import HealthView, answer_ttl, is_settled
 from .locate import Located
+from .measured import LatencyView, NoLatency
 from .model import Member, Pool, PoolAnswer
 
 
@@ -61,7 +62,7 @@ def candidate(pool: Pool, m: Member, located: Located, health: HealthView) -> Ca
 
 def decide(
     pool: Pool, family: int, located: Located, health: HealthView, nets_have_members: bool,
-    source: tuple[int, int],
+    source: tuple[int, int], latency: LatencyView | None = None,
 ) -> Decision:
     """The decision for one client. `source` is the grain network of the packet's source
     (`addresses.grain_network`): part of the key when the source was consulted."""
@@ -75,7 +76,7 @@ def decide(
         return d
     if not members:  # the pool has no address of this family: NODATA for everyone
         return d
-    ctx = Context(pool, located, family)
+    ctx = Context(pool, located, family, latency=latency or NoLatency())
     cands = list(members)
     if nets_have_members and ctx.nets_members:
         listed = [c for c in cands if c.name in (ctx.nets_members or ())]
@@ -106,9 +107,11 @@ def decide(
     d.state_read = frozenset(ctx.state_read)
 
     # What the answer depends on, from what the chain read: the client's location
-    # (valid for `located.prefix` bits) and hashes of its network. Nothing read: the
-    # answer is the same for every client of this family, prefix 0.
-    prefix = max(located.prefix if ctx.uses_location else 0, ctx.hash_prefix)
+    # (valid for `located.prefix` bits), hashes of its network and the latency figures
+    # of its network. Nothing read: the answer is the same for every client of this
+    # family, prefix 0.
+    prefix = max(located.prefix if ctx.uses_location else 0, ctx.hash_prefix,
+                 ctx.latency_prefix)
     if prefix:
         prefix = max(min(prefix, GRAIN[n.family]), n.floor)
     d.prefix = prefix

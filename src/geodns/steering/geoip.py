@@ -4,8 +4,10 @@ Read with maxminddb (the C extension when installed), which also gives the lengt
 of the database network that matched: every address inside that network has the same
 record, which is what the ECS scope is built from. The database is reloadable: a file
 that fails to open raises `GeoIPError` and the previous database keeps serving.
-The file is memory-mapped: replace it by renaming a new file over it (as MaxMind's
-geoipupdate does), not by rewriting it in place.
+The whole file is read into memory (maxminddb's MODE_MEMORY) and checked with a few
+lookups before it replaces the database in use, so a file truncated or rewritten in
+place while the server runs can neither crash it (no memory map to lose) nor be
+half-used: it fails the reload until it is whole again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from .model import IPAddress, Location
 log = logging.getLogger("geodns")
 
 DEMO_MMDB = Path(__file__).with_name("data") / "geo-demo.mmdb"
+# Addresses looked up in a database before it is used (spread over the search tree).
+PROBES = ("1.1.1.1", "8.8.8.8", "81.2.69.160", "128.101.101.101", "202.196.224.1",
+          "255.255.255.255", "2001:db8::1", "2a02:8000::1", "::1")
 
 
 class GeoIPError(GeoDNSError):
@@ -71,9 +76,17 @@ class GeoDB:
     @staticmethod
     def _open(path: Path) -> Any:
         try:
-            return maxminddb.open_database(str(path))
+            reader = maxminddb.open_database(str(path), mode=maxminddb.MODE_MEMORY)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
             raise GeoIPError(f"GeoIP database {path}: {e}") from e
+        try:  # a file cut short or half overwritten fails here, not in a query
+            for probe in PROBES:
+                if reader.metadata().ip_version == 6 or ":" not in probe:
+                    reader.get_with_prefix_len(probe)
+        except (ValueError, maxminddb.InvalidDatabaseError) as e:
+            reader.close()
+            raise GeoIPError(f"GeoIP database {path} is damaged: {e}") from e
+        return reader
 
     def open(self, path: str | Path) -> None:
         """Switch to another database file; on error the current one stays."""
@@ -104,10 +117,10 @@ class GeoDB:
         try:
             rec, prefix = self._reader.get_with_prefix_len(address)
         except maxminddb.InvalidDatabaseError as e:
-            # The file was rewritten in place under the memory map: answer without a
-            # location (for this /24 or /56 only) until the next reload.
-            log.error("GeoIP lookup of %s failed (%s); replace database files by renaming "
-                      "a new file over the old one, then reload", address, e)
+            # A damaged part of the tree the probes did not reach: answer without a
+            # location (for this /24 or /56 only) until a good file is reloaded.
+            log.error("GeoIP lookup of %s failed (%s); replace the database file and "
+                      "reload", address, e)
             return GeoRecord(None, GRAIN[address.version])
         if not isinstance(rec, dict):
             return GeoRecord(None, prefix)

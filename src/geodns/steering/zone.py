@@ -12,6 +12,7 @@ from .explain import explanation, format_text
 from .geoip import GeoDB, shared
 from .health import AllUp, HealthView
 from .locate import Locator, client_address
+from .measured import LatencyView, NoLatency
 from .model import Client, IPNetwork, Pool, PoolAnswer
 from .nets import NetTable
 
@@ -73,6 +74,7 @@ class ZoneSteering:
     health: HealthView = field(default_factory=AllUp)
     nets: NetTable = field(default_factory=lambda: NetTable([]))
     geoip: GeoDB = field(default_factory=shared)
+    latency: LatencyView = field(default_factory=NoLatency)
     cache: DecisionCache = field(default_factory=DecisionCache, repr=False)
     # Who may read `_explain.NAME TXT` (the source address; `geodns serve --explain-from`):
     # nobody by default, since the text names members, health, load and the database.
@@ -93,19 +95,25 @@ class ZoneSteering:
         self.geoip = db
         self._swaps += 1
 
+    def set_latency(self, view: LatencyView) -> None:
+        self.latency = view
+        self._swaps += 1
+
     @property
     def generation(self) -> int:
-        """Changes whenever an answer may change (health, load, GeoIP database, or
-        either of them replaced)."""
+        """Changes whenever an answer may change (health, load, GeoIP database, the
+        ranking of measured latencies, or any of them replaced)."""
         # Read on every cached answer the server sends, hence plain integer arithmetic.
-        return (self.health.generation << 32) + (self.geoip.generation << 16) + self._swaps
+        return ((self.latency.generation << 64) + (self.health.generation << 32)
+                + (self.geoip.generation << 16) + self._swaps)
 
     def decide(self, pool: str, qtype: str, client: Client) -> Decision:
         """The full decision, uncached (what `answer` caches and `explain` shows)."""
         p = self.pools[pool]
         located = Locator(self.nets, self.geoip).locate(client, p.accuracy_km)
         source = grain_network(client.source)
-        return decide(p, _FAMILY[qtype], located, self.health, self.nets.has_members, source)
+        return decide(p, _FAMILY[qtype], located, self.health, self.nets.has_members, source,
+                      self.latency)
 
     def cached(self, pool: str, qtype: str, client: Client) -> PoolAnswer | None:
         """The answer the decision cache holds for this client, if any."""

@@ -292,7 +292,45 @@ async function refresh() {
   }
 }
 
+// -- measured latency (geodns serve --latency-redis) ----------------------------------
+
+async function refreshLatency() {
+  const resp = await fetch("/admin/latency", { cache: "no-store" }).catch(() => null);
+  const panel = $("latency-panel");
+  if (!resp || !resp.ok) { panel.hidden = true; return; }
+  const doc = await resp.json();
+  const nets = Object.keys(doc.figures);
+  panel.hidden = false;
+  if (!nets.length) { $("latency").textContent = "No figures yet."; return; }
+  const edges = [...new Set(nets.flatMap((n) => Object.keys(doc.figures[n])))].sort();
+  const table = document.createElement("table");
+  table.className = "latency";
+  const head = table.insertRow();
+  for (const name of ["region", "network", ...edges]) {
+    const th = document.createElement("th");
+    th.textContent = name;
+    head.appendChild(th);
+  }
+  nets.sort((a, b) => (doc.regions[a] || a).localeCompare(doc.regions[b] || b));
+  for (const net of nets) {
+    const figs = doc.figures[net];
+    const best = Math.min(...Object.values(figs).map((f) => f.ms));
+    const row = table.insertRow();
+    row.insertCell().textContent = doc.regions[net] || "?";
+    row.insertCell().textContent = net;
+    for (const e of edges) {
+      const cell = row.insertCell();
+      const f = figs[e];
+      cell.textContent = f ? `${f.ms.toFixed(1)} · ${f.samples}` : "–";
+      if (f && f.ms === best) cell.className = "best";
+    }
+  }
+  $("latency").replaceChildren(table);
+}
+
 setupToken();
 drawLand();
 refresh();
 setInterval(refresh, POLL_MS);
+refreshLatency();
+setInterval(refreshLatency, POLL_MS);

@@ -6,12 +6,13 @@
 * `hashing`: `weighted`, `sticky` (rendezvous hashing of the client network)
 * `order`: `priority`, `first_n`
 * `shed`: `shed` (load shedding of the leading member between two watermarks)
+* `latency`: `latency` (measured round-trip times from the client's network)
 """
 
 from __future__ import annotations
 
 from ..chain import Filter
-from . import distance, hashing, health, order, score, shed
+from . import distance, hashing, health, latency, order, score, shed
 
 FILTERS: dict[str, Filter] = {
     "healthy": health.HEALTHY,
@@ -23,4 +24,5 @@ FILTERS: dict[str, Filter] = {
     "priority": order.PRIORITY,
     "first_n": order.FIRST_N,
     "shed": shed.SHED,
+    "latency": latency.LATENCY,
 }

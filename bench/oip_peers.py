@@ -1,0 +1,364 @@
+"""Our edge beside MLServer and KServe's Python model server, all serving the same ONNX
+model (the example ranker) over the Open Inference Protocol, in the same run.
+
+Load generators, both outside Python:
+
+* Triton's ``perf_analyzer`` drives our edge as Triton users drive Triton (it reads the
+  model's metadata, configuration and statistics first): cache hits (one input, over
+  REST and gRPC) and compute (a fresh set of 40,000 distinct inputs per run, over REST).
+  The binary comes from the manylinux ``tritonclient==2.41.0`` wheel, with the CUDA
+  runtime it links to (``nvidia-cuda-runtime-cu12`` wheel, no GPU used) and Debian's
+  ``libb64-0d``. Newer tritonclient wheels need glibc 2.38 (this Debian has 2.36) and,
+  from 2.62 on, carry no perf_analyzer; PyPI's ``perf-analyzer`` package is a stub.
+  perf_analyzer cannot drive MLServer or KServe: it stops at once when
+  ``GET /v2/models/{m}/config`` (Triton's configuration extension) answers 404, and
+  neither server has it.
+* ``wrk`` (Debian) posting the same V2 JSON request to every server: the comparison
+  between servers. Compute: a fresh random input per request; hits: one input.
+
+MLServer (with adaptive batching like our edge's micro-batching: 64 rows, 2 ms) and
+KServe run in a virtual environment the bench makes (``run/bench/peers-venv``), so
+they never touch the project's. Each model runs onnxruntime with one intra-op thread, as
+our edge does. Triton itself (``nvidia-pytriton``) is not run: see docs/oip.md.
+
+Reported per server and concurrency (1, 16, 64): throughput, p99 latency and requests
+per CPU-second of the server's processes (utime + stime from /proc, children included),
+the fair figure on a shared machine; medians of --runs interleaved rounds.
+
+    .venv/bin/python bench/oip_peers.py [--runs 3] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cdn.processes import stop_process
+from edge.modelgen import RANKER_FEATURES, make_models
+from edge_bench import free_port, wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "run" / "bench" / "oip"
+# one venv for both: kserve 0.17+ needs a FastAPI that mlserver 1.7.1 does not allow, and
+# mlserver's inference workers call asyncio.get_event_loop(), which uvloop 0.22+ refuses
+PEERS = ["mlserver==1.7.1", "kserve==0.16.0", "uvloop<0.22"]
+TRITONCLIENT_WITH_PERF_ANALYZER = "tritonclient==2.41.0"
+CONCURRENCY = (1, 16, 64)
+DISTINCT = 40_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+V2_BODY = '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,%d],"data":[%s]}]}'
+FIXED_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '%s'
+"""
+RANDOM_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time() + %d)
+request = function()
+  local f = {}
+  for j = 1, %d do f[j] = string.format("%%.6f", math.random()) end
+  return wrk.format(nil, nil, nil,
+    '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,%d],"data":['
+    .. table.concat(f, ",") .. ']}]}')
+end
+"""
+
+
+# -- tools ---------------------------------------------------------------------------
+def pip_download(spec: str, dest: Path, *extra: str) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--only-binary=:all:", *extra, spec, "-d", str(dest)], check=True)
+    name = spec.split("==")[0].replace("-", "_")
+    return max(dest.glob(f"{name}-*.whl"))
+
+
+def perf_analyzer() -> tuple[Path, dict[str, str]]:
+    """The perf_analyzer binary and the environment it runs in."""
+    tools = WORK / "tools"
+    binary = tools / "perf_analyzer"
+    cudart = tools / "lib" / "libcudart.so.12"
+    if not binary.exists():
+        wheel = pip_download(TRITONCLIENT_WITH_PERF_ANALYZER, tools / "wheels",
+                             "--platform", "manylinux1_x86_64")
+        with zipfile.ZipFile(wheel) as z:
+            member = next(n for n in z.namelist() if n.endswith("/bin/perf_analyzer"))
+            binary.write_bytes(z.read(member))
+        binary.chmod(0o755)
+    if not cudart.exists():
+        wheel = pip_download("nvidia-cuda-runtime-cu12", tools / "wheels")
+        with zipfile.ZipFile(wheel) as z:
+            member = next(n for n in z.namelist() if n.endswith("/libcudart.so.12"))
+            cudart.parent.mkdir(parents=True, exist_ok=True)
+            cudart.write_bytes(z.read(member))
+    if not Path("/usr/lib/x86_64-linux-gnu/libb64.so.0d").exists():
+        subprocess.run([str(ROOT / "bin" / "apt-install"), "libb64-0d"], check=True)
+    return binary, {**os.environ, "LD_LIBRARY_PATH": str(cudart.parent)}
+
+
+def peers_venv() -> Path:
+    venv = WORK.parent / "peers-venv"
+    stamp = venv / ".installed"
+    if not stamp.exists():
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *PEERS,
+                        "onnxruntime"], check=True)
+        stamp.touch()
+    return venv
+
+
+# -- servers -------------------------------------------------------------------------
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    http: str  # host:port
+    grpc: str
+
+    @property
+    def infer_url(self) -> str:
+        return f"http://{self.http}/v2/models/ranker/infer"
+
+
+def start(name: str, cmd: list[str], http: int, grpc: int, env: dict | None = None,
+          cwd: Path | None = None) -> Server:
+    log = open(WORK / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    server = Server(name, proc, f"127.0.0.1:{http}", f"127.0.0.1:{grpc}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{server.http}/v2/models/ranker/ready",
+                                        timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except (OSError, urllib.error.HTTPError):
+            time.sleep(0.5)
+    stop_process(proc)
+    raise RuntimeError(f"{name} did not become ready: see {WORK / (name + '.log')}")
+
+
+def start_servers(models: Path, venv: Path, servers: list[Server]) -> None:
+    """Start our edge, MLServer and KServe, appending each to `servers` once it answers."""
+    model = models / "ranker" / "1" / "model.onnx"
+    ports = [free_port() for _ in range(7)]
+    ours = start("edge", [sys.executable, "-m", "edge.cli", "serve", "--listen",
+                          f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}",
+                          "--models", str(models), "--cache-dir", str(WORK / "edge-cache"),
+                          "--no-fsync", "--capacity", "1024", "--log-level", "WARNING"],
+                 ports[0], ports[1])
+    servers.append(ours)
+    repo = WORK / "mlserver"
+    (repo / "ranker").mkdir(parents=True, exist_ok=True)
+    (repo / "settings.json").write_text(json.dumps({
+        "host": "127.0.0.1", "http_port": ports[2], "grpc_port": ports[3],
+        "metrics_port": ports[4], "debug": False}))
+    (repo / "ranker" / "model-settings.json").write_text(json.dumps({
+        "name": "ranker", "implementation": "mlserver_onnx.OnnxRuntime",
+        "parameters": {"uri": str(model)}, "max_batch_size": 64, "max_batch_time": 0.002}))
+    peers_dir = str(ROOT / "bench" / "peers")
+    mlserver = start("mlserver", [str(venv / "bin" / "mlserver"), "start", str(repo)],
+                     ports[2], ports[3], env={**os.environ, "PYTHONPATH": peers_dir})
+    servers.append(mlserver)
+    kserve = start("kserve", [str(venv / "bin" / "python"), f"{peers_dir}/kserve_onnx.py",
+                              "ranker", str(model), str(ports[5]), str(ports[6])],
+                   ports[5], ports[6])
+    servers.append(kserve)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants (utime + stime, from /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(stat.parent.name)
+        parents[p] = int(fields[1])
+        times[p] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+# -- measurements --------------------------------------------------------------------
+@dataclass
+class Figure:
+    rps: float
+    p99_ms: float
+    per_cpu_s: float
+
+
+def with_cpu(server: Server, run: Callable[[], tuple[float, float]], seconds: int) -> Figure:
+    """Run a load, with the server's CPU time over it. Requests answered: our edge's own
+    count (nv_inference_request_success), else throughput x duration."""
+    before = tree_cpu_seconds(server.proc.pid), answered(server)
+    rps, p99_ms = run()
+    cpu = tree_cpu_seconds(server.proc.pid) - before[0]
+    after = answered(server)
+    requests = after - before[1] if after is not None and before[1] is not None \
+        else rps * seconds
+    return Figure(rps, p99_ms, requests / cpu if cpu > 0 else float("nan"))
+
+
+def edge_metric(server: Server, prefix: str) -> float:
+    with urllib.request.urlopen(f"http://{server.http}/metrics") as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(prefix))
+
+
+def answered(server: Server) -> float | None:
+    if server.name != "edge":
+        return None
+    return edge_metric(server, 'nv_inference_request_success{model="ranker"')
+
+
+def wrk_case(server: Server, concurrency: int, seconds: int, fixed: bool) -> Figure:
+    if fixed:
+        row = ",".join(["0.5"] * RANKER_FEATURES)
+        script = FIXED_LUA % (V2_BODY % (RANKER_FEATURES, row))
+    else:
+        script = RANDOM_LUA % (random.randrange(1 << 30), RANKER_FEATURES, RANKER_FEATURES)
+
+    def run() -> tuple[float, float]:
+        rps, _p50, p99 = wrk(server.infer_url, script, seconds, concurrency)
+        return rps, p99
+    return with_cpu(server, run, seconds)
+
+
+def distinct_inputs(seed: int) -> Path:
+    rng = random.Random(seed)
+    path = WORK / f"distinct-{seed}.json"
+    path.write_text(json.dumps({"data": [
+        {"features": [round(rng.random(), 6) for _ in range(RANKER_FEATURES)]}
+        for _ in range(DISTINCT)]}))
+    return path
+
+
+def pa_case(binary: Path, env: dict[str, str], server: Server, concurrency: int,
+            seconds: int, grpc: bool = False, data: Path | None = None) -> Figure:
+    report = WORK / "perf_analyzer.csv"
+    cmd = [str(binary), "-m", "ranker", "-u", server.grpc if grpc else server.http,
+           "-i", "grpc" if grpc else "http", "--concurrency-range", str(concurrency),
+           "--measurement-interval", str(seconds * 1000), "-s", "1000", "--max-trials", "4",
+           "-f", str(report)]  # no stability gate: medians over runs instead (shared CPU)
+    if data is not None:
+        cmd += ["--input-data", str(data)]
+
+    def run() -> tuple[float, float]:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        if out.returncode != 0:
+            raise RuntimeError(f"perf_analyzer failed:\n{out.stdout}\n{out.stderr}")
+        with report.open() as f:
+            row = next(csv.DictReader(f))
+        return float(row["Inferences/Second"]), float(row["p99 latency"]) / 1000
+    return with_cpu(server, run, seconds)
+
+
+def cache_hits(server: Server) -> float:
+    return edge_metric(server, 'nv_cache_num_hits_per_model{model="ranker"')
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    WORK.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(WORK / "edge-cache", ignore_errors=True)
+    if not shutil.which("wrk"):
+        subprocess.run([str(ROOT / "bin" / "apt-install"), "wrk"], check=True)
+    binary, pa_env = perf_analyzer()
+    venv = peers_venv()
+    models = WORK / "models"
+    make_models(models)
+    servers: list[Server] = []
+    results: dict[tuple[str, int], list[Figure]] = {}
+    hit_share: list[float] = []
+    try:
+        start_servers(models, venv, servers)
+        ours, mlserver, kserve = servers
+        for run in range(args.runs):
+            for c in levels:
+                cases = {
+                    "edge, cache hits (perf_analyzer, REST)":
+                        lambda c=c: pa_case(binary, pa_env, ours, c, args.seconds),
+                    "edge, cache hits (perf_analyzer, gRPC)":
+                        lambda c=c: pa_case(binary, pa_env, ours, c, args.seconds, grpc=True),
+                    "edge, compute (perf_analyzer, REST)":
+                        lambda c=c, run=run: pa_case(binary, pa_env, ours, c, args.seconds,
+                                                     data=distinct_inputs(run * 100 + c)),
+                    "edge, cache hits (wrk)":
+                        lambda c=c: wrk_case(ours, c, args.seconds, fixed=True),
+                    "edge, compute (wrk)": lambda c=c: wrk_case(ours, c, args.seconds, False),
+                    "MLServer, compute (wrk)":
+                        lambda c=c: wrk_case(mlserver, c, args.seconds, False),
+                    "KServe, compute (wrk)":
+                        lambda c=c: wrk_case(kserve, c, args.seconds, False),
+                }
+                for name, case in cases.items():
+                    before = cache_hits(ours), answered(ours)
+                    figure = case()
+                    if "edge, compute" in name:  # every request must have missed
+                        hits = cache_hits(ours) - before[0]
+                        hit_share.append(hits / max(1.0, answered(ours) - before[1]))
+                    results.setdefault((name, c), []).append(figure)
+                    print(f"run {run + 1} c={c:<3} {name:42} {figure.rps:8.0f} req/s  "
+                          f"p99 {figure.p99_ms:7.2f} ms  {figure.per_cpu_s:7.0f} req/CPU-s",
+                          flush=True)
+    finally:
+        for server in reversed(servers):
+            stop_process(server.proc)
+    print(f"\nmedians of {args.runs} runs, {args.seconds} s each; ranker 32-64-64-1, "
+          f"batch 1 per request; cache hits during compute runs: "
+          f"{max(hit_share, default=0):.1%} at most")
+    print("| server, path (load generator) | c | req/s | p99 ms | req per CPU-s |")
+    print("|---|---:|---:|---:|---:|")
+    medians: dict[tuple[str, int], Figure] = {}
+    for (name, c), figures in results.items():
+        m = Figure(*(statistics.median(getattr(f, k) for f in figures)
+                     for k in ("rps", "p99_ms", "per_cpu_s")))
+        medians[(name, c)] = m
+        print(f"| {name} | {c} | {m.rps:.0f} | {m.p99_ms:.2f} | {m.per_cpu_s:.0f} |")
+    print()
+    for c in levels:
+        ours_compute = medians[("edge, compute (wrk)", c)]
+        ours_hits = medians[("edge, cache hits (wrk)", c)]
+        for peer in ("MLServer", "KServe"):
+            theirs = medians[(f"{peer}, compute (wrk)", c)]
+            print(f"c={c}: edge compute / {peer} compute: {ours_compute.rps / theirs.rps:.2f}x "
+                  f"req/s, {ours_compute.per_cpu_s / theirs.per_cpu_s:.2f}x per CPU-s; "
+                  f"edge hits / {peer} compute: {ours_hits.rps / theirs.rps:.1f}x req/s, "
+                  f"{ours_hits.per_cpu_s / theirs.per_cpu_s:.1f}x per CPU-s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

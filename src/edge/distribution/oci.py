@@ -1,0 +1,104 @@
+"""Model versions as OCI artifacts, through a registry (the `oras` client).
+
+A version is pushed as one artifact, tagged ``NAME-VERSION`` in a repository: one layer
+per file, the weights (``model.onnx``) in a layer of their own and the model's
+``config.json`` (when it has one) in another, and the name, version and SHA-256 of the
+weights as manifest annotations. Layers are addressed by their SHA-256, the same digest
+the origin's manifests carry, so a registry stores a file once, a push skips every
+layer the registry already holds (a new version whose config is unchanged uploads only
+its weights), and an edge can fetch any file of a manifest by its digest from the
+registry of its region and check it like any download.
+
+A registry is named by a URL, ``http://HOST:PORT/REPOSITORY`` (``https://`` for TLS).
+The client is synchronous (requests), so every call runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import oras.client
+import requests
+
+from edge.distribution.blobs import sha256_bytes, sha256_file
+from edge.distribution.errors import DistributionError
+from edge.distribution.names import check_name, check_version
+
+WEIGHTS_TYPE = "application/vnd.geocdn.model.onnx"
+CONFIG_TYPE = "application/vnd.geocdn.model.config+json"
+
+
+class RegistryError(DistributionError):
+    """The registry refused or could not be reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """One repository of one registry."""
+
+    host: str  # HOST:PORT
+    repository: str
+    insecure: bool  # plain HTTP
+
+    @classmethod
+    def parse(cls, url: str) -> Registry:
+        parts = urlsplit(url)
+        repository = parts.path.strip("/")
+        if parts.scheme not in ("http", "https") or not parts.netloc or not repository:
+            raise RegistryError(f"{url!r}: name a registry as http(s)://HOST:PORT/REPOSITORY")
+        return cls(parts.netloc, repository, parts.scheme == "http")
+
+    def _client(self) -> oras.client.OrasClient:
+        return oras.client.OrasClient(hostname=self.host, insecure=self.insecure)
+
+    def target(self, name: str, version: str) -> str:
+        return f"{self.host}/{self.repository}:{check_name(name)}-{check_version(version)}"
+
+    def push(self, name: str, version: str, weights: Path, config: Path | None) -> str:
+        """Push one version; the tag it got. Layers the registry has are not sent."""
+        files = [f"{weights}:{WEIGHTS_TYPE}"]
+        if config is not None:
+            files.append(f"{config}:{CONFIG_TYPE}")
+        annotations = {"org.geocdn.model.name": name, "org.geocdn.model.version": version,
+                       "org.geocdn.model.digest": sha256_file(weights)}
+        target = self.target(name, version)
+        try:
+            response = self._client().push(
+                target, files=files, manifest_annotations=annotations,
+                disable_path_validation=True, quiet=True)
+        except (requests.RequestException, ValueError, OSError) as exc:
+            raise RegistryError(f"pushing {target}: {exc}") from None
+        if not response.ok:
+            raise RegistryError(f"pushing {target}: HTTP {response.status_code}")
+        return target
+
+    def blob(self, digest: str, max_size: int) -> bytes:
+        """The bytes of blob `digest`, checked against it."""
+        container = f"{self.host}/{self.repository}"
+        try:
+            response = self._client().get_blob(container, digest, stream=True)
+            if response.status_code != 200:
+                raise RegistryError(f"{container}: blob {digest[:19]}: HTTP "
+                                    f"{response.status_code}")
+            data = response.raw.read(max_size + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise RegistryError(f"{container}: {exc}") from None
+        if len(data) > max_size:
+            raise RegistryError(f"blob {digest[:19]} is larger than announced")
+        if sha256_bytes(data) != digest:
+            raise RegistryError(f"blob {digest[:19]} from {container} does not match its "
+                                "digest")
+        return data
+
+
+class RegistryBlobs:
+    """The fetcher's view of a registry: `blob(digest, max_size)` like the origin's."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def blob(self, digest: str, max_size: int) -> bytes:
+        return await asyncio.to_thread(self.registry.blob, digest, max_size)

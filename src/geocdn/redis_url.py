@@ -1,0 +1,123 @@
+"""One way to connect to Redis, for every Redis user of the project.
+
+A setting is a URL in one of three forms; all give a `redis.asyncio` client that the
+caller uses the same way (redis-py's own Sentinel and Cluster clients do the discovery
+and follow failovers):
+
+* ``redis://[[user]:password@]host:port[/db]`` (``rediss://`` for TLS,
+  ``unix:///path/to/socket``): one server, passed to ``Redis.from_url`` as it is;
+* ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``
+  (``rediss+sentinel://`` for TLS to the servers): a Sentinel set; the client asks the
+  sentinels for the current primary of `service` and follows its failovers. The
+  credentials are the data servers'; ``?sentinel_password=`` (and
+  ``sentinel_username=``) authenticate to the sentinels when they need it;
+* ``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://``
+  for TLS): a Redis Cluster, found from any of the nodes named.
+
+Keys that one command or transaction touches together must share a hash slot on a
+cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisClusterException, RedisError
+
+from geocdn.hostport import HostPortError, parse_host_port
+
+RedisClient = Redis | RedisCluster
+# What a call raises when Redis, a Sentinel set or a Cluster is unreachable or in the
+# middle of a failover (redis-py's cluster errors are not all RedisErrors).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+
+_STANDALONE = {"redis", "rediss", "unix"}
+_SENTINEL = {"redis+sentinel", "rediss+sentinel"}
+_CLUSTER = {"redis+cluster", "rediss+cluster"}
+DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
+
+
+class RedisURLError(ValueError):
+    """A Redis setting that cannot be understood; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class RedisSetting:
+    """A parsed Redis URL: which kind, where, and as whom."""
+
+    kind: str  # "standalone", "sentinel" or "cluster"
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    sentinel_auth: dict[str, str] = field(default_factory=dict)
+
+
+def parse(url: str) -> RedisSetting:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in _STANDALONE:
+        return RedisSetting("standalone", url)
+    if scheme not in _SENTINEL | _CLUSTER:
+        raise RedisURLError(
+            f"{url!r}: a Redis URL starts with redis://, rediss://, unix://, "
+            "redis+sentinel:// or redis+cluster://")
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    default_port = DEFAULT_SENTINEL_PORT if scheme in _SENTINEL else DEFAULT_PORT
+    try:
+        nodes = tuple(parse_host_port(h, default_port) for h in hosts.split(",") if h)
+    except HostPortError as exc:
+        raise RedisURLError(f"{url!r}: {exc}") from None
+    if not nodes:
+        raise RedisURLError(f"{url!r}: name at least one host:port")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    common = {"url": url, "nodes": nodes, "username": unquote(username) or None,
+              "password": unquote(password) or None, "tls": scheme.startswith("rediss")}
+    path = [p for p in parts.path.split("/") if p]
+    if scheme in _CLUSTER:
+        if path:
+            raise RedisURLError(f"{url!r}: a cluster has only database 0; drop the path")
+        return RedisSetting("cluster", **common)
+    if not path or len(path) > 2:
+        raise RedisURLError(f"{url!r}: give the Sentinel service name as the path "
+                            "(redis+sentinel://host:port/SERVICE[/DB])")
+    try:
+        db = int(path[1]) if len(path) == 2 else 0
+    except ValueError:
+        raise RedisURLError(f"{url!r}: the database must be a number") from None
+    auth = {k.removeprefix("sentinel_"): v for k, v in query.items()
+            if k in ("sentinel_username", "sentinel_password")}
+    return RedisSetting("sentinel", service=path[0], db=db, sentinel_auth=auth, **common)
+
+
+def connect(url: str, **options: Any) -> RedisClient:
+    """A client for `url`; `options` (timeouts, decode_responses, retry...) go to every
+    connection it makes."""
+    setting = parse(url)
+    if setting.kind == "standalone":
+        return Redis.from_url(url, **options)
+    auth = {"username": setting.username, "password": setting.password, "ssl": setting.tls}
+    if setting.kind == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in setting.nodes]
+        return RedisCluster(startup_nodes=nodes, **auth, **options)
+    sentinel_options = {k: v for k, v in options.items()
+                        if k in ("socket_timeout", "socket_connect_timeout")}
+    sentinel = Sentinel(list(setting.nodes), sentinel_kwargs=sentinel_options
+                        | setting.sentinel_auth)
+    client: Redis = sentinel.master_for(setting.service, db=setting.db, **auth, **options)
+    return client
+
+
+def slot_tag(prefix: str) -> str:
+    """`prefix` as a cluster hash tag: keys that start with it share one slot."""
+    return prefix if prefix.startswith("{") else "{" + prefix + "}"
