@@ -20,7 +20,7 @@ cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -81,13 +81,13 @@ def parse(url: str) -> RedisSetting:
     if not nodes:
         raise RedisURLError(f"{url!r}: name at least one host:port")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    common = {"url": url, "nodes": nodes, "username": unquote(username) or None,
-              "password": unquote(password) or None, "tls": scheme.startswith("rediss")}
+    cluster = RedisSetting("cluster", url, nodes, username=unquote(username) or None,
+                           password=unquote(password) or None, tls=scheme.startswith("rediss"))
     path = [p for p in parts.path.split("/") if p]
     if scheme in _CLUSTER:
         if path:
             raise RedisURLError(f"{url!r}: a cluster has only database 0; drop the path")
-        return RedisSetting("cluster", **common)
+        return cluster
     if not path or len(path) > 2:
         raise RedisURLError(f"{url!r}: give the Sentinel service name as the path "
                             "(redis+sentinel://host:port/SERVICE[/DB])")
@@ -97,7 +97,7 @@ def parse(url: str) -> RedisSetting:
         raise RedisURLError(f"{url!r}: the database must be a number") from None
     auth = {k.removeprefix("sentinel_"): v for k, v in query.items()
             if k in ("sentinel_username", "sentinel_password")}
-    return RedisSetting("sentinel", service=path[0], db=db, sentinel_auth=auth, **common)
+    return replace(cluster, kind="sentinel", service=path[0], db=db, sentinel_auth=auth)
 
 
 def connect(url: str, **options: Any) -> RedisClient:
@@ -106,7 +106,8 @@ def connect(url: str, **options: Any) -> RedisClient:
     setting = parse(url)
     if setting.kind == "standalone":
         return Redis.from_url(url, **options)
-    auth = {"username": setting.username, "password": setting.password, "ssl": setting.tls}
+    auth: dict[str, Any] = {"username": setting.username, "password": setting.password,
+                            "ssl": setting.tls}
     if setting.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in setting.nodes]
         return RedisCluster(startup_nodes=nodes, **auth, **options)

@@ -131,8 +131,10 @@ class TCPProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.peer = ("", 0)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    transport: asyncio.Transport  # set by connection_made, before any data
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
         if len(self.connections) >= self.limits.max_connections:
             # Make room by closing the connection idle the longest (as gdnsd and Knot
             # do), so clients that only hold connections cannot lock others out.

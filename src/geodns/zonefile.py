@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from dnslib import QTYPE, SOA, DNSLabel
+from dnslib import QTYPE, RD, SOA, DNSLabel
 from dnslib.label import DNSBuffer
 
 from geodns import records
@@ -433,7 +433,7 @@ def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
         while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
             state[name] = True
             chain.append(name)
-            name = str(cname.rdata[0].label).lower()
+            name = str(cast(RD, cname.rdata[0]).label).lower()
         if state.get(name):  # came back to a name of this chain
             loops.append([*chain[chain.index(name):], name])
         state.update(dict.fromkeys(chain, False))

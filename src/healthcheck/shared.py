@@ -26,6 +26,8 @@ import logging
 import time
 from dataclasses import asdict
 
+from redis.typing import EncodableT, FieldT
+
 from geocdn.redis_url import connect, slot_tag
 from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import Override, OverrideError, parse_override
@@ -66,7 +68,7 @@ class SharedState:
     async def publish(
         self, vantage: str, states: dict[str, MemberHealth], overrides: list[Override]
     ) -> None:
-        fields = {url: encode(h) for url, h in states.items()}
+        fields: dict[FieldT, EncodableT] = {url: encode(h) for url, h in states.items()}
         if self.token:
             fields[OVERRIDES_FIELD] = self._sign(vantage, [o.to_dict() for o in overrides])
         key = self._key(vantage)

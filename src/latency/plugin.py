@@ -107,7 +107,10 @@ class LatencyPlugin(Plugin):
                     await t
             await redis.aclose()
 
-        server.on_reload.append(lambda s: give(s) or None)
+        def given(s: GeoDNSServer) -> None:
+            give(s)
+
+        server.on_reload.append(given)
         server.on_start.append(start)
         server.on_stop.append(stop)
         if server.http_app is not None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -82,8 +83,9 @@ class Follower:
         """Read what was written since the last round; returns the entries read."""
         s = self.table.settings
         since = self.since if self.since is not None else time.time() - s.expiry_s
-        entries = await self.redis.zrangebyscore(INDEX, since, "+inf", start=0,
-                                                 num=READ_BATCH, withscores=True)
+        # withscores: (member bytes, score) pairs (the client does not decode)
+        entries = cast(list[tuple[bytes, float]], await self.redis.zrangebyscore(
+            INDEX, since, "+inf", start=0, num=READ_BATCH, withscores=True))
         if entries:
             pipe = self.redis.pipeline(transaction=False)
             for member, _ in entries:

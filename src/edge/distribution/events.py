@@ -138,7 +138,8 @@ class EventStream:
         fields = event.fields()
         for k, v in fields.items():
             flat += [k, v]
-        keys, args = [self.key, self.key + ":seq"], [self.maxlen, floor, *flat]
+        keys = [self.key, self.key + ":seq"]
+        args: list[str | int] = [self.maxlen, floor, *flat]
         if isinstance(self.redis, RedisCluster) or not await self._has_replicas():
             entry_id, seq = await self._script(keys=keys, args=args)
         else:  # on the connection that wrote: WAIT for a replica, so a failover keeps it
