@@ -10,6 +10,7 @@ misses. Optionally an edge is killed (and restarted) mid-run to show failover.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import random
@@ -23,11 +24,12 @@ import aiohttp
 import numpy as np
 from dns.exception import DNSException
 
-from cdn.client import ResolveError, resolve
+from cdn.client import Resolution, ResolveError, resolve
 from cdn.control import Controller
 from cdn.topology import Topology
 
 TIERS = ("L1", "L2", "origin")
+STUB_TIMEOUT_S, STUB_ATTEMPTS = 5.0, 2  # a stub resolver's defaults (resolv.conf(5))
 
 
 def tier_of(reply: dict) -> str:
@@ -157,7 +159,7 @@ class Simulation:
         dns_ms = None
         if cache.address is None or now >= cache.expires:
             try:
-                res = await resolve(self.topology.steered_name, self.dns_server, ecs=str(net))
+                res = await self._resolve(str(net))
             except (ResolveError, DNSException, OSError, EOFError):
                 self.samples.append(Sample(now - started, city.name, "?", False, "", 0, None, 0))
                 return
@@ -180,6 +182,15 @@ class Simulation:
         self.samples.append(
             Sample(now - started, city.name, edge, ok, tier, latency, dns_ms, len(raw))
         )
+
+    async def _resolve(self, ecs: str) -> Resolution:
+        """As a stub resolver does (resolv.conf's defaults): 5 s, then once more."""
+        for _ in range(STUB_ATTEMPTS - 1):
+            with contextlib.suppress(DNSException):
+                return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
+                                     timeout=STUB_TIMEOUT_S)
+        return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
+                             timeout=STUB_TIMEOUT_S)
 
     async def _chaos(self, started: float) -> None:
         cfg = self.config
