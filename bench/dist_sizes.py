@@ -12,7 +12,7 @@ server; 8 edge agent *processes* (each a RolloutAgent with the edge's ModelRegis
 its MemoryL1 + DiskL2 tiers, following the Redis stream). The operator's purge goes
 through the origin's HTTP admin API; propagation is the time from just before that
 call until the last of the 8 processes has applied the entry (same machine clock).
-Reference in the same run: the seeds' design, a plain Redis PUBLISH received by the
+Reference in the same run: a plain pub/sub design, a Redis PUBLISH received by the
 same 8 processes on a pub/sub channel (no catch-up, no HTTP, no durability).
 
     .venv/bin/python bench/dist_sizes.py [--edges 8] [--purges 100] [--rounds 3]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The anchors GeoDNS benchmark (../shared/anchors) with our server added.
+# An external GeoDNS benchmark harness (ANCHORS=DIR, not part of this repository) with our
+# server added.
 #
 #   bench/geo_anchors.sh                     # REPS=3 DURATION=5 LAYOUTS=pinned MODES="ecsmix noecs"
 #   REPS=1 DURATION=2 bench/geo_anchors.sh   # smoke run
@@ -13,7 +14,7 @@
 # CPU-second): geodns >= 80% of py-ceiling and >= 1.5x pdns-geoip.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ANCHORS=${ANCHORS:-$ROOT/../shared/anchors}
+ANCHORS=${ANCHORS:?set ANCHORS to the folder of the GeoDNS benchmark harness}
 DEST=${DEST:-/tmp/geo-anchors}
 PORT=${PORT:-5306}
 

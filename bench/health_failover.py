@@ -100,7 +100,7 @@ async def measure(runs: int) -> None:
               f"{statistics.median(ups):9.2f}s  median of {runs}, min-max "
               f"{min(downs):.2f}-{max(downs):.2f} s / {min(ups):.2f}-{max(ups):.2f} s")
     print(f"{'geodns + healthcheck (bound)':32} {bound_down:9.2f}s {bound_up:9.2f}s  "
-          f"worst case from the settings (README)")
+          f"worst case from the settings (docs/health.md)")
     for name, down, up, how in ANCHORS:
         print(f"{name:32} {down:>10} {up:>10}  {how}")
     print(f"flapping member (fails 1 probe in 3): {len(flaps)} answers, {wrong} without it")

@@ -13,9 +13,10 @@ import ipaddress
 import unicodedata
 from importlib import resources
 
+from cdn.errors import CdnError
 from cdn.simulate import City
 
-BENCH_RANGE = ipaddress.ip_network("198.18.0.0/15")
+BENCH_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 
 # Relative numbers of clients: the big regions of the example pool weigh most; the
 # cities without an edge of their own show how far-away clients are steered.
@@ -41,10 +42,15 @@ def demo_cities(weights: dict[str, float] | None = None) -> list[City]:
     cities = []
     for row in csv.DictReader(lines):
         net = ipaddress.ip_network(row["network"])
-        if row["city"] and net.version == 4 and net.subnet_of(BENCH_RANGE):
+        if row["city"] and isinstance(net, ipaddress.IPv4Network) \
+                and net.subnet_of(BENCH_RANGE):
             name = slug(row["city"])
             cities.append(City(name, float(weights.get(name, 1.0)), net))
     return cities
+
+
+class UnknownCity(CdnError, ValueError):
+    """A city name that is not one of the demo cities; the message lists them."""
 
 
 def city_network(name: str) -> ipaddress.IPv4Network:
@@ -54,4 +60,4 @@ def city_network(name: str) -> ipaddress.IPv4Network:
         if city.name == wanted:
             return city.network
     known = ", ".join(c.name for c in demo_cities())
-    raise KeyError(f"unknown city {name!r}; known: {known}")
+    raise UnknownCity(f"unknown city {name!r}; known: {known}")

@@ -1,6 +1,7 @@
 """`cdn`: the whole network on one machine.
 
     cdn up          start Redis, the origin, every edge and GeoDNS on loopback
+    cdn down        stop it (from any terminal)
     cdn client      resolve the steered name as some client, call the edge it got
     cdn simulate    a world of clients; per-region and per-edge report and plots
 """
@@ -22,12 +23,20 @@ from cdn.beacon import beacon
 from cdn.cities import city_network, demo_cities
 from cdn.client import EdgeClient, ResolveError, resolve
 from cdn.control import StateFileController
+from cdn.errors import CdnError
 from cdn.processes import StartError
 from cdn.simulate import SimConfig, Simulation, payload, plot, report
-from cdn.stack import TOKEN_FILE, Stack, StackConfig, read_state
-from cdn.topology import TopologyError, load_topology
+from cdn.stack import (
+    TOKEN_FILE,
+    Stack,
+    StackConfig,
+    clean_run_dir,
+    running_state,
+    stop_stack,
+)
+from cdn.topology import load_topology
 from geocdn.auth import TokenError, add_token_option, read_token
-from geocdn.hostport import host_port_type
+from geocdn.hostport import format_host_port, host_port_type
 
 hostport = host_port_type()
 
@@ -72,7 +81,8 @@ def commands_to_try(stack: Stack) -> list[tuple[str, str]]:
 def summary(stack: Stack) -> str:
     c = stack.config
     lines = ["", "The local CDN is up:", ""]
-    redis_pid = f"pid {stack.redis.proc.pid:<7}" if stack.redis and stack.redis.proc else "given"
+    pid = stack.redis.pid if stack.redis else None
+    redis_pid = f"pid {pid:<7}" if pid else "given"
     lines.append(f"  {'redis':<16} {redis_pid:<11} {stack.redis_url}")
     for ch in stack.children:
         lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}")
@@ -91,6 +101,9 @@ def summary(stack: Stack) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.clean:
+        for path in clean_run_dir(args.run_dir):
+            print(f"removed {path}")
     config = StackConfig(
         zones=args.zones, run_dir=args.run_dir, redis_url=args.redis, dns=args.dns,
         http=args.http, origin=args.origin, geoip=args.geoip,
@@ -114,15 +127,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cdn up: {err}", file=sys.stderr)
         return 1
     print(summary(stack), flush=True)
-    reported: set[str] = set()
+    stack.report = lambda message: print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
     try:
         while not stop.wait(1.0):
-            for ch in stack.children:
-                if not ch.running() and ch.name not in reported:
-                    reported.add(ch.name)
-                    print(f"{time.strftime('%H:%M:%S')} {ch.name} exited "
-                          f"(code {ch.proc.returncode if ch.proc else '?'}); "
-                          f"see {ch.log_path}", flush=True)
+            pass
     finally:
         print("stopping ...", flush=True)
         stack.stop()
@@ -130,19 +138,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_down(args: argparse.Namespace) -> int:
+    print(stop_stack(args.run_dir))
+    return 0
+
+
 # -- cdn client --------------------------------------------------------------------------
 
 
 def use_running_stack(args: argparse.Namespace) -> None:
-    """Fill --server and --zones from the stack that `cdn up` runs (run/stack.json)."""
-    try:
-        state = read_state(args.run_dir)
-    except StartError:
-        state = {}
+    """Fill --server and --zones from the stack that `cdn up` runs (run/stack.json);
+    without one (and without both options) a StartError says how to start one."""
+    if args.server is not None and args.zones is not None:
+        return
+    state = running_state(args.run_dir)
     if args.server is None:
-        args.server = hostport(state.get("dns", "127.0.0.1:5353"))
+        args.server = hostport(state["dns"])
     if args.zones is None:
-        args.zones = Path(state.get("zones", "zones"))
+        args.zones = Path(state["zones"])
 
 
 async def client_once(args: argparse.Namespace) -> int:
@@ -154,7 +167,9 @@ async def client_once(args: argparse.Namespace) -> int:
     try:
         res = await resolve(topo.steered_name, args.server, source=args.source, ecs=ecs)
     except (ResolveError, DNSException, OSError) as err:
-        print(f"DNS: {err}", file=sys.stderr)
+        host, port = args.server
+        print(f"cdn client: no answer from the DNS server at {format_host_port(host, port)}: "
+              f"{err}", file=sys.stderr)
         return 1
     address = res.addresses[0]
     site = topo.by_address(address)
@@ -194,7 +209,7 @@ async def client_once(args: argparse.Namespace) -> int:
     return 0 if reply.status == 200 else 1
 
 
-def brief(value) -> str:
+def brief(value: object) -> str:
     """A prediction on one line: a score, or the head of a vector."""
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
@@ -240,7 +255,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     topo = load_topology(args.zones)
     controller = None
     if args.kill:
-        read_state(args.run_dir)  # kill needs a stack started by `cdn up`
+        running_state(args.run_dir)  # kill needs a stack started by `cdn up`
         topo.edge(args.kill)  # an unknown edge is an error before the run starts
         controller = StateFileController(args.run_dir)
     config = SimConfig(
@@ -248,6 +263,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, zipf_s=args.zipf, inputs=args.inputs, seed=args.seed,
         kill=args.kill, kill_at=args.at, restart_after=args.restart_after,
     )
+    try:  # one question first: with no DNS server there, say so instead of a report
+        asyncio.run(resolve(topo.steered_name, args.server))
+    except (ResolveError, DNSException, OSError) as err:
+        host, port = args.server
+        print(f"cdn simulate: no answer from a DNS server at {format_host_port(host, port)} "
+              f"({err}); is the stack up? start one with bin/up", file=sys.stderr)
+        return 1
     sim = Simulation(topo, demo_cities(), args.server, config, controller)
     started = time.monotonic()
     samples = asyncio.run(sim.run())
@@ -279,7 +301,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
     add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS (default: a random one, "
                      "written to RUN_DIR/admin-token)")
+    up.add_argument("--clean", action="store_true",
+                    help="first remove what earlier runs left in RUN_DIR: models (a published "
+                    "version 2), caches, the distribution store, overrides, logs")
     up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the stack that `cdn up` runs (from any terminal)")
+    down.add_argument("--run-dir", type=Path, default=Path("run"),
+                      help="where `cdn up` keeps stack.json (default: run)")
+    down.set_defaults(func=cmd_down)
 
     def dns_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--run-dir", type=Path, default=Path("run"),
@@ -331,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TopologyError, StartError, KeyError) as err:
+    except CdnError as err:
         print(f"cdn {args.command}: {err}", file=sys.stderr)
         return 2
 

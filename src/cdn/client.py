@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import aiohttp
 import dns.asyncquery
@@ -19,8 +20,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from cdn.errors import CdnError
 
-class ResolveError(RuntimeError):
+
+class ResolveError(CdnError):
     """The DNS server gave no usable address for the name."""
 
 
@@ -63,7 +66,7 @@ async def resolve(
     timeout: float = 2.0,
 ) -> Resolution:
     """A query for `name` A, over UDP with TCP fallback on truncation."""
-    options = []
+    options: list[dns.edns.Option] = []
     if ecs:
         net = ipaddress.ip_network(ecs, strict=False)
         options.append(dns.edns.ECSOption(str(net.network_address), net.prefixlen))
@@ -114,14 +117,16 @@ class EdgeClient:
         )
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self._session:
             await self._session.close()
 
-    async def _connect_start(self, session, ctx, params) -> None:
+    async def _connect_start(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                             params: aiohttp.TraceConnectionCreateStartParams) -> None:
         ctx.started = time.perf_counter()
 
-    async def _connect_end(self, session, ctx, params) -> None:
+    async def _connect_end(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                           params: aiohttp.TraceConnectionCreateEndParams) -> None:
         self._connect_ms = (time.perf_counter() - ctx.started) * 1000
 
     async def predict(self, address: str, payload: dict, path: str = "/predict") -> EdgeReply:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cdn.errors import CdnError
+
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds, and reap it: only this PID.
@@ -31,7 +33,7 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
         proc.wait()
 
 
-class StartError(RuntimeError):
+class StartError(CdnError):
     """A child exited or never became ready; the message points at its log."""
 
 

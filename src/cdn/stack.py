@@ -9,6 +9,7 @@ in reverse order, by PID. The `cdn up` command and the end-to-end tests both use
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -17,8 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +33,9 @@ from geocdn.files import write_private
 from geocdn.hostport import parse_host_port
 
 STATE_FILE = "stack.json"
+LOCK_FILE = "stack.lock"  # held while one process changes stack.json
+RESTART_BACKOFF = (1.0, 30.0)  # a dying child waits 1 s, 2 s, 4 s ... up to 30 s
+STEADY_AFTER = 60.0  # a child that ran this long starts its backoff afresh
 TOKEN_FILE = "admin-token"
 
 # Response rate limiting as every deployment runs it (docker-compose.yml and
@@ -82,6 +89,14 @@ class Stack:
         self.env: dict[str, str] = {}  # for every child: our Redis's password
         self.children: list[Child] = []
         self.run_dir = config.run_dir.resolve()
+        self.report: Callable[[str], None] = lambda message: None  # supervisor's news
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._failures: dict[str, int] = {}
+        self._due: dict[str, float] = {}  # name -> when a dead child starts again
+        self._started: dict[str, float] = {}
+        self._held: set[str] = set()
 
     @property
     def token_file(self) -> Path:
@@ -207,7 +222,54 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        self._supervisor = threading.Thread(target=self._supervise, name="cdn-supervisor",
+                                            daemon=True)
+        self._supervisor.start()
         return self
+
+    # -- keeping the children up --------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            for message in self.supervise_once():
+                self.report(message)
+
+    def supervise_once(self) -> list[str]:
+        """Start again the children that died, after a backoff that doubles while they
+        keep dying; a child held (killed on purpose, `cdn simulate --kill`) stays down."""
+        news = []
+        with self._lock, state_lock(self.run_dir):
+            held = held_in(self.run_dir)
+            released = self._held - held
+            self._held = held
+            now = time.monotonic()
+            changed = False
+            for ch in self.children:
+                if ch.name in held:
+                    continue
+                if ch.running():
+                    if now - self._started.get(ch.name, 0.0) > STEADY_AFTER:
+                        self._failures.pop(ch.name, None)
+                    continue
+                if ch.name in released:
+                    self._due[ch.name] = now  # a held child let go: at once
+                if ch.name not in self._due:
+                    failures = self._failures.get(ch.name, 0)
+                    delay = min(RESTART_BACKOFF[1], RESTART_BACKOFF[0] * 2**failures)
+                    self._due[ch.name] = now + delay
+                    code = ch.proc.returncode if ch.proc else None
+                    news.append(f"{ch.name} exited (code {code}); starting it again in "
+                                f"{delay:.0f} s; see {ch.log_path}")
+                elif now >= self._due[ch.name]:
+                    del self._due[ch.name]
+                    self._failures[ch.name] = self._failures.get(ch.name, 0) + 1
+                    self._started[ch.name] = now
+                    ch.start()
+                    changed = True
+                    news.append(f"{ch.name} started again (pid {ch.pid})")
+            if changed:
+                write_state(self.run_dir, self.state())
+        return news
 
     def _launch(self, child: Child, wait: bool = True) -> None:
         child.start()
@@ -244,22 +306,33 @@ class Stack:
         raise StartError(f"edges not all up after {timeout:.0f} s: {states}")
 
     def kill(self, name: str) -> None:
-        """SIGKILL one child (an edge dying without goodbye), for failover demos."""
-        self.child(name).kill()
+        """SIGKILL one child (an edge dying without goodbye), for failover demos; it is
+        held down (not started again) until `restart`."""
+        c = self.child(name)
+        with self._lock:
+            set_held(self.run_dir, c.name, True)
+            self._held.add(c.name)
+            c.kill()
 
     def restart(self, name: str) -> None:
         """Start a stopped or killed child again with the same command line."""
         c = self.child(name)
-        c.stop()
-        c.start()
+        with self._lock:
+            set_held(self.run_dir, c.name, False)
+            self._held.discard(c.name)
+            self._due.pop(c.name, None)
+            c.stop()
+            c.start()
+            self._started[c.name] = time.monotonic()
+            self.save_state()
         c.wait_ready(self.config.ready_timeout)
-        self.save_state()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for child in reversed(self.children):
             child.stop()
-        for pid in self._replaced_pids():
-            stop_pid(pid)
         if self.redis:
             self.redis.stop()
         state = self.run_dir / STATE_FILE
@@ -279,26 +352,50 @@ class Stack:
             "http": c.http,
             "origin": c.origin,
             "redis": self.redis_url,
-            "env": self.env,
+            "redis_pid": self.redis.pid if self.redis else None,
             "admin_token": c.admin_token,
             "children": [
                 {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),
-                 "where": ch.where}
+                 "where": ch.where, "held": ch.name in self._held}
                 for ch in self.children
             ],
         }
 
     def save_state(self) -> None:
-        write_state(self.run_dir, self.state())
+        with state_lock(self.run_dir):
+            write_state(self.run_dir, self.state())
 
-    def _replaced_pids(self) -> list[int]:
-        """PIDs that another command (cdn simulate --restart-after) started in our place."""
-        path = self.run_dir / STATE_FILE
+
+@contextmanager
+def state_lock(run_dir: Path) -> Iterator[None]:
+    """One process at a time changes the state file (cdn up, cdn simulate --kill)."""
+    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def held_in(run_dir: Path) -> set[str]:
+    """The children held down on purpose, as the state file says."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.exists():
+        return set()
+    return {e["name"] for e in json.loads(path.read_text())["children"] if e.get("held")}
+
+
+def set_held(run_dir: Path, name: str, held: bool) -> None:
+    """Mark one child held down (or not) in the state file, for the launcher to see."""
+    with state_lock(run_dir):
+        path = Path(run_dir) / STATE_FILE
         if not path.exists():
-            return []
-        ours = {ch.pid for ch in self.children}
-        recorded = json.loads(path.read_text()).get("children", [])
-        return [e["pid"] for e in recorded if e.get("pid") and e["pid"] not in ours]
+            return
+        state = json.loads(path.read_text())
+        for entry in state["children"]:
+            if entry["name"] == name:
+                entry["held"] = held
+        write_state(run_dir, state)
 
 
 def can_bind(address: str, kind: socket.SocketKind) -> bool:
@@ -339,7 +436,83 @@ def write_state(run_dir: Path, state: dict) -> None:
 
 
 def read_state(run_dir: Path) -> dict:
+    """What `cdn up` recorded in `run_dir`, even when it is gone (`cdn down` cleans up)."""
     path = Path(run_dir) / STATE_FILE
     if not path.exists():
-        raise StartError(f"no stack is running (no {path}); start one with bin/up")
+        raise StartError(f"no stack is running (no {path}); start one with bin/up "
+                         "(or `cdn up`)")
     return json.loads(path.read_text())
+
+
+def running_state(run_dir: Path) -> dict:
+    """The state of the stack running from `run_dir`; StartError when none is."""
+    state = read_state(run_dir)
+    if not pid_alive(state.get("launcher_pid", 0)):
+        raise StartError(f"no stack is running (the `cdn up` that wrote "
+                         f"{Path(run_dir) / STATE_FILE} is gone; `cdn down` cleans up after "
+                         "it); start one with bin/up (or `cdn up`)")
+    return state
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this PID runs (a zombie, exited but not yet reaped, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError, IndexError):
+        return False
+    except PermissionError:
+        return True
+
+
+# What `cdn up` writes under its run directory; `cdn up --clean` removes it first.
+GENERATED = ("models", "models-v2", "cache", "store", "overrides.yaml", "logs", "plots",
+             TOKEN_FILE, STATE_FILE, LOCK_FILE)
+
+
+def clean_run_dir(run_dir: Path) -> list[Path]:
+    """Remove what earlier runs left in `run_dir` (models, caches, overrides, logs)."""
+    if (Path(run_dir) / STATE_FILE).exists():
+        try:
+            state = running_state(run_dir)
+        except StartError:
+            pass
+        else:
+            raise StartError(f"a stack is running from {run_dir} (cdn up, pid "
+                             f"{state['launcher_pid']}); stop it first with `cdn down`")
+    removed = []
+    for name in GENERATED:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def stop_stack(run_dir: Path, timeout: float = 120.0) -> str:
+    """Stop the stack of `run_dir` from any terminal: its `cdn up` stops what it
+    started; when that launcher is gone, stop the processes it recorded."""
+    state = read_state(run_dir)
+    launcher = int(state.get("launcher_pid", 0))
+    path = Path(run_dir) / STATE_FILE
+    if pid_alive(launcher):
+        os.kill(launcher, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(launcher) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(launcher):
+            raise StartError(f"cdn up (pid {launcher}) did not stop within {timeout:.0f} s")
+        return f"stopped the stack of {run_dir} (cdn up, pid {launcher})"
+    pids = [e["pid"] for e in state.get("children", []) if e.get("pid")]
+    pids += [state["redis_pid"]] if state.get("redis_pid") else []
+    for pid in reversed(pids):
+        stop_pid(pid)
+    path.unlink(missing_ok=True)
+    return f"stopped {len(pids)} processes left by a `cdn up` that is gone ({run_dir})"

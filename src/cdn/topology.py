@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cdn.errors import CdnError
 
-class TopologyError(ValueError):
+
+class TopologyError(CdnError, ValueError):
     """The zone files do not describe a pool the launcher can run."""
 
 
@@ -73,6 +75,9 @@ def _site(where: str, member: dict) -> EdgeSite:
 
 def load_topology(zones_dir: Path, pool: str = "edges") -> Topology:
     """Find `pool` in the zone files under `zones_dir` and the name bound to it."""
+    if not Path(zones_dir).is_dir():
+        raise TopologyError(f"no zone directory {zones_dir} (run from the repository's "
+                            "folder, or give --zones DIR)")
     for path in sorted(Path(zones_dir).glob("*.y*ml")):
         doc = yaml.safe_load(path.read_text()) or {}
         spec = (doc.get("pools") or {}).get(pool)

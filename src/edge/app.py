@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from edge import grpc_service, http_artifacts, http_kserve, http_ops, http_predict, oip
 from edge.artifacts import ArtifactNotFound
@@ -49,12 +51,12 @@ def _error_response(e: BaseException) -> web.StreamResponse:
     return json_error(500, f"internal error: {type(e).__name__}")
 
 
-def _observe(node: EdgeNode):
+def _observe(node: EdgeNode) -> Middleware:
     counters: dict[tuple[str, int], HotCounter] = {}
     metrics = node.metrics
 
     @web.middleware
-    async def observe(request: web.Request, handler) -> web.StreamResponse:
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         node.utilization.started()
         status = 499  # stays so when the client goes away before the answer
         try:
@@ -86,7 +88,7 @@ def build_app(config: EdgeConfig) -> web.Application:
                           middlewares=[_observe(node)])
     app[NODE] = node
 
-    async def lifecycle(_app: web.Application):
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await node.start()
         yield
         await node.close()

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.errors import EdgeError
 from edge.registry import SAFE_NAME, file_sha256
 from edge.upstream import Upstream, UpstreamRejected
 
@@ -27,7 +28,7 @@ CURRENT = "current"
 CurrentVersion = Callable[[str, int], Awaitable[str]]
 
 
-class ArtifactNotFound(LookupError):
+class ArtifactNotFound(EdgeError, LookupError):
     pass
 
 

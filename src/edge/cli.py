@@ -106,7 +106,7 @@ async def serve(config: EdgeConfig) -> None:
         await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     mm.add_argument("--hidden", type=int, default=64, help="ranker hidden width (default 64)")
     add_plan_arguments(sub.add_parser("plan", help="size the cache tiers for a trace"))
     dist_cli.register(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if hasattr(args, "dist_cmd"):  # publish, models, purge, rollout
         return dist_cli.run(args)

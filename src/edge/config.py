@@ -23,10 +23,11 @@ from typing import Any
 
 import yaml
 
+from edge.errors import EdgeError
 from geocdn.hostport import HostPortError, parse_host_port
 
 
-class ConfigError(ValueError):
+class ConfigError(EdgeError, ValueError):
     """A configuration value is missing, unknown or malformed; the message says which."""
 
 
@@ -136,6 +137,14 @@ class EdgeConfig:
     def host_port(self) -> tuple[str, int]:
         return parse_hostport(self.listen)
 
+    @property
+    def cache_root(self) -> Path:
+        """`cache_dir`, or its default var/edge-cache/<host>-<port> (one per node)."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        host, port = self.host_port
+        return Path("var/edge-cache") / f"{host}-{port}"
+
     def validate(self) -> EdgeConfig:
         self.host_port  # noqa: B018 - raises ConfigError when malformed
         if self.grpc_listen:
@@ -153,9 +162,7 @@ class EdgeConfig:
             raise ConfigError(f"upstream must be an http:// URL, got {self.upstream!r}")
         if self.upstream:
             self.upstream = self.upstream.rstrip("/")
-        if self.cache_dir is None:
-            host, port = self.host_port
-            self.cache_dir = Path("var/edge-cache") / f"{host}-{port}"
+        self.cache_dir = self.cache_root
         for name in ("capacity", "max_batch", "inference_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")

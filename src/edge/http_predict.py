@@ -24,6 +24,7 @@ import msgpack
 from aiohttp import web
 
 from edge.node import NODE, EdgeNode
+from edge.registry import ModelVersion
 from edge.tensors import (
     DATATYPES,
     BadInput,
@@ -73,7 +74,8 @@ def _single_input(info: ModelInfo) -> str:
     return info.inputs[0].name
 
 
-async def _resolve(node: EdgeNode, doc: dict, hops: int):
+async def _resolve(node: EdgeNode, doc: dict,
+                   hops: int) -> tuple[ModelInfo, ModelVersion | None, str | None]:
     model = doc.get("model", node.config.default_model)
     version = doc.get("version")
     if not isinstance(model, str) or not (version is None or isinstance(version, str)):

@@ -158,14 +158,14 @@ class EdgeNode:
         else:
             l1 = MemoryL1(config.l1_bytes)
         self.cache = TieredCache(
-            l1, DiskL2(Path(config.cache_dir) / "l2", config.l2_bytes, fsync=config.l2_fsync),
+            l1, DiskL2(config.cache_root / "l2", config.l2_bytes, fsync=config.l2_fsync),
             l1_ttl_s=config.l1_ttl_s, l2_ttl_s=config.l2_ttl_s, grace_s=config.stale_grace_s,
             metrics=self.metrics)
         self.upstream = Upstream(config.upstream, config.upstream_timeout_s) \
             if config.upstream else None
         self.catalog = RemoteCatalog(self.upstream, config.catalog_ttl_s, config.stale_grace_s) \
             if self.upstream else None
-        self.artifacts = ArtifactStore(Path(config.cache_dir) / "artifacts",
+        self.artifacts = ArtifactStore(config.cache_root / "artifacts",
                                        config.artifact_bytes, config.models_dir,
                                        self.upstream, self._current_version)
         self.draining = False

@@ -22,6 +22,7 @@ from edge.tensors import (
     DATATYPES,
     BadInput,
     ModelInfo,
+    TensorSpec,
     output_array,
     tensor_from_bytes,
     tensor_from_data,
@@ -170,7 +171,7 @@ def model_config(node: EdgeNode, info: ModelInfo) -> dict:
     tensors = info.inputs + info.outputs
     batching = all(t.shape and t.shape[0] == -1 for t in tensors)
 
-    def io(spec) -> dict:
+    def io(spec: TensorSpec) -> dict:
         dims = list(spec.shape[1:] if batching else spec.shape)
         return {"name": spec.name, "data_type": CONFIG_TYPES[spec.datatype], "dims": dims}
 

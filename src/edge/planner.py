@@ -1,4 +1,4 @@
-"""The tier planner (``edge plan``): the design documents' cost model as a simulation.
+"""The tier planner (``edge plan``): a cost model of the cache tiers as a simulation.
 
 Replays an access log (text, one request per line: ``key [size_bytes]``) or a synthetic
 Zipf trace through the node's own policies at several sizes: L1 is S3-FIFO (as
@@ -179,7 +179,7 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1-sizes", default="1MiB,4MiB,16MiB,64MiB")
     p.add_argument("--l2-sizes", default="16MiB,64MiB,256MiB,1GiB")
     p.add_argument("--prices", default="100,10,0.02",
-                   help="$/GB-month of L1, L2, origin (design documents: 100,10,0.02)")
+                   help="$/GB-month of L1, L2, origin (default: 100,10,0.02)")
     p.add_argument("--latencies-ms", default="1,10,200",
                    help="latency of an answer from L1, L2, origin")
     p.add_argument("--target", type=float, default=0.8, help="edge hit-ratio target (L1+L2)")
@@ -206,7 +206,7 @@ def run_plan(args: argparse.Namespace) -> int:
     source = args.trace or f"Zipf alpha={args.alpha}, {args.objects} objects"
     print(f"trace: {source}, {len(trace)} requests, {len(set(trace))} distinct objects")
     print(f"prices $/GB-month L1/L2/origin: {prices}; latency ms: {latencies}")
-    rows = plan(trace, sizes, l1_sizes, l2_sizes, prices, latencies)  # type: ignore[arg-type]
+    rows = plan(trace, sizes, l1_sizes, l2_sizes, prices, latencies)
     print(f"{'L1':>8} {'L2':>8} {'L1 hit':>7} {'L2 hit':>7} {'edge hit':>8} "
           f"{'latency ms':>10} {'$/month':>9}")
     for r in rows:

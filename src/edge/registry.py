@@ -34,6 +34,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
 
 from edge.batcher import BatchObserver, MicroBatcher, RunFn
+from edge.errors import DigestMismatch, ModelError
 from edge.tensors import DATATYPES, ONNX_TO_KSERVE, BadInput, ModelInfo, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,6 @@ CONFIG_FILE = "config.json"  # beside it: description, inputs/outputs, file list
 CURRENT_FILE = "CURRENT"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # use .match: \Z ends it
 
-
-class ModelError(Exception):
-    """A model cannot be loaded, staged or activated; the message says why."""
-
-
-class DigestMismatch(ModelError):
-    pass
 
 
 def file_sha256(path: Path) -> str:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
+from edge.errors import EdgeError
+
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
     "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
@@ -48,7 +50,7 @@ MAX_ROWS = 65536  # rows in one request; the body size limit usually binds first
 MAX_DIMS = 16
 
 
-class BadInput(ValueError):
+class BadInput(EdgeError, ValueError):
     """The request does not match the model (shape, datatype, missing input...)."""
 
 

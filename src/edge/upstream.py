@@ -24,11 +24,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import msgpack
 import numpy as np
 
+from edge.errors import EdgeError
 from edge.tensors import ModelInfo, tensor_to_bytes
 
 MAX_HOPS = 8
@@ -36,7 +38,7 @@ HOPS_HEADER = "X-Edge-Hops"
 CHUNK = 256 * 1024
 
 
-class UpstreamError(Exception):
+class UpstreamError(EdgeError):
     status = 502
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -181,7 +183,7 @@ class Upstream:
             Path(tmp).unlink(missing_ok=True)
 
 
-def _sync(f) -> None:
+def _sync(f: BinaryIO) -> None:
     f.flush()
     os.fsync(f.fileno())
 

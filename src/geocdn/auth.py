@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from geocdn.errors import GeocdnError
 from geocdn.hostport import HostPortError, parse_host_port
 
 # The request bodies a web page may send to any site without a CORS preflight.
@@ -37,7 +38,7 @@ SIMPLE_CONTENT_TYPES = frozenset(
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class TokenError(ValueError):
+class TokenError(GeocdnError, ValueError):
     """The admin token could not be read; the message says from where and why."""
 
 

@@ -12,8 +12,10 @@ import argparse
 import ipaddress
 from collections.abc import Callable
 
+from geocdn.errors import GeocdnError
 
-class HostPortError(ValueError):
+
+class HostPortError(GeocdnError, ValueError):
     """The text is not HOST:PORT; the message says why."""
 
 

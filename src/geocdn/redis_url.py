@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -79,14 +79,15 @@ def expand(url: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, url)
 
 
-def parse(url: str) -> RedisSetting:
-    url = expand(url)
+def parse(written: str) -> RedisSetting:
+    """The setting `written` names; errors quote it as written (no expanded password)."""
+    url = expand(written)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STANDALONE:
         return RedisSetting("standalone", url)
     if scheme not in _SENTINEL | _CLUSTER:
         raise RedisURLError(
-            f"{url!r}: a Redis URL starts with redis://, rediss://, unix://, "
+            f"{written!r}: a Redis URL starts with redis://, rediss://, unix://, "
             "redis+sentinel:// or redis+cluster://")
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
@@ -95,27 +96,27 @@ def parse(url: str) -> RedisSetting:
     try:
         nodes = tuple(parse_host_port(h, default_port) for h in hosts.split(",") if h)
     except HostPortError as exc:
-        raise RedisURLError(f"{url!r}: {exc}") from None
+        raise RedisURLError(f"{written!r}: {exc}") from None
     if not nodes:
-        raise RedisURLError(f"{url!r}: name at least one host:port")
+        raise RedisURLError(f"{written!r}: name at least one host:port")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    common = {"url": url, "nodes": nodes, "username": unquote(username) or None,
-              "password": unquote(password) or None, "tls": scheme.startswith("rediss")}
+    cluster = RedisSetting("cluster", url, nodes, username=unquote(username) or None,
+                           password=unquote(password) or None, tls=scheme.startswith("rediss"))
     path = [p for p in parts.path.split("/") if p]
     if scheme in _CLUSTER:
         if path:
-            raise RedisURLError(f"{url!r}: a cluster has only database 0; drop the path")
-        return RedisSetting("cluster", **common)
+            raise RedisURLError(f"{written!r}: a cluster has only database 0; drop the path")
+        return cluster
     if not path or len(path) > 2:
-        raise RedisURLError(f"{url!r}: give the Sentinel service name as the path "
+        raise RedisURLError(f"{written!r}: give the Sentinel service name as the path "
                             "(redis+sentinel://host:port/SERVICE[/DB])")
     try:
         db = int(path[1]) if len(path) == 2 else 0
     except ValueError:
-        raise RedisURLError(f"{url!r}: the database must be a number") from None
+        raise RedisURLError(f"{written!r}: the database must be a number") from None
     auth = {k.removeprefix("sentinel_"): v for k, v in query.items()
             if k in ("sentinel_username", "sentinel_password")}
-    return RedisSetting("sentinel", service=path[0], db=db, sentinel_auth=auth, **common)
+    return replace(cluster, kind="sentinel", service=path[0], db=db, sentinel_auth=auth)
 
 
 def connect(url: str, **options: Any) -> RedisClient:
@@ -124,7 +125,8 @@ def connect(url: str, **options: Any) -> RedisClient:
     setting = parse(url)
     if setting.kind == "standalone":
         return Redis.from_url(setting.url, **options)
-    auth = {"username": setting.username, "password": setting.password, "ssl": setting.tls}
+    auth: dict[str, Any] = {"username": setting.username, "password": setting.password,
+                            "ssl": setting.tls}
     if setting.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in setting.nodes]
         return RedisCluster(startup_nodes=nodes, **auth, **options)

@@ -13,10 +13,12 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import host_port_type
+from geodns.plugins import Plugin
 
 DEFAULT_LISTEN = "127.0.0.1:5353"
 TOKEN_ENV = "GEODNS_ADMIN_TOKEN"
@@ -25,9 +27,10 @@ TOKEN_ENV = "GEODNS_ADMIN_TOKEN"
 host_port = host_port_type()
 
 
-def at_least(kind: type, low: float, *, above: bool = False):
+def at_least(kind: type[int] | type[float], low: float, *,
+             above: bool = False) -> Callable[[str], float]:
     """An argparse type: a number of `kind` that is >= low (> low with `above`)."""
-    def parse(text: str):
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -58,7 +61,7 @@ def secret(text: str) -> bytes:
     return value
 
 
-def build_parser(plugins: list) -> argparse.ArgumentParser:
+def build_parser(plugins: list[Plugin]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geodns", description="Authoritative GeoDNS server "
                                      "for YAML zones.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -107,15 +110,13 @@ def build_parser(plugins: list) -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     for plugin in plugins:
-        if hasattr(plugin, "add_arguments"):
-            plugin.add_arguments(serve)
+        plugin.add_arguments(serve)
 
     check = sub.add_parser("check", help="validate zone files; print every error",
                            description="Validate every zone file of DIR; exit 1 on any error.")
     check.add_argument("dir", type=Path, metavar="DIR")
     for plugin in plugins:  # e.g. `geodns explain` from geo steering
-        if hasattr(plugin, "add_commands"):
-            plugin.add_commands(sub)
+        plugin.add_commands(sub)
     return parser
 
 
@@ -149,7 +150,7 @@ def _multiprocess_metrics(argv: list[str]) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="geodns-metrics-")
 
 
-def _serve(args: argparse.Namespace, plugins: list) -> int:
+def _serve(args: argparse.Namespace, plugins: list[Plugin]) -> int:
     from geodns.rrl import RRLConfig
     from geodns.server import ServerConfig
     from geodns.workers import run
@@ -178,15 +179,14 @@ def _serve(args: argparse.Namespace, plugins: list) -> int:
     if args.nsid:
         config.nsid = args.nsid
     for plugin in plugins:
-        if hasattr(plugin, "configure"):
-            plugin.configure(args, config)
+        plugin.configure(args, config)
     return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _multiprocess_metrics(argv)
-    from geodns.plugins import load_plugins
+    from geodns.plugins import load_plugins  # after the metrics setup above
 
     plugins = load_plugins()
     args = build_parser(plugins).parse_args(argv)

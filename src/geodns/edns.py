@@ -15,12 +15,14 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from geodns.errors import GeoDNSError
+
 OPT_ECS, OPT_COOKIE, OPT_NSID = 8, 10, 3
 OUR_UDP_SIZE = 1232  # DNS flag day 2020: avoids IP fragmentation on common paths
 OPT_HEAD = struct.Struct("!BHHIH")  # root name, type, class (size), ttl, rdlength
 
 
-class EdnsError(ValueError):
+class EdnsError(GeoDNSError, ValueError):
     """A malformed OPT record or option (answered with FORMERR)."""
 
 

@@ -237,8 +237,8 @@ class Engine:
         if not tcp:
             slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)
             # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
-            self._store(data, addr, response, slip, len(value), entry, ans, zone,
-                        ecs and edns.ecs.source > 0)
+            by_ecs = edns is not None and edns.ecs is not None and edns.ecs.source > 0
+            self._store(data, addr, response, slip, len(value), entry, ans, zone, by_ecs)
         return self._account(entry, response, addr, tcp or verified, query, opt)
 
     def _account(self, entry: Entry, response: bytes, addr: tuple, exempt: bool,

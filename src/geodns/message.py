@@ -16,6 +16,7 @@ from dnslib import QTYPE
 from dnslib.label import DNSBuffer
 
 from geodns.edns import Edns, EdnsError, parse_opt
+from geodns.errors import GeoDNSError
 from geodns.names import label_text
 from geodns.zone import Answer, RRset
 
@@ -26,11 +27,11 @@ OPCODE_MASK = 0x7800
 TSIG, BADKEY = 250, 17
 
 
-class Drop(Exception):
+class Drop(GeoDNSError):
     """Not worth an answer: shorter than a header, or a response (QR set)."""
 
 
-class FormErr(Exception):
+class FormErr(GeoDNSError):
     """Malformed query; carries what could be read for the FORMERR response."""
 
     def __init__(self, reason: str, question: bytes = b"", opt: bool = False) -> None:
@@ -74,7 +75,7 @@ def header(data: bytes) -> tuple[int, int, int, int, int, int]:
 
 
 def _question(data: bytes, pos: int) -> tuple[list[bytes], int]:
-    labels = []
+    labels: list[bytes] = []
     total = 1
     while True:
         if pos >= len(data):
@@ -134,7 +135,8 @@ def _tsig(data: bytes, start: int, end: int, rdata_end: int) -> bytes:
 def parse(data: bytes) -> Query:
     """Parse a query; raise Drop or FormErr. The opcode is checked by the caller."""
     qid, flags, qd, an, ns, ar = header(data)
-    question, labels, pos = b"", [], 12
+    question, pos = b"", 12
+    labels: list[bytes] = []
     qtype = qclass = 0
     for i in range(qd):  # every question is read so that an OPT after them is found
         found, end = _question(data, pos)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TypeVar
 
+from geodns.errors import GeoDNSError
+
 T = TypeVar("T")
 
 MAX_LABEL = 63
@@ -43,7 +45,7 @@ def wire_labels(name: str) -> tuple[bytes, ...]:
                  for label in name[:-1].split("."))
 
 
-class NameError_(ValueError):
+class NameError_(GeoDNSError, ValueError):
     """A name that cannot exist in the DNS (empty label, too long, bad character)."""
 
 

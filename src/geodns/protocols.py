@@ -21,6 +21,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
+from typing import cast
 
 from geodns.cachekey import cookie_tail
 from geodns.engine import Engine, netkey
@@ -43,18 +44,19 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.cookie_pools = engine.cookied.pools
         self.cookie_memo = engine.cookie_memo
         self.counts = engine.tally.counts
-        self.transport: asyncio.DatagramTransport | None = None
         self.ipv4 = True
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    transport: asyncio.DatagramTransport  # set by connection_made, before any datagram
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         self.ipv4 = sock.family == socket.AF_INET
         # room for bursts (a reload empties the caches; the machine may be busy): the
         # kernel caps it at net.core.rmem_max, and holds only what is queued
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         key = data[2:]
         hit = self.cache.get(key)
         if hit is not None:
@@ -94,7 +96,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
             return
         self.slow(data, addr)
 
-    def slow(self, data: bytes, addr) -> None:
+    def slow(self, data: bytes, addr: tuple) -> None:
         try:
             out = self.engine.udp(data, addr)
         except Exception:  # a bug must cost one answer, never the server
@@ -110,7 +112,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
 class RateLimitedUDPProtocol(UDPProtocol):
     """With RRL on, every response is accounted, so every query goes to the engine."""
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.slow(data, addr)
 
 
@@ -131,12 +133,13 @@ class TCPProtocol(asyncio.Protocol):
         self.connections = connections
         self.limits = limits
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.peer = ("", 0)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    transport: asyncio.Transport  # set by connection_made, before any data
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
         if len(self.connections) >= self.limits.max_connections:
             # Make room by closing the connection idle the longest (as gdnsd and Knot
             # do), so clients that only hold connections cannot lock others out.

@@ -19,13 +19,14 @@ from typing import TypeAlias
 from dnslib import CAA, CNAME, MX, NS, PTR, QTYPE, RD, SRV, TXT
 from dnslib.label import DNSBuffer
 
+from geodns.errors import GeoDNSError
 from geodns.names import NameError_, absolute, check
 
 MAX_RDATA = 65535  # octets of one record's data (RDLENGTH is 16 bits)
 MAX_MESSAGE = 65535  # octets of a DNS message over TCP (a 16-bit length prefix)
 
 
-class RecordError(ValueError):
+class RecordError(GeoDNSError, ValueError):
     """A record value that does not parse; the message says what is expected."""
 
 

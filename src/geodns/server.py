@@ -47,10 +47,12 @@ from aiohttp import web
 
 from geodns.cookies import CookieJar
 from geodns.engine import DEFAULT_CACHE_BYTES, Engine
+from geodns.errors import GeoDNSError
 from geodns.metrics import LAST_RELOAD_OK, RELOADS, ZONE_SERIAL, Tally
-from geodns.plugins import load_plugins
+from geodns.plugins import Plugin, load_plugins
 from geodns.protocols import RateLimitedUDPProtocol, TCPLimits, TCPProtocol, UDPProtocol
 from geodns.rrl import RateLimiter, RRLConfig
+from geodns.steering.health import HealthView
 from geodns.zone import Zone
 from geodns.zonebuild import build, release
 from geodns.zonefile import Problem
@@ -73,7 +75,7 @@ class ServerConfig:
     tcp_message_timeout: float = 5.0  # a message's first octet to its last
     tcp_max_connections: int = 256
     answer_cache_bytes: int = DEFAULT_CACHE_BYTES  # per process, both answer caches
-    plugins: list[Any] | None = None  # None: the installed entry points
+    plugins: list[Plugin] | None = None  # None: the installed entry points
     extra: dict[str, Any] = field(default_factory=dict)  # plugins' own options
 
 
@@ -87,7 +89,7 @@ class ReloadResult:
         return {"ok": self.ok, "zones": self.zones, "errors": self.errors}
 
 
-class ZoneLoadError(RuntimeError):
+class ZoneLoadError(GeoDNSError, RuntimeError):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(map(str, problems)))
         self.problems = problems
@@ -110,7 +112,7 @@ class GeoDNSServer:
         rrl = RateLimiter(config.rrl) if config.rrl.enabled else None
         self.engine = Engine(config.nsid.encode(), CookieJar(config.cookie_secret), rrl,
                              self.tally, config.answer_cache_bytes)
-        self.health: Any = None
+        self.health: HealthView | None = None
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
         self.on_reload: list[Callable[[GeoDNSServer], str | None]] = []
@@ -128,8 +130,7 @@ class GeoDNSServer:
         self._stopping = asyncio.Event()
         plugins = config.plugins if config.plugins is not None else load_plugins()
         for plugin in plugins:
-            if hasattr(plugin, "setup"):
-                plugin.setup(self)
+            plugin.setup(self)
 
     @property
     def zones(self) -> dict[str, Zone]:
@@ -142,7 +143,7 @@ class GeoDNSServer:
 
     # -- zones -----------------------------------------------------------------
 
-    def set_health(self, view: Any) -> None:
+    def set_health(self, view: HealthView) -> None:
         self.health = view
         self._apply_health(self.zones)
 
@@ -215,11 +216,11 @@ class GeoDNSServer:
                 self._servers.append(await loop.create_server(
                     lambda: TCPProtocol(self.engine, self._tcp_connections, limits),
                     host, port, reuse_port=self.role == "worker"))
-        if self.http_app is not None:
+        http = self.config.http if self.http_app is not None else None
+        if self.http_app is not None and http is not None:
             self._runner = web.AppRunner(self.http_app, access_log=None)
             await self._runner.setup()
-            host, port = self.config.http
-            await web.TCPSite(self._runner, host, port).start()
+            await web.TCPSite(self._runner, *http).start()
         self._tasks.append(asyncio.create_task(self._every_second()))
         for hook in self.on_start:
             await hook(self)
@@ -227,8 +228,7 @@ class GeoDNSServer:
         log.info("started (%s, pid %d): %s; %s%s", self.role, os.getpid(),
                  ", ".join(f"{o} serial {s}" for o, s in self._serials().items()),
                  "DNS on " + where if self.role != "supervisor" else "DNS in the workers",
-                 f", HTTP {self.config.http[0]}:{self.config.http[1]}"
-                 if self.http_app is not None else "")
+                 f", HTTP {http[0]}:{http[1]}" if http is not None else "")
 
     async def _every_second(self) -> None:
         while True:

@@ -26,6 +26,9 @@ import os
 import shutil
 import signal
 import socket
+from collections.abc import Coroutine
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
 
 from geodns.server import GeoDNSServer, ServerConfig, ZoneLoadError, load_and_report
 
@@ -33,7 +36,7 @@ log = logging.getLogger("geodns")
 START_TIMEOUT = 15.0
 
 
-def run_loop(coro) -> None:
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
@@ -42,7 +45,7 @@ def run_loop(coro) -> None:
         uvloop.run(coro)
 
 
-def _worker(config: ServerConfig, ready) -> None:
+def _worker(config: ServerConfig, ready: EventType) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us with SIGTERM
     server = GeoDNSServer(config, role="worker")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from dnslib import AAAA, CNAME, QTYPE, RCODE, RD, TXT, A, DNSLabel
 from dnslib.label import DNSBuffer
@@ -32,7 +32,7 @@ class HINFO(RD):
     def __init__(self, cpu: bytes, os: bytes) -> None:
         self.cpu, self.os = cpu, os
 
-    def pack(self, buffer) -> None:
+    def pack(self, buffer: DNSBuffer) -> None:
         for s in (self.cpu, self.os):
             buffer.pack("!B", len(s))
             buffer.append(s)
@@ -136,12 +136,12 @@ class Zone:
                 self.names.add(name)
                 name = parent(name)
         self.cuts = {n for n, node in self.nodes.items() if QTYPE.NS in node and n != self.origin}
-        minimum = self.soa.rdata[0].times[4]
+        minimum = cast(RD, self.soa.rdata[0]).times[4]
         self.negative = RRset(self.origin, QTYPE.SOA, min(self.soa.ttl, minimum), self.soa.rdata)
 
     @property
     def serial(self) -> int:
-        return self.soa.rdata[0].times[0]
+        return cast(RD, self.soa.rdata[0]).times[0]
 
     def resolve(self, qname: str, qtype: int, client: Client) -> Answer:
         ans = Answer()
@@ -166,7 +166,7 @@ class Zone:
             cname = node.get(QTYPE.CNAME)
             if cname is not None and qtype != QTYPE.CNAME:
                 ans.answer.append(cname.renamed(name))
-                nxt = str(cname.rdata[0].label).lower()
+                nxt = str(cast(RD, cname.rdata[0]).label).lower()
             elif pool is not None and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
                 if client.ecs is not None and ans.answer:
                     # Under ECS the response's scope covers every record in it: a chain
@@ -174,9 +174,10 @@ class Zone:
                     # links are cached for everyone and only the pool's answer is scoped
                     # (the resolver asks for the CNAME target on its own).
                     return ans
-                nxt = self._pool(ans, name, pool, qtype, client)
-                if nxt is None or client.ecs is not None:  # (the fallback CNAME alone)
+                found = self._pool(ans, name, pool, qtype, client)
+                if found is None or client.ecs is not None:  # (the fallback CNAME alone)
                     return ans
+                nxt = found
             else:
                 rrset = self._pick_any(node) if qtype == QTYPE.ANY else node.get(qtype)
                 if rrset is None:

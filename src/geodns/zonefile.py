@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from dnslib import QTYPE, SOA, DNSLabel
+from dnslib import QTYPE, RD, SOA, DNSLabel
 from dnslib.label import DNSBuffer
 
 from geodns import records
 from geodns.names import NameError_, absolute, check, is_subdomain, wire_labels
-from geodns.steering import load_steering
-from geodns.zone import RRset, Zone
+from geodns.steering import ZoneSteering, load_steering
+from geodns.zone import Node, RRset, Zone
 
 MAX_TTL = 2**31 - 1
 TOP_KEYS = {"zone", "ttl", "soa", "records", "pools", "nets"}
@@ -225,7 +225,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -
         return None
     zone_text = f.scalar(top["zone"][1], "zone")
     origin = f.name(top["zone"][1], zone_text, ".", "zone") if zone_text else None
-    if origin is None:
+    if origin is None or zone_text is None:
         return None
     if not zone_text.endswith("."):
         origin = check(zone_text.lower().rstrip(".") + ".")
@@ -257,7 +257,8 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -
     _check_structure(f, origin, nodes, pools, owner_nodes, root)
     if soa is None or f.problems:
         return None
-    return Zone(origin=origin, path=f.path, soa=soa, nodes=nodes,
+    # each owner's dict is a Node (RRsets by type); no copy of a big zone's names
+    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node], nodes),
                 pools={o: p for o, (p, _) in pools.items()}, steering=steering)
 
 
@@ -282,7 +283,7 @@ def _read_soa(f: _File, root: yaml.Node, top: dict, origin: str, ttl: int) -> RR
     if any(values.get(k) is None for k in ("mname", "rname", "serial")):
         return None
     times = [values.get(k) if values.get(k) is not None else SOA_TIMES[k] for k in SOA_TIMES]
-    soa_ttl = values.get("ttl") if values.get("ttl") is not None else ttl
+    soa_ttl: int = values["ttl"] if values.get("ttl") is not None else ttl
     return RRset(origin, QTYPE.SOA, soa_ttl, [SOA(values["mname"], values["rname"], times)])
 
 
@@ -323,7 +324,8 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
                     f.report(kn, f"unknown key {k!r} in {rtype} (expected 'ttl' and 'data')",
                              owner)
             if "ttl" in items:
-                ttl = f.integer(items["ttl"][1], f"{rtype} ttl", 0, MAX_TTL, owner)
+                given = f.integer(items["ttl"][1], f"{rtype} ttl", 0, MAX_TTL, owner)
+                ttl = default_ttl if given is None else given
             if "data" not in items:
                 f.report(value_node, f"{rtype} has 'ttl' but no 'data'", owner)
                 continue
@@ -362,7 +364,7 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
-                   loader: yaml.CSafeLoader):
+                   loader: yaml.CSafeLoader) -> ZoneSteering | None:
     values = {}
     for key in ("pools", "nets"):
         if key in top:
@@ -431,7 +433,7 @@ def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
         while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
             state[name] = True
             chain.append(name)
-            name = str(cname.rdata[0].label).lower()
+            name = str(cast(RD, cname.rdata[0]).label).lower()
         if state.get(name):  # came back to a name of this chain
             loops.append([*chain[chain.index(name):], name])
         state.update(dict.fromkeys(chain, False))

@@ -82,5 +82,5 @@ def add_health_routes(app: web.Application, service: HealthService, token: str |
         app.router.add_delete("/admin/overrides" + path, delete_override)
 
 
-def _error(kind: type[web.HTTPError], message: str, **kwargs) -> web.HTTPError:
-    return kind(text=json.dumps({"error": message}), content_type="application/json", **kwargs)
+def _error(kind: type[web.HTTPError], message: str) -> web.HTTPError:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")

@@ -25,6 +25,10 @@ TOKEN_ENV = "GEODNS_ADMIN_TOKEN"  # the DNS servers' too: one admin token for he
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="healthcheck",
         description="Probe every pool member of the zones and publish the results to Redis.",
@@ -41,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-prefix", default="geocdn:health", help="Redis key prefix")
     p.add_argument("--max-concurrent", type=int, default=32, help="probes in flight at most")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    return p
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from geodns.steering.health import Status
+from healthcheck.errors import HealthcheckError
 
 Report = Callable[[str, str], None]
 FORCIBLE = {s.value: s for s in (Status.UP, Status.DOWN, Status.DRAINING)}
@@ -38,7 +39,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-class OverrideError(ValueError):
+class OverrideError(HealthcheckError, ValueError):
     """An override (from the file or the API) is malformed; the message says why."""
 
 
@@ -90,6 +91,13 @@ class Override:
         if self.set_at:
             out["set_at"] = iso(self.set_at)
         return out
+
+
+def describe_selector(selector: tuple) -> str:
+    """`member edges/tokyo`, `pool edges in cdn.example.`, `site london`: for logs."""
+    kind, zone, pool, member, site = selector
+    what = site if kind == "site" else f"{pool}/{member}" if kind == "member" else pool
+    return f"{kind} {what}" + (f" in {zone}" if zone else "")
 
 
 def _zone_name(name: str) -> str:

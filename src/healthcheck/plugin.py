@@ -15,13 +15,19 @@ probe per interval and every process answers the same.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from geodns.plugins import Plugin
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer, ServerConfig
+
 import argparse
 import asyncio
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from healthcheck.admin import add_health_routes
 from healthcheck.follow import Follower, publish
@@ -43,7 +49,7 @@ class HealthOptions:
         return Path(self.run_dir) / "health.json" if self.run_dir else None
 
 
-class HealthPlugin:
+class HealthPlugin(Plugin):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("health checking")
         g.add_argument("--redis", metavar="URL",
@@ -58,7 +64,7 @@ class HealthPlugin:
         g.add_argument("--no-health", action="store_true",
                        help="no health checking: every member counts as up")
 
-    def configure(self, args: argparse.Namespace, config: Any) -> None:
+    def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
         overrides, run_dir = args.overrides, None
         if config.workers > 1:
             # Configured before the workers fork, so every process gets these paths.
@@ -69,7 +75,7 @@ class HealthPlugin:
             overrides=overrides, quorum=args.health_quorum, run_dir=run_dir,
         )
 
-    def setup(self, server: Any) -> None:
+    def setup(self, server: GeoDNSServer) -> None:
         opts: HealthOptions = server.config.extra.get("health") or HealthOptions()
         if not opts.enabled:
             return
@@ -84,22 +90,22 @@ class HealthPlugin:
             admin_token=server.config.admin_token,
         )
 
-        def follow_zones(server: Any) -> None:
-            zones = {o: z for o, z in server.zones.items() if z.steering is not None}
-            service.update_targets({o: z.steering.pools for o, z in zones.items()})
-            for origin, zone in zones.items():
-                zone.steering.set_health(service.view_for(origin))
+        def follow_zones(server: GeoDNSServer) -> None:
+            steered = {o: z.steering for o, z in server.zones.items() if z.steering is not None}
+            service.update_targets({o: s.pools for o, s in steered.items()})
+            for origin, steering in steered.items():
+                steering.set_health(service.view_for(origin))
             service.reload_overrides()
 
         tasks: list[asyncio.Task] = []
 
-        async def start(server: Any) -> None:
+        async def start(server: GeoDNSServer) -> None:
             follow_zones(server)
             await service.start()
             if opts.verdicts is not None:
                 tasks.append(asyncio.create_task(publish(service, opts.verdicts)))
 
-        async def stop(server: Any) -> None:
+        async def stop(server: GeoDNSServer) -> None:
             await cancel(tasks)
             await service.stop()
             if opts.run_dir is not None:
@@ -115,20 +121,20 @@ class HealthPlugin:
             add_health_routes(server.http_app, service, server.config.admin_token)
 
 
-def follow_parent(server: Any, follower: Follower) -> None:
+def follow_parent(server: GeoDNSServer, follower: Follower) -> None:
     """A worker: every zone steers by the parent's verdicts; no probes, no admin."""
     tasks: list[asyncio.Task] = []
 
-    def follow_zones(server: Any) -> None:
+    def follow_zones(server: GeoDNSServer) -> None:
         for origin, zone in server.zones.items():
             if zone.steering is not None:
                 zone.steering.set_health(follower.view_for(origin))
 
-    async def start(server: Any) -> None:
+    async def start(server: GeoDNSServer) -> None:
         follow_zones(server)
         tasks.append(asyncio.create_task(follower.run()))
 
-    async def stop(server: Any) -> None:
+    async def stop(server: GeoDNSServer) -> None:
         await cancel(tasks)
 
     server.set_health(follower.view_for(None))

@@ -21,7 +21,7 @@ from geodns.steering.shedding import ShedController
 from healthcheck import metrics
 from healthcheck.checks import Check, CheckKey, check_key
 from healthcheck.lag import LoopLag
-from healthcheck.overrides import Override, OverrideSet, best_override, iso
+from healthcheck.overrides import Override, OverrideSet, best_override, describe_selector, iso
 from healthcheck.probes import ProbeResult, probe, probe_kind
 from healthcheck.quorum import Vote, combine
 from healthcheck.shared import SharedState
@@ -122,6 +122,7 @@ class HealthService:
         self.shared = SharedState(redis_url, redis_prefix, redis_ttl, admin_token) \
             if redis_url else None
         self.redis_ok = False
+        self._redis_lost = False  # Redis was in use, then unreachable
         self.live_vantages: list[str] = []
         self.view = ZoneHealthView(self, None)
         self._views: dict[str, ZoneHealthView] = {}
@@ -132,6 +133,8 @@ class HealthService:
         self._remote: dict[str, list[Vote]] | None = None  # None: Redis not in use
         self._remote_overrides: list[Override] = []
         self._active_overrides: tuple = ()
+        # selector -> (override, when it ended): the state's "since" after an undrain
+        self._ended_overrides: dict[tuple, tuple[Override, float]] = {}
         self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
         self._table_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
@@ -179,7 +182,7 @@ class HealthService:
                     url = check_health_url(m.health_url, _warn, f"{where}.{m.name}.health_url")
                     key = check_key(url, settings) if url else None
                     members[m.name] = key
-                    if key is None:
+                    if key is None or url is None:
                         continue
                     users.setdefault(key, []).append((zone, name, m.name))
                     check = checks.get(key) or self._checks.get(key)
@@ -274,6 +277,7 @@ class HealthService:
         await asyncio.sleep(random.uniform(0, check.interval * check.jitter))
         while True:
             started = loop.time()
+            assert self._session is not None  # probing tasks run between start and stop
             async with self._sem:
                 began = loop.time()
                 result = await probe(check.url, check.settings, self._session)
@@ -367,11 +371,24 @@ class HealthService:
             base = replace(base, shed=shedding.fraction)
         ov = self._override_for(zone, pool, member, now)
         if ov is None:
-            return base, None
+            return self._since_override_ended(zone, pool, member, base), None
         until = f" until {iso(ov.until)}" if ov.until else ""
         forced = replace(base, status=ov.state, since=ov.set_at, changing=False,
                          reason=f"{ov.kind} override{until}: {ov.reason or 'set by operator'}")
         return forced, ov
+
+    def _since_override_ended(self, zone: str, pool: str, member: str,
+                              base: MemberHealth) -> MemberHealth:
+        """After an override ends, the member's state dates from then, not from the probe
+        verdict the override had hidden."""
+        ends = [(t, o) for o, t in self._ended_overrides.values() if o.matches(zone, pool, member)]
+        if not ends:
+            return base
+        ended_at, o = max(ends, key=lambda e: e[0])
+        if base.since and base.since >= ended_at:
+            return base
+        return replace(base, since=ended_at,
+                       reason=f"{o.kind} override ended; probes say {base.status.value}")
 
     def table(self) -> dict[tuple[str | None, str, str], MemberHealth]:
         """Every member's effective state, rebuilt only when the generation moved."""
@@ -441,13 +458,16 @@ class HealthService:
         removed = self.overrides.remove(selector)
         if removed:
             self.overrides.save()
-            log.warning("health: override removed: %s", selector)
+            log.warning("health: override removed: %s", describe_selector(selector))
             self._overrides_changed()
         return removed
 
     def _overrides_changed(self) -> None:
-        active = self._overrides_in_force(time.time())
+        now = time.time()
+        active = self._overrides_in_force(now)
         if active != self._active_overrides:
+            for ended in set(self._active_overrides) - set(active):
+                self._ended_overrides[ended.selector] = (ended, now)
             self._active_overrides = active
             self._local_changed.set()
             self._bump()
@@ -499,13 +519,19 @@ class HealthService:
             except Exception as exc:  # noqa: BLE001 - any Redis failure means: go local
                 if self.redis_ok or self._remote is not None:
                     log.warning("health: Redis unreachable (%s): using local probes", exc)
+                    self._redis_lost = True
                 self.redis_ok, self._remote, self.live_vantages = False, None, []
                 self._set_remote_overrides([])
                 metrics.REDIS_UP.set(0)
             else:
                 if not self.redis_ok:
-                    log.warning("health: shared Redis state in use (%d vantage points: %s)",
-                                len(live), ", ".join(live) or "none")
+                    live_text = ", ".join(live) or "none yet"
+                    if self._redis_lost:
+                        log.warning("health: Redis reachable again: sharing probe results "
+                                    "(vantage points live: %s)", live_text)
+                    else:
+                        log.info("health: sharing probe results over Redis (vantage points "
+                                 "live: %s)", live_text)
                 self.redis_ok, self._remote, self.live_vantages = True, votes, live
                 self._set_remote_overrides(overrides)
                 metrics.REDIS_UP.set(1)

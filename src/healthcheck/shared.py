@@ -26,6 +26,8 @@ import logging
 import time
 from dataclasses import asdict
 
+from redis.typing import EncodableT, FieldT
+
 from geocdn.redis_url import connect, slot_tag
 from geodns.steering.health import MemberHealth, Status
 from healthcheck.overrides import Override, OverrideError, parse_override
@@ -66,7 +68,7 @@ class SharedState:
     async def publish(
         self, vantage: str, states: dict[str, MemberHealth], overrides: list[Override]
     ) -> None:
-        fields = {url: encode(h) for url, h in states.items()}
+        fields: dict[FieldT, EncodableT] = {url: encode(h) for url, h in states.items()}
         if self.token:
             fields[OVERRIDES_FIELD] = self._sign(vantage, [o.to_dict() for o in overrides])
         key = self._key(vantage)
@@ -83,14 +85,15 @@ class SharedState:
 
     async def read(self) -> tuple[dict[str, list[Vote]], list[Override], list[str]]:
         """Votes per target URL, the overrides published, and the live vantage names."""
-        names = sorted(await self.redis.smembers(f"{self.prefix}:vantages"))
+        # decode_responses=True: Redis answers str (the client's types also allow bytes)
+        names = sorted(_text(n) for n in await self.redis.smembers(f"{self.prefix}:vantages"))
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(self._key(name))
             hashes = await pipe.execute()
         votes: dict[str, list[Vote]] = {}
         overrides: list[Override] = []
-        live = []
+        live: list[str] = []
         now = time.time()
         for name, fields in zip(names, hashes, strict=True):
             if not fields:
@@ -134,6 +137,10 @@ class SharedState:
                             else "not signed with this admin token, or stale")
             return []
         return _overrides(body, now)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _overrides(raw: str, now: float) -> list[Override]:

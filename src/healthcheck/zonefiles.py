@@ -8,11 +8,12 @@ from pathlib import Path
 
 from geodns.steering import Pool
 from geodns.zonefile import load_zones
+from healthcheck.errors import HealthcheckError
 
 log = logging.getLogger("healthcheck")
 
 
-class ZoneProblems(RuntimeError):
+class ZoneProblems(HealthcheckError, RuntimeError):
     """The zone files have problems (each one was logged)."""
 
 

@@ -20,12 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from geocdn.redis_url import connect
+from geodns.plugins import Plugin
 from geodns.steering import Client
 from geodns.steering.decide import region_of
 from geodns.steering.locate import Locator
@@ -33,6 +34,9 @@ from geodns.steering.locate import Locator
 from .settings import LatencySettings
 from .store import Follower
 from .table import FigureTable
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer, ServerConfig
 
 NETWORKS = Gauge("geodns_latency_networks", "Client networks with latency samples tracked",
                  multiprocess_mode="max")
@@ -42,7 +46,7 @@ FIGURES = Gauge("geodns_latency_figures", "Usable (client network, edge) latency
                 multiprocess_mode="max")
 
 
-class LatencyPlugin:
+class LatencyPlugin(Plugin):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("latency steering")
         g.add_argument("--latency-redis", metavar="URL",
@@ -54,14 +58,14 @@ class LatencyPlugin:
                        f"{LatencySettings.expiry_s:g}); with Redis unreachable, the figures "
                        "held steer until then")
 
-    def configure(self, args: argparse.Namespace, config: Any) -> None:
+    def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
         if args.latency_expiry <= 0:
             raise SystemExit("geodns: --latency-expiry must be above 0")
         if args.latency_redis:
             config.extra["latency_redis"] = args.latency_redis
             config.extra["latency_settings"] = LatencySettings(expiry_s=args.latency_expiry)
 
-    def setup(self, server: Any) -> None:
+    def setup(self, server: GeoDNSServer) -> None:
         url = server.config.extra.get("latency_redis")
         if not url:
             return
@@ -71,7 +75,7 @@ class LatencyPlugin:
         tasks: list[asyncio.Task] = []
         evicted_seen = [0]
 
-        def give(server: Any) -> None:
+        def give(server: GeoDNSServer) -> None:
             for zone in server.zones.values():
                 if zone.steering is not None:
                     zone.steering.set_latency(table)
@@ -90,18 +94,18 @@ class LatencyPlugin:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sync
 
-        async def start(server: Any) -> None:
+        async def start(server: GeoDNSServer) -> None:
             give(server)
             tasks.append(asyncio.ensure_future(follow()))
 
-        async def stop(server: Any) -> None:
+        async def stop(server: GeoDNSServer) -> None:
             for t in tasks:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             await redis.aclose()
 
-        def reloaded(server: Any) -> str | None:
+        def reloaded(server: GeoDNSServer) -> str | None:
             give(server)
             return None
 
@@ -123,7 +127,7 @@ class LatencyPlugin:
             server.http_app.router.add_get("/admin/latency", figures)
 
 
-def region(server: Any, network: str) -> str:
+def region(server: GeoDNSServer, network: str) -> str:
     """Where the first steered zone locates a network ("" when none can)."""
     address = ipaddress.ip_network(network).network_address + 1
     for zone in server.zones.values():

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from edge.distribution import transfer
 from edge.distribution.blobs import sha256_bytes
-from edge.distribution.errors import DigestMismatch
 from edge.distribution.manifest import BlobRef, Delta, FileEntry
+from edge.errors import DigestMismatch
 
 
 def entry_for(base: bytes, target: bytes) -> tuple[FileEntry, dict[str, bytes]]:

@@ -10,6 +10,7 @@ from aiohttp import web
 from dnstest import zones_copy
 
 from cdn.redis_server import free_port
+from geodns.plugins import Plugin as GeoDNSPlugin
 from geodns.server import GeoDNSServer, ServerConfig
 from geodns.steering.health import MemberHealth
 
@@ -21,7 +22,7 @@ class View:
         return MemberHealth()
 
 
-class Plugin:
+class Plugin(GeoDNSPlugin):
     def __init__(self) -> None:
         self.events: list[str] = []
         self.view = View()

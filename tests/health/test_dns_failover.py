@@ -20,7 +20,7 @@ from health_stack import GeoDNS, ask, until, write_zone
 
 from geodns.steering.health_settings import DEFAULTS as D
 
-# Worst cases (README): the next probe starts within interval*(1+jitter), `fall`
+# Worst cases (docs/health.md): the next probe starts within interval*(1+jitter), `fall`
 # (resp. `rise`) probes are needed, the last one takes up to `timeout`.
 DOWN_BOUND = D.fall * D.interval * (1 + D.jitter) + D.timeout  # 2.58 s
 UP_BOUND = D.rise * D.interval * (1 + D.jitter) + D.timeout  # 2.58 s

@@ -47,3 +47,12 @@ def stack(tmp_path_factory):
     running = Stack(stack_config(tmp_path_factory.mktemp("stack"))).start()
     yield running
     running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A whole stack starts, runs and stops in these tests: on a loaded machine that can
+    take minutes, so their deadline (for a hung test only) is longer than the default."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(600))

@@ -51,6 +51,7 @@ def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
         state = json.loads((c.run_dir / "stack.json").read_text())
         pids = [ch["pid"] for ch in state["children"]]
         assert len(pids) == 4 and all(alive(p) for p in pids)
+        assert alive(state["redis_pid"])
         children = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
         assert set(pids) < set(children)  # and the Redis server it started
@@ -92,3 +93,98 @@ def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path):
     assert f"already in use: 127.0.1.2:{port} (TCP)" in done.stderr, done.stderr
     assert "another `cdn up` running?" in done.stderr
     assert not (c.run_dir / "logs").exists()  # nothing was started
+
+
+def start_up(c, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`cdn up` on the test config, read until its summary is printed."""
+    proc = subprocess.Popen(
+        [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+         "--http", c.http, "--origin", c.origin, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "CDN_ADMIN_TOKEN": c.admin_token},
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            break
+    return proc, "".join(lines)
+
+
+def command_lines() -> dict[int, str]:
+    """Every process's command line that this user can read, by PID."""
+    out = {}
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            out[int(path.parent.name)] = path.read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            pass  # gone meanwhile
+    return out
+
+
+def test_cdn_up_clean_keeps_tokens_off_command_lines_and_cdn_down_stops_it(tmp_path):
+    c = stack_config(tmp_path, members=["tokyo", "london"])
+    # what an earlier run left: a published version, an override, a cache entry
+    for leftover in ("models-v2/ranker/2/model.onnx", "cache/tokyo/l2/x", "store/pointer"):
+        (c.run_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (c.run_dir / leftover).write_text("old")
+    (c.run_dir / "overrides.yaml").write_text("overrides: [{pool: edges, state: down}]\n")
+    proc, out = start_up(c, "--clean")
+    try:
+        assert "The local CDN is up" in out, out
+        assert f"removed {c.run_dir / 'models-v2'}" in out
+        assert not (c.run_dir / "models-v2").exists()
+        assert not (c.run_dir / "cache" / "tokyo" / "l2" / "x").exists()
+        state = json.loads((c.run_dir / "stack.json").read_text())
+        pids = [ch["pid"] for ch in state["children"]] + [state["redis_pid"], proc.pid]
+        lines = command_lines()
+        assert all(pid in lines for pid in pids)
+        assert [pid for pid, line in lines.items() if c.admin_token in line] == []
+        for secret in ("stack.json", "admin-token"):
+            assert (c.run_dir / secret).stat().st_mode & 0o777 == 0o600, secret
+        assert (c.run_dir / "admin-token").read_text().strip() == c.admin_token
+
+        # a child that dies is started again (by the launcher, recorded in stack.json)
+        edge = next(ch for ch in state["children"] if ch["name"] == "edge-tokyo")
+        os.kill(edge["pid"], signal.SIGKILL)
+
+        def new_pid() -> int | None:
+            entry = next(ch for ch in json.loads((c.run_dir / "stack.json").read_text())
+                         ["children"] if ch["name"] == "edge-tokyo")
+            return entry["pid"] if entry["pid"] != edge["pid"] and alive(entry["pid"]) else None
+
+        deadline = time.monotonic() + 120
+        while new_pid() is None:
+            assert time.monotonic() < deadline, "the killed edge was not started again"
+            time.sleep(0.2)
+        pids.append(new_pid())
+
+        # another terminal stops it
+        down = subprocess.run([CDN, "down", "--run-dir", str(c.run_dir)],
+                              capture_output=True, text=True, timeout=300)
+        assert down.returncode == 0, down.stderr
+        assert f"stopped the stack of {c.run_dir} (cdn up, pid {proc.pid})" in down.stdout
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert "edge-tokyo exited (code -9); starting it again in 1 s" in rest
+    assert "edge-tokyo started again (pid" in rest
+    assert not any(alive(p) for p in pids)
+    assert not (c.run_dir / "stack.json").exists()
+
+
+def test_client_and_simulate_without_a_stack_say_how_to_start_one(tmp_path):
+    for command in (["client", "--city", "tokyo"], ["simulate", "--requests", "10"]):
+        done = subprocess.run([CDN, *command, "--run-dir", str(tmp_path / "run")],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode != 0
+        assert done.stdout == ""
+        assert done.stderr.splitlines() == [
+            f"cdn {command[0]}: no stack is running (no {tmp_path / 'run' / 'stack.json'}); "
+            "start one with bin/up (or `cdn up`)"]
+    done = subprocess.run([CDN, "down", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode != 0 and "no stack is running" in done.stderr

@@ -5,6 +5,8 @@ and a set of tags (surrogate keys, e.g. ``model:ranker`` and ``digest:<16 hex>``
 supports purge by exact key, by key prefix and by tag.
 """
 
+from edge.errors import EdgeError
 
-class TierUnavailable(Exception):
+
+class TierUnavailable(EdgeError):
     """A purge or flush could not reach a tier (e.g. Redis down); nothing is lost: retry."""

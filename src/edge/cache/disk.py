@@ -28,6 +28,7 @@ until it is empty. Purges and flushes write directly (taking the writer's lock).
 from __future__ import annotations
 
 import asyncio
+import builtins  # the class below has a `bytes` property
 import hashlib
 import logging
 import sqlite3
@@ -148,7 +149,8 @@ class DiskL2:
         self._queue = asyncio.Queue(WRITE_QUEUE)
         self._writer = asyncio.create_task(self._write_loop())
 
-    def put_later(self, key: str, value: bytes, expires: float, tags: tuple[str, ...]) -> None:
+    def put_later(self, key: str, value: builtins.bytes, expires: float,
+                  tags: tuple[str, ...]) -> None:
         """Queue a write; without a started writer (tools, tests) write synchronously."""
         if self._queue is None:
             self._write_many([(key, value, expires, tags)])
@@ -189,7 +191,7 @@ class DiskL2:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _write_many(self, batch: list[tuple[str, bytes, float, tuple[str, ...]]]) -> None:
+    def _write_many(self, batch: list[tuple[str, builtins.bytes, float, tuple[str, ...]]]) -> None:
         latest = {key: (value, expires, tags) for key, value, expires, tags in batch}
 
         def write(db: sqlite3.Connection) -> None:

@@ -59,8 +59,8 @@ class RedisL1:
         except REDIS_ERRORS as e:
             self._failed("get", e)
             return None
-        if raw is None or len(raw) < _EXPIRES.size:
-            return None
+        if not isinstance(raw, bytes) or len(raw) < _EXPIRES.size:
+            return None  # the client does not decode responses: values are bytes
         return raw[_EXPIRES.size:], _EXPIRES.unpack_from(raw)[0]
 
     async def set(self, key: str, value: bytes, expires: float, tags: tuple[str, ...]) -> None:

@@ -33,13 +33,14 @@ from typing import Any, Protocol
 from edge.cache import TierUnavailable
 from edge.distribution.blobs import BlobStore, atomic_write
 from edge.distribution.client import OriginClient
-from edge.distribution.errors import DigestMismatch, NotFound
+from edge.distribution.errors import NotFound
 from edge.distribution.events import Event, EventStream, Position
 from edge.distribution.fetcher import FETCH_ERRORS, Fetcher
 from edge.distribution.metrics import AgentMetrics
 from edge.distribution.oci import Registry, RegistryBlobs
 from edge.distribution.placement import Demand, PlacementPolicy
 from edge.distribution.service import REPORT_TTL, ROLLOUT_PREFIX, LocalOrigin
+from edge.errors import DigestMismatch
 from geocdn.redis_url import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,9 @@ class RolloutAgent:
         st = self.state.setdefault(model, ModelState())
         try:
             version = st.desired
-            if version is None:
+            if version is None:  # a restarted node: what the origin serves now
                 summary = await self._summary()
-                version = (summary.get(model) or {}).get("current")
+                version = st.desired = (summary.get(model) or {}).get("current")
             if version is None:
                 return  # the origin has no such model: the node's upstream answers
             if self._recently_failed(model, version):
@@ -337,27 +338,33 @@ class RolloutAgent:
     async def _run_stream(self) -> None:
         assert self.stream is not None
         backoff = 0.2
+        if self.position is not None:  # resumed after a restart: what does the origin
+            with contextlib.suppress(*FETCH_ERRORS):  # serve now (reported as desired)?
+                await self._reconcile(await self._summary())
         while not self._stopping:
             try:
                 if self.position is None:
-                    await self.resync()
-                events = await self.stream.read(self.position.id, count=100,
+                    await self.resync()  # sets the position
+                start = self.position or Position()
+                events = await self.stream.read(start.id, count=100,
                                                 block_ms=self.config.block_ms)
                 self.connected = self.attempted = True
                 backoff = 0.2
+                last = start
                 for event in events:
-                    if event.seq != self.position.seq + 1:
+                    if event.seq != last.seq + 1:
                         log.warning("%s: stream gap (have seq %d, next is %d)",
-                                    self.config.edge_id, self.position.seq, event.seq)
+                                    self.config.edge_id, last.seq, event.seq)
                         self.position = None
                         break
                     await self._apply_entry(event)
+                    last = self.position or last
                 else:
-                    self.head_seq = max(self.head_seq, self.position.seq)
+                    self.head_seq = max(self.head_seq, last.seq)
                     if len(events) < 100 and not self.synced:
                         self.synced = True
                         log.info("%s: caught up with the stream at seq %d",
-                                 self.config.edge_id, self.position.seq)
+                                 self.config.edge_id, last.seq)
                     if events or not self.synced:
                         await self.report()
             except REDIS_ERRORS as exc:

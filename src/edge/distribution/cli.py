@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _target(p)
     p.set_defaults(dist_cmd=_purge)
 
-    p = subparsers.add_parser("rollout", help="rollout state of every edge")
+    p = subparsers.add_parser("rollout", help="rollout state of every edge: one line each")
+    p.add_argument("--json", action="store_true", help="the origin's full report as JSON")
     _target(p)
-    p.set_defaults(dist_cmd=_simple("rollout"))
+    p.set_defaults(dist_cmd=_rollout)
 
 
 class _Direct:
@@ -164,7 +166,7 @@ async def _list(b: Any, args: argparse.Namespace) -> None:
                   + ("  +int8" if d["int8"] else ""))
 
 
-def _simple(cmd: str):
+def _simple(cmd: str) -> Callable[[Any, argparse.Namespace], Awaitable[None]]:
     async def run(b: Any, args: argparse.Namespace) -> None:
         params = [getattr(args, a) for a in ("name", "version") if hasattr(args, a)]
         _print(await getattr(b, cmd)(*params))
@@ -175,6 +177,55 @@ def _simple(cmd: str):
 async def _purge(b: Any, args: argparse.Namespace) -> None:
     kind = next(k for k in ("key", "prefix", "tag") if getattr(args, k) is not None)
     _print(await b.purge(kind, getattr(args, kind)))
+
+
+async def _rollout(b: Any, args: argparse.Namespace) -> None:
+    doc = await b.rollout()
+    if args.json:
+        _print(doc)
+    else:
+        print(rollout_table(doc))
+
+
+def _version_cell(state: dict[str, Any]) -> str:
+    """`2`; `1 -> 2` while moving to the desired version; `-` when not loaded here (it
+    loads on demand); `+3 staged` when a staged version waits."""
+    active, desired, staged = state.get("active"), state.get("desired"), state.get("staged")
+    cell = str(active) if active else "-"
+    if active and desired and desired != active:
+        cell += f" -> {desired}"
+    if staged:
+        cell += f" +{staged} staged"
+    return cell
+
+
+def rollout_table(doc: dict[str, Any]) -> str:
+    """One line per edge: how it follows the origin and which version of each model it
+    serves; errors last. The JSON (`--json`) has everything else."""
+    edges: dict[str, dict[str, Any]] = doc.get("edges", {})
+    models = sorted({m for e in edges.values() for m in e.get("models", {})})
+    head = ["edge", "mode", "ready", "lag", *models, "error"]
+    rows = [head]
+    for name, e in sorted(edges.items()):
+        states = e.get("models", {})
+        errors = [f"{m}: {st['error']}" for m, st in sorted(states.items()) if st.get("error")]
+        if not e.get("connected", True):
+            errors.append(f"not connected: {e.get('last_error') or '?'}")
+        rows.append([name, str(e.get("mode", "?")), "yes" if e.get("ready") else "no",
+                     str(e.get("lag", "?")),
+                     *(_version_cell(states[m]) if m in states else "-" for m in models),
+                     "; ".join(errors) or "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+             for r in rows]
+    if not edges:
+        lines.append("(no edge has reported yet)")
+    stream = doc.get("stream")
+    if stream:
+        lines.append(f"stream head: seq {stream['head_seq']} ({stream['head_id']})")
+    if doc.get("warning"):
+        lines.append(f"warning: {doc['warning']}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
-class DistributionError(Exception):
-    """Base class: every failure here carries an operator-facing message."""
+from edge.errors import DistributionError
 
 
 class InvalidName(DistributionError, ValueError):
@@ -17,10 +15,6 @@ class NotFound(DistributionError, LookupError):
 
 class Conflict(DistributionError):
     """The request contradicts the store (e.g. a version re-published with other bytes)."""
-
-
-class DigestMismatch(DistributionError):
-    """Bytes do not hash to the digest they were announced with."""
 
 
 class TransferFailed(DistributionError):

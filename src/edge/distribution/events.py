@@ -101,12 +101,13 @@ class Event:
 
     @classmethod
     def from_entry(cls, entry_id: str, f: dict[str, str]) -> Event:
-        common = {"ts": float(f.get("ts", 0)), "seq": int(f.get("seq", 0)), "id": entry_id}
+        ts, seq = float(f.get("ts", 0)), int(f.get("seq", 0))
         if f.get("kind") == "purge":
             kind = next((k for k in PURGE_KINDS if k in f), "")
-            return cls("purge", purge_kind=kind, purge_value=f.get(kind, ""), **common)
+            return cls("purge", purge_kind=kind, purge_value=f.get(kind, ""), ts=ts, seq=seq,
+                       id=entry_id)
         return cls(f.get("kind", ""), f.get("model", ""), f.get("version", ""),
-                   f.get("digest", ""), **common)
+                   f.get("digest", ""), ts=ts, seq=seq, id=entry_id)
 
     def describe(self) -> str:
         if self.kind == "purge":
@@ -137,7 +138,8 @@ class EventStream:
         fields = event.fields()
         for k, v in fields.items():
             flat += [k, v]
-        keys, args = [self.key, self.key + ":seq"], [self.maxlen, floor, *flat]
+        keys = [self.key, self.key + ":seq"]
+        args: list[str | int] = [self.maxlen, floor, *flat]
         if isinstance(self.redis, RedisCluster) or not await self._has_replicas():
             entry_id, seq = await self._script(keys=keys, args=args)
         else:  # on the connection that wrote: WAIT for a replica, so a failover keeps it
@@ -159,7 +161,9 @@ class EventStream:
         if not entries:
             return Position()
         entry_id, f = entries[0]
-        return Position(_s(entry_id), int(_s(f.get(b"seq", f.get("seq", 0)))))
+        fields = f or {}
+        seq = fields.get(b"seq") or fields.get("seq") or 0
+        return Position(_s(entry_id or "0-0"), int(_s(seq)))
 
     async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
         """Entries after `after`, waiting up to `block_ms` for one. A blocked read that the

@@ -25,8 +25,9 @@ from edge.distribution.service import LocalOrigin
 
 log = logging.getLogger(__name__)
 
-FETCH_ERRORS = (DistributionError, aiohttp.ClientError, asyncio.TimeoutError,
-                zstandard.ZstdError, ValueError, OSError)
+FETCH_ERRORS: tuple[type[Exception], ...] = (
+    DistributionError, aiohttp.ClientError, asyncio.TimeoutError, zstandard.ZstdError,
+    ValueError, OSError)
 
 
 class Fetcher:

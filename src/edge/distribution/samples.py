@@ -19,7 +19,8 @@ _NUMPY = {
 }
 
 
-def sample_inputs(session: ort.InferenceSession, batch: int = 64, seed: int = 0):
+def sample_inputs(session: ort.InferenceSession, batch: int = 64,
+                  seed: int = 0) -> dict[str, np.ndarray]:
     """One feed dict: symbolic dimensions become `batch` (first) or 1 (others)."""
     rng = np.random.default_rng(seed)
     feed: dict[str, np.ndarray] = {}

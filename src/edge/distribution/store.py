@@ -67,7 +67,7 @@ def describe_model(path: Path) -> dict[str, Any]:
     except Exception as exc:  # onnxruntime raises several unrelated types
         raise InvalidModel(f"{path.name}: onnxruntime cannot run it: {exc}") from None
 
-    def shape(v) -> list[int | str]:
+    def shape(v: onnx.ValueInfoProto) -> list[int | str]:
         return [d.dim_value or d.dim_param or "?" for d in v.type.tensor_type.shape.dim]
 
     init = {i.name for i in model.graph.initializer}

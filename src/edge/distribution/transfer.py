@@ -20,8 +20,9 @@ import bsdiff4
 import zstandard
 
 from edge.distribution.blobs import sha256_bytes
-from edge.distribution.errors import DigestMismatch, TransferFailed
+from edge.distribution.errors import TransferFailed
 from edge.distribution.manifest import FileEntry
+from edge.errors import DigestMismatch
 
 DELTA_RATIO = 0.5
 ZSTD_MIN_SAVING = 0.05

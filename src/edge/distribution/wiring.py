@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -78,11 +79,11 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
     else:
         url = config.dist_url or config.upstream or ""
         source = OriginClient(url if "://" in url else f"http://{url}", config.admin_token)
-    models_dir = Path(config.models_dir or Path(config.cache_dir) / "models")
+    models_dir = Path(config.models_dir or config.cache_root / "models")
     policy = PlacementPolicy(threshold=config.prefetch_threshold,
                              idle_evict_s=config.model_idle_unload_s or DEFAULT_IDLE_EVICT_S)
     agent = RolloutAgent(
-        AgentConfig(edge_id(config), Path(config.cache_dir) / "rollout", policy,
+        AgentConfig(edge_id(config), config.cache_root / "rollout", policy,
                     prefer_int8=config.prefer_int8,
                     registry=Registry.parse(config.oci_registry) if config.oci_registry else None),
         RegistryModels(node.registry, models_dir),
@@ -90,7 +91,7 @@ def setup(app: web.Application, config: EdgeConfig) -> RolloutAgent | None:
         EventStream(redis) if redis else None, AgentMetrics(node.metrics.registry))
     app[AGENT] = agent
 
-    async def lifecycle(_app: web.Application):
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         if config.dist_store:
             for line in await asyncio.to_thread(import_folder, dist.store, models_dir):
                 log.info("published %s from the model folder into the store", line)

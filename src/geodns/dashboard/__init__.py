@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,7 @@ def add_dashboard_routes(app: web.Application, sources: DashboardSources) -> Non
     async def api(request: web.Request) -> web.Response:
         return web.json_response(sampler.document(), headers={"Cache-Control": "no-store"})
 
-    async def sampling(app: web.Application):
+    async def sampling(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(sampler.run())
         yield
         task.cancel()

@@ -9,6 +9,13 @@ probed. Member places come from the zones being served, so a reload shows at onc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from geodns.plugins import Plugin
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer
+
 from typing import Any
 
 import aiohttp
@@ -16,7 +23,7 @@ import aiohttp
 from geodns.dashboard import DashboardSources, Place, add_dashboard_routes
 
 
-def places(server: Any) -> list[Place]:
+def places(server: GeoDNSServer) -> list[Place]:
     out = []
     for origin, zone in sorted(server.zones.items()):
         if zone.steering is None:
@@ -28,7 +35,7 @@ def places(server: Any) -> list[Place]:
     return out
 
 
-def unprobed_rows(server: Any) -> list[dict[str, Any]]:
+def unprobed_rows(server: GeoDNSServer) -> list[dict[str, Any]]:
     """Rows in the health service's shape for when no health checking runs."""
     return [
         {"zone": p.zone, "pool": p.pool, "member": p.member, "target": None,
@@ -45,13 +52,14 @@ def self_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class DashboardPlugin:
-    def setup(self, server: Any) -> None:
-        if server.http_app is None:  # a worker process: no HTTP port
+class DashboardPlugin(Plugin):
+    def setup(self, server: GeoDNSServer) -> None:
+        http = server.config.http
+        if server.http_app is None or http is None:  # a worker process: no HTTP port
             return
         from geodns.admin import counters
 
-        url = f"http://{self_address(*server.config.http)}/admin/health"
+        url = f"http://{self_address(*http)}/admin/health"
 
         async def health_rows(session: aiohttp.ClientSession) -> list[dict[str, Any]]:
             async with session.get(url) as resp:

@@ -20,6 +20,8 @@ from typing import Any
 from mmdb_writer import MmdbF64, MmdbU16, MMDBWriter
 from netaddr import IPSet
 
+from geodns.errors import GeoDNSError
+
 from .geoip import DEMO_MMDB
 
 DEMO_CSV = DEMO_MMDB.with_name("geo-demo.csv")
@@ -36,7 +38,7 @@ CONTINENTS = {
 }
 
 
-class DemoDBError(ValueError):
+class DemoDBError(GeoDNSError, ValueError):
     """A row of the source table is wrong; the message names the line."""
 
 

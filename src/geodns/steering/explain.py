@@ -7,6 +7,8 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from geodns.errors import GeoDNSError
+
 from ..names import find_zone
 from .decide import Decision
 from .geoip import GeoDB
@@ -18,8 +20,9 @@ def _loc(loc: Location | None) -> dict[str, Any] | None:
 
 
 def _args(args: Any) -> Any:
-    is_instance = dataclasses.is_dataclass(args) and not isinstance(args, type)
-    return dataclasses.asdict(args) if is_instance else args
+    if dataclasses.is_dataclass(args) and not isinstance(args, type):
+        return dataclasses.asdict(args)
+    return args
 
 
 def _round(x: float | None, nd: int = 1) -> float | None:
@@ -154,7 +157,7 @@ def format_text(e: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class ExplainError(ValueError):
+class ExplainError(GeoDNSError, ValueError):
     """A request for an explanation that cannot be answered; `status` as in HTTP."""
 
     def __init__(self, message: str, status: int = 400) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import maxminddb
 
+from geodns.errors import GeoDNSError
+
 from .addresses import GRAIN
 from .model import IPAddress, Location
 
@@ -32,7 +34,7 @@ PROBES = ("1.1.1.1", "8.8.8.8", "81.2.69.160", "128.101.101.101", "202.196.224.1
           "255.255.255.255", "2001:db8::1", "2a02:8000::1", "::1")
 
 
-class GeoIPError(Exception):
+class GeoIPError(GeoDNSError):
     """The database file is missing, unreadable or not an MMDB file."""
 
 

@@ -38,7 +38,8 @@ class MemberHealth:
 
 
 class HealthView(Protocol):
-    generation: int
+    @property
+    def generation(self) -> int: ...
 
     def get(self, pool: str, member: str) -> MemberHealth: ...
 

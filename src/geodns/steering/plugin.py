@@ -16,11 +16,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from geodns.plugins import Plugin
+
+if TYPE_CHECKING:
+    from geodns.server import GeoDNSServer, ServerConfig
+
 import argparse
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -31,7 +38,7 @@ from .explain import ExplainError, explain_name
 log = logging.getLogger("geodns")
 
 
-class GeoPlugin:
+class GeoPlugin(Plugin):
     def add_commands(self, sub: argparse._SubParsersAction) -> None:
         cli.add_parser(sub).set_defaults(func=cli.run)
 
@@ -46,7 +53,7 @@ class GeoPlugin:
             help="a source network (at most /24 or /56) that may read the _explain.NAME TXT "
             "record; repeatable; default: nobody")
 
-    def configure(self, args: argparse.Namespace, config: Any) -> None:
+    def configure(self, args: argparse.Namespace, config: ServerConfig) -> None:
         networks = []
         for text in args.explain_from:
             try:
@@ -65,19 +72,19 @@ class GeoPlugin:
                 raise SystemExit(f"geodns: {e}") from None
             config.extra["geoip"] = args.geoip
 
-    def setup(self, server: Any) -> None:
+    def setup(self, server: GeoDNSServer) -> None:
         path = server.config.extra.get("geoip")
         if path is not None:
             geoip.shared().open(path)
         server.on_reload.append(_reload_geoip)
         explain_from = server.config.extra.get("explain_from", ())
 
-        def allow_explain(server: Any) -> None:
+        def allow_explain(server: GeoDNSServer) -> None:
             for zone in server.zones.values():
                 if zone.steering is not None:
                     zone.steering.explain_from = explain_from
 
-        async def allow_explain_at_start(server: Any) -> None:
+        async def allow_explain_at_start(server: GeoDNSServer) -> None:
             allow_explain(server)
 
         server.on_start.append(allow_explain_at_start)
@@ -86,7 +93,7 @@ class GeoPlugin:
             server.http_app.router.add_get("/admin/explain", _explain_handler(server))
 
 
-def _reload_geoip(server: Any) -> str | None:
+def _reload_geoip(server: GeoDNSServer) -> str | None:
     """Re-read the database file; on failure the message for the reload's answer."""
     try:
         geoip.shared().reload()
@@ -97,7 +104,7 @@ def _reload_geoip(server: Any) -> str | None:
     return None
 
 
-def _explain_handler(server: Any):
+def _explain_handler(server: GeoDNSServer) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def explain(request: web.Request) -> web.Response:
         q = request.query
         if "name" not in q:

@@ -9,7 +9,7 @@ const PALETTE = ["#4e9af1", "#f1a34e", "#7bd389", "#e86a92", "#b48ef0", "#e3d16a
                  "#5fd0d0", "#f08a5d", "#9aa5b1"];
 
 const $ = (id) => document.getElementById(id);
-const memberColor = {};
+const memberOrder = new Map();  // member name -> its place in the pools
 let lastDoc = null;
 
 function el(tag, attrs = {}, text) {
@@ -74,12 +74,12 @@ function drawMarkers(members) {
     if (!g) {
       g = el("svg:g", { id, class: "edge", "data-member": m.member, "data-pool": m.pool });
       const x = m.lon + 180, y = 90 - m.lat;
-      const side = west.has(m.member) ? { dx: -3.6, anchor: "end" } : { dx: 3.6, anchor: "start" };
+      const side = west.has(m.member) ? { dx: -4.2, anchor: "end" } : { dx: 4.2, anchor: "start" };
       g.appendChild(el("svg:circle", { class: "ring", cx: x, cy: y, r: 3 }));
       g.appendChild(el("svg:circle", { class: "core", cx: x, cy: y, r: 1.6 }));
-      g.appendChild(el("svg:text", { class: "name", x: x + side.dx, y: y - 0.6,
+      g.appendChild(el("svg:text", { class: "name", x: x + side.dx, y: y - 0.4,
                                      "text-anchor": side.anchor }));
-      g.appendChild(el("svg:text", { class: "sub", x: x + side.dx, y: y + 3.4,
+      g.appendChild(el("svg:text", { class: "sub", x: x + side.dx, y: y + 4.6,
                                      "text-anchor": side.anchor }));
       g.appendChild(el("svg:title"));
       layer.appendChild(g);
@@ -152,11 +152,21 @@ function drawPools(members) {
 
 // -- queries per region, recent changes ------------------------------------------------
 
+// A member's colour comes from its place in the pools (the zone file's order), so it is
+// the same on every load whatever answers arrive first; a name the pools no longer hold
+// gets one from its letters.
+function colorMembers(members) {
+  memberOrder.clear();
+  for (const m of members) if (!memberOrder.has(m.member)) memberOrder.set(m.member, memberOrder.size);
+}
+
 function colorOf(member) {
-  if (!(member in memberColor)) {
-    memberColor[member] = PALETTE[Object.keys(memberColor).length % PALETTE.length];
+  let index = memberOrder.get(member);
+  if (index === undefined) {
+    index = 0;
+    for (const ch of member) index = (index * 31 + ch.codePointAt(0)) % 9973;
   }
-  return memberColor[member];
+  return PALETTE[index % PALETTE.length];
 }
 
 // One bar per client region: its length is the region's share of all steered answers
@@ -189,11 +199,15 @@ function drawRegions(queries) {
     host.appendChild(row);
   }
   const legend = el("div", { class: "legend" });
-  for (const member of Object.keys(memberColor).sort()) {
+  const shown = new Set(regions.flatMap((r) => Object.keys(r.member_totals)));
+  for (const member of [...shown].sort()) {
+    // dot and name in one box, so that wrapping never parts them
+    const item = el("span", { class: "item", "data-member": member });
     const dot = el("span", { class: "dot" });
-    dot.style.background = memberColor[member];
-    legend.appendChild(dot);
-    legend.appendChild(document.createTextNode(member));
+    dot.style.background = colorOf(member);
+    item.appendChild(dot);
+    item.appendChild(document.createTextNode(member));
+    legend.appendChild(item);
   }
   host.appendChild(legend);
 }
@@ -263,6 +277,7 @@ async function refresh() {
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const doc = await resp.json();
     lastDoc = doc;
+    colorMembers(doc.members);
     drawMarkers(doc.members);
     drawPools(doc.members);
     drawRegions(doc.queries);
