@@ -11,6 +11,7 @@ import pytest
 from cdn.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGY_PASSWORD = "s3cret-topology-pw"
 
 
 @pytest.fixture
@@ -24,6 +25,19 @@ def redis_server():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["sentinel", "cluster"])
+def redis_topology(request: pytest.FixtureRequest):
+    """A Redis Sentinel set, then a Redis Cluster (`tests/redis_sets.py`), each requiring
+    the password `TOPOLOGY_PASSWORD`; its `.url` is what the programs are given."""
+    from redis_sets import ClusterSet, SentinelSet
+
+    made = SentinelSet(password=TOPOLOGY_PASSWORD) if request.param == "sentinel" \
+        else ClusterSet(password=TOPOLOGY_PASSWORD)
+    made.start()
+    yield made
+    made.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,18 +24,7 @@ from edge.distribution.events import STREAM_KEY
 from edge.distribution.wiring import AGENT
 from edge.modelgen import write_ranker
 from geocdn.redis_url import connect
-from redis_sets import ClusterSet, SentinelSet
-
-PASSWORD = "s3cret-redis-pw"
-
-
-@pytest.fixture(params=["sentinel", "cluster"])
-def topology(request: pytest.FixtureRequest):
-    made = SentinelSet(password=PASSWORD) if request.param == "sentinel" \
-        else ClusterSet(password=PASSWORD)
-    made.start()
-    yield made
-    made.stop()
+from redis_sets import SentinelSet
 
 
 class Nodes:
@@ -66,8 +55,8 @@ class Nodes:
 
 
 @pytest.fixture
-async def nodes(tmp_path, topology) -> AsyncIterator[Nodes]:
-    made = Nodes(tmp_path, topology.url)
+async def nodes(tmp_path, redis_topology) -> AsyncIterator[Nodes]:
+    made = Nodes(tmp_path, redis_topology.url)
     yield made
     await made.stop()
 
@@ -80,7 +69,7 @@ async def until(check: Callable[[], Awaitable[bool]], what: str,
         await asyncio.sleep(0.1)
 
 
-async def test_rollout_and_purge_survive_a_primary_failover(nodes, topology, tmp_path):
+async def test_rollout_and_purge_survive_a_primary_failover(nodes, redis_topology, tmp_path):
     write_ranker(tmp_path / "origin-models", "1", seed=0)
     v2 = write_ranker(tmp_path / "v2", "2", seed=1)
     origin = await nodes.start("origin", models_dir=tmp_path / "origin-models",
@@ -120,7 +109,7 @@ async def test_rollout_and_purge_survive_a_primary_failover(nodes, topology, tmp
             return all(nodes.applied[e] and nodes.applied[e][-1] >= seq for e in ("e1", "e2"))
         return check
 
-    shared = connect(topology.url)
+    shared = connect(redis_topology.url)
     async with aiohttp.ClientSession() as http, OriginClient(origin, TOKEN) as client:
         clients = [asyncio.create_task(load(http, i)) for i in range(4)]
         await more_answers(40)
@@ -132,8 +121,8 @@ async def test_rollout_and_purge_survive_a_primary_failover(nodes, topology, tmp
         purge = await client.purge("prefix", "ranker")
         await until(applied(purge["event"]["seq"]), "the first purge on every edge")
 
-        killed = topology.kill_primary() if isinstance(topology, SentinelSet) \
-            else topology.kill_primary_of(STREAM_KEY)
+        killed = redis_topology.kill_primary() if isinstance(redis_topology, SentinelSet) \
+            else redis_topology.kill_primary_of(STREAM_KEY)
         assert killed
         await more_answers(20)  # the edges go on serving through the failover
 
@@ -154,7 +143,8 @@ async def test_rollout_and_purge_survive_a_primary_failover(nodes, topology, tmp
         assert len(seqs) == purge["event"]["seq"], (edge, seqs)
 
 
-def test_without_the_password_a_client_gets_nothing(topology):
+def test_without_the_password_a_client_gets_nothing(redis_topology):
+    topology = redis_topology
     servers = topology.servers if isinstance(topology, SentinelSet) else topology.nodes
     for server in servers:
         plain = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)

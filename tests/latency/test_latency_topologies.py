@@ -15,25 +15,13 @@ from edge.config import EdgeConfig
 from geocdn.redis_url import connect
 from latency.store import Follower
 from latency.table import FigureTable
-from redis_sets import ClusterSet, SentinelSet
-
-PASSWORD = "s3cret-latency-pw"
-
-
-@pytest.fixture(params=["sentinel", "cluster"])
-def topology(request: pytest.FixtureRequest):
-    made = SentinelSet(password=PASSWORD) if request.param == "sentinel" \
-        else ClusterSet(password=PASSWORD)
-    made.start()
-    yield made
-    made.stop()
 
 
 @pytest.mark.timeout(180)
-async def test_beacons_reach_the_figures(tmp_path, topology) -> None:
+async def test_beacons_reach_the_figures(tmp_path, redis_topology) -> None:
     port = free_port()
     config = EdgeConfig(listen=f"127.0.0.1:{port}", cache_dir=tmp_path / "cache",
-                        latency_redis=topology.url, latency_name="tokyo",
+                        latency_redis=redis_topology.url, latency_name="tokyo",
                         latency_peers={"mumbai": "http://127.0.0.3:1"}).validate()
     runner = web.AppRunner(build_app(config), access_log=None)
     await runner.setup()
@@ -48,7 +36,7 @@ async def test_beacons_reach_the_figures(tmp_path, topology) -> None:
                     assert r.status == 202, await r.text()
     finally:
         await runner.cleanup()
-    redis = connect(topology.url)
+    redis = connect(redis_topology.url)
     try:
         table = FigureTable()
         await Follower(redis, table).sync_once()
