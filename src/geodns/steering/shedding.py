@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 
 STEP = 0.15  # most the fraction moves in half a TTL
 GRAIN = 0.01  # the published fraction moves in steps of this
-DEADBAND = 0.03  # closer than this to the target: no change
+DEADBAND = 0.02  # the fraction starts moving only when the target is further than this
 MIN_KEPT = 0.05  # below this share kept, the reported load says nothing about the offered
-BUCKETS = 20  # of a sliding window over one TTL
+BUCKETS = 20  # of a sliding window
+SMOOTH = 0.25  # the offered-load estimate is a mean over this share of a TTL
 
 
 def target_fraction(offered: float, low: float, high: float) -> float:
@@ -69,13 +70,15 @@ class ShedController:
     ttl: float  # seconds: the answers' TTL, how long a resolver keeps an answer
     fraction: float = 0.0  # published: the share of client networks shed
     _fractions: Window = field(init=False)  # the fraction in force over the last TTL
-    _offered: Window = field(init=False)  # offered-load estimates over the last TTL
+    _offered: Window = field(init=False)  # recent offered-load estimates
     _exact: float = 0.0  # the fraction before rounding to GRAIN
+    _moving: bool = False  # past the deadband: moving until it reaches the target
     _at: float | None = None  # the last update
 
     def __post_init__(self) -> None:
-        self._fractions = Window(max(self.ttl, 1.0))
-        self._offered = Window(max(self.ttl, 1.0))
+        ttl = max(self.ttl, 1.0)
+        self._fractions = Window(ttl)
+        self._offered = Window(ttl * SMOOTH)
 
     @property
     def offered(self) -> float | None:
@@ -95,10 +98,14 @@ class ShedController:
         if offered is None:
             return False
         gap = target_fraction(offered, self.low, self.high) - self._exact
-        if abs(gap) <= DEADBAND:
+        if abs(gap) > DEADBAND:
+            self._moving = True
+        if not self._moving:
             return False
         most = STEP * dt / (ttl / 2)
         self._exact = min(1.0, max(0.0, self._exact + max(-most, min(most, gap))))
+        if abs(gap) <= most:
+            self._moving = False  # arrived: hold until the target moves past the deadband
         published = round(round(self._exact / GRAIN) * GRAIN, 3)
         if published == self.fraction:
             return False
