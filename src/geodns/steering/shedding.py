@@ -11,17 +11,33 @@ reported load makes a loop that overshoots, swings back and never settles. So:
 
 * **offered load**: the load the member would carry without shedding, estimated as
   reported load / (1 - the fraction in force), where the fraction in force is the
-  fraction averaged over the last TTL (what the resolvers' cached answers hold);
-* **smoothed over a TTL**: the estimate is the mean over the last TTL (a sliding
-  window of `BUCKETS` buckets), so it holds the whole population of resolvers once;
+  fraction averaged over the last TTL (what the resolvers' cached answers hold: a
+  resolver that asked at any moment of the last TTL holds the fraction of that moment).
+  Because the estimate accounts for the answers still cached, it needs no wait for
+  the effect of a change: it is smoothed only against noise, as the mean over the last
+  `SMOOTH` of a TTL, so the first step follows the overload at once (feed-forward)
+  instead of a TTL later;
 * **target**: the fraction at which the watermark rule holds for the load that stays,
   shed = (load - low) / (high - low) with load = offered x (1 - shed), i.e.
   (offered - low) / (offered + high - low): nothing at or below `low`; an offered load
   of 1.0 with the default watermarks (0.7, 0.9) keeps 0.75. The load that stays is
   always between `low` and `high`;
+* **closing on what was actually shed**: the estimate assumes the shed share of the
+  load is the shed share of client networks. It is not when resolvers without ECS
+  (each a lump of clients, shed only past one half: `filters.shed`) carry part of the
+  load: a fraction of 0.25 then sheds less than 0.25 of it, the reported load stays
+  higher, the estimate reads higher and the target rises, until the load that stays
+  meets the rule for the estimate. With 30 % of the load behind one resolver without
+  ECS that fixed point keeps 0.767 of an offered 1.0 (instead of 0.75), a fraction of
+  0.33; the member cannot tell how many clients hide behind one resolver, so the
+  residual is what the lumps cost, not a lag;
 * **damped**: the fraction moves towards the target at most `STEP` per half TTL (a
-  steady slope, so at most 2 x `STEP` per TTL), is published in steps of `GRAIN`,
-  and does not move while it is within `DEADBAND` of the target.
+  steady slope, so at most 2 x `STEP` per TTL) and is published in steps of `GRAIN`;
+* **deadband with hysteresis**: the fraction starts moving only once the target is
+  more than `DEADBAND` away, and then goes all the way to it (not to the edge of the
+  deadband, which would leave a standing error); noise smaller than the deadband
+  moves nothing, so client networks (and whole resolvers) are not moved back and
+  forth.
 """
 
 from __future__ import annotations
