@@ -45,12 +45,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-STEP = 0.15  # most the fraction moves in half a TTL
+STEP = 0.25  # most the fraction moves in half a TTL
 GRAIN = 0.01  # the published fraction moves in steps of this
 DEADBAND = 0.02  # the fraction starts moving only when the target is further than this
 MIN_KEPT = 0.05  # below this share kept, the reported load says nothing about the offered
 BUCKETS = 20  # of a sliding window
-SMOOTH = 0.5  # the offered-load estimate is a mean over this share of a TTL
+SMOOTH = 0.25  # the offered-load estimate is a mean over this share of a TTL
 
 
 def target_fraction(offered: float, low: float, high: float) -> float:
