@@ -39,11 +39,13 @@ class RedisServer:
     host: str = "127.0.0.1"
     port: int = 0
     maxmemory: str | None = None
+    password: str | None = None  # requirepass: clients without it get nothing
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if not self.port:
@@ -58,6 +60,8 @@ class RedisServer:
             "--dir", workdir,
             "--protected-mode", "no",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         if self.maxmemory:
             args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "allkeys-lru"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -68,7 +72,7 @@ class RedisServer:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.05)
