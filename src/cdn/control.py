@@ -48,7 +48,7 @@ class StateFileController:
         with open(entry["log"], "ab") as log:
             proc = subprocess.Popen(
                 entry["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, env={**os.environ, **state.get("env", {})},
             )
         entry["pid"] = proc.pid
         write_state(self.run_dir, state)

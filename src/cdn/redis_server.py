@@ -13,8 +13,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cdn.processes import stop_process
+from geocdn.files import write_private
 
 
 def server_binary() -> str:
@@ -39,18 +41,23 @@ class RedisServer:
     host: str = "127.0.0.1"
     port: int = 0
     maxmemory: str | None = None
+    password: str | None = None  # requirepass: clients without it get nothing
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if not self.port:
             self.port = free_port(self.host)
         workdir = tempfile.mkdtemp(prefix="redis-")
+        config = Path(workdir) / "redis.conf"  # the password: in a private file, not argv
+        write_private(config, f"requirepass {self.password}\n" if self.password else "")
         args = [
             server_binary(),
+            str(config),
             "--bind", self.host,
             "--port", str(self.port),
             "--save", "",
@@ -68,7 +75,7 @@ class RedisServer:
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.05)

@@ -36,6 +36,11 @@ TOKEN_FILE = "admin-token"
 RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", "5"]
 
 
+# The password of our own Redis reaches the children by the environment: their Redis
+# URLs say ${CDN_REDIS_PASSWORD}, so no command line shows it.
+REDIS_PASSWORD_ENV = "CDN_REDIS_PASSWORD"
+
+
 @dataclass
 class StackConfig:
     zones: Path = Path("zones")
@@ -74,6 +79,7 @@ class Stack:
         self.topology: Topology = load_topology(config.zones, config.pool)
         self.redis: RedisServer | None = None
         self.redis_url = config.redis_url or ""
+        self.env: dict[str, str] = {}  # for every child: our Redis's password
         self.children: list[Child] = []
         self.run_dir = config.run_dir.resolve()
 
@@ -92,6 +98,7 @@ class Stack:
             log_path=self.run_dir / "logs" / f"{name}.log",
             ready=http_ready(ready_url) if ready_url else None,
             where=where,
+            env=self.env,
         )
 
     def _prepare_models(self) -> Path:
@@ -182,9 +189,12 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.token_file, self.config.admin_token + "\n")
         try:
-            if not self.redis_url:
-                self.redis = RedisServer(host="127.0.0.1").start()
-                self.redis_url = self.redis.url
+            if not self.redis_url:  # our own, with a password of its own
+                password = secrets.token_urlsafe(18)
+                self.redis = RedisServer(host="127.0.0.1", password=password).start()
+                self.env[REDIS_PASSWORD_ENV] = password
+                self.redis_url = (f"redis://:${{{REDIS_PASSWORD_ENV}}}@127.0.0.1:"
+                                  f"{self.redis.port}/0")
             models = self._prepare_models()
             self._launch(self.origin_child(models))
             for site in self.topology.edges:
@@ -269,6 +279,7 @@ class Stack:
             "http": c.http,
             "origin": c.origin,
             "redis": self.redis_url,
+            "env": self.env,
             "admin_token": c.admin_token,
             "children": [
                 {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),

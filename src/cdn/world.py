@@ -94,7 +94,7 @@ class World:
 
     def city_network(self, city: str) -> ipaddress.IPv4Network:
         i = [c.name for c in self.cities].index(city)
-        return ipaddress.ip_network(f"127.{self.city_base + i}.0.0/24")
+        return ipaddress.IPv4Network(f"127.{self.city_base + i}.0.0/24")
 
     def client_address(self, city: str, index: int = 0) -> str:
         return str(self.city_network(city)[1 + index])

@@ -94,14 +94,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
                             context: grpc.aio.ServicerContext) -> pb.ModelMetadataResponse:
         async def answer() -> pb.ModelMetadataResponse:
-            doc = await oip.model_metadata(self.node, request.name, request.version or None, 0)
+            doc = await self.node.model_metadata(request.name, request.version or None)
             return _parse(doc, pb.ModelMetadataResponse())
         return await self._call(context, answer)
 
     async def ModelConfig(self, request: pb.ModelConfigRequest,
                           context: grpc.aio.ServicerContext) -> pb.ModelConfigResponse:
         async def answer() -> pb.ModelConfigResponse:
-            info, _ = await oip.resolve(self.node, request.name, request.version or None, 0)
+            info, _ = await self.node.resolve(request.name, request.version or None)
             config = _parse(oip.model_config(self.node, info), config_pb2.ModelConfig())
             return pb.ModelConfigResponse(config=config)
         return await self._call(context, answer)

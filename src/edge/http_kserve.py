@@ -43,22 +43,22 @@ async def ready(request: web.Request) -> web.Response:
 
 async def model_metadata(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    doc = await oip.model_metadata(node, request.match_info["model"],
+    doc = await node.model_metadata(request.match_info["model"],
                                     request.match_info.get("version"), request_hops(request))
     return web.json_response(doc)
 
 
 async def model_ready(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    info, _ = await oip.resolve(node, request.match_info["model"],
-                                request.match_info.get("version"), request_hops(request))
+    info, _ = await node.resolve(request.match_info["model"],
+                                 request.match_info.get("version"), request_hops(request))
     return web.json_response({"name": info.name, "version": info.version, "ready": True})
 
 
 async def model_config(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    info, _ = await oip.resolve(node, request.match_info["model"],
-                                request.match_info.get("version"), request_hops(request))
+    info, _ = await node.resolve(request.match_info["model"],
+                                 request.match_info.get("version"), request_hops(request))
     return web.json_response(oip.model_config(node, info))
 
 

@@ -18,7 +18,6 @@ import numpy as np
 from edge import __version__
 from edge.cache import TierUnavailable
 from edge.node import EdgeNode, ModelNotFound, Unavailable
-from edge.registry import SAFE_NAME, ModelVersion
 from edge.tensors import (
     DATATYPES,
     BadInput,
@@ -87,21 +86,6 @@ def error_status(e: BaseException) -> int | None:
     return None
 
 
-async def resolve(node: EdgeNode, name: str, version: str | None,
-                  hops: int) -> tuple[ModelInfo, ModelVersion | None]:
-    """`node.resolve` for a name and version from a client: one that no model could have
-    is unknown here, and never reaches an upstream URL."""
-    if not SAFE_NAME.match(name) or not (version is None or SAFE_NAME.match(version)):
-        raise ModelNotFound(f"unknown model {name!r}" + (f" version {version!r}" if version
-                                                         else ""))
-    return await node.resolve(name, version, hops)
-
-
-async def model_metadata(node: EdgeNode, name: str, version: str | None, hops: int) -> dict:
-    await resolve(node, name, version, hops)
-    return await node.model_metadata(name, version, hops)
-
-
 def parameters(value: object, where: str) -> dict:
     """A ``parameters`` field: absent, or an object."""
     if value is None:
@@ -126,7 +110,7 @@ async def infer(node: EdgeNode, model: str, version: str | None, inputs: list[In
     """Answer one inference request. `wanted`: output name → as raw bytes? (None: every
     output, raw when `binary_default`). `started`: `time.perf_counter()` when the request
     arrived."""
-    info, mv = await resolve(node, model, version, hops)
+    info, mv = await node.resolve(model, version, hops)
     with node.metrics.track(info.name, info.version, started) as tracked:
         feeds = _feeds(info, inputs)
         names = [s.name for s in info.outputs]
@@ -208,7 +192,7 @@ async def model_statistics(node: EdgeNode, name: str | None, version: str | None
     versions counted here, or one version)."""
     if name is None:
         return {"model_stats": [s.to_json() for s in node.metrics.model_stats()]}
-    info, _ = await resolve(node, name, version, hops)
+    info, _ = await node.resolve(name, version, hops)
     stats = node.metrics.model_stats(info.name, version) \
         or [node.metrics.model(info.name, info.version)]
     return {"model_stats": [s.to_json() for s in stats]}
@@ -234,7 +218,7 @@ async def repository_index(node: EdgeNode, ready_only: bool, hops: int) -> list[
 
 async def model_ready(node: EdgeNode, name: str, version: str | None, hops: int) -> bool:
     try:
-        await resolve(node, name, version, hops)
+        await node.resolve(name, version, hops)
     except ModelNotFound:
         return False
     return True

@@ -14,15 +14,20 @@ and follow failovers):
 * ``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://``
   for TLS): a Redis Cluster, found from any of the nodes named.
 
+A password need not be written on a command line: ``${NAME}`` in a URL is replaced by
+the environment variable NAME (``redis://:${CDN_REDIS_PASSWORD}@127.0.0.1:6379/0``).
+
 Keys that one command or transaction touches together must share a hash slot on a
 cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -62,7 +67,20 @@ class RedisSetting:
     sentinel_auth: dict[str, str] = field(default_factory=dict)
 
 
+def expand(url: str) -> str:
+    """`url` with each ``${NAME}`` replaced by the environment variable NAME."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise RedisURLError(f"the Redis URL names ${{{name}}}, which is not set")
+        return quote(os.environ[name], safe="")
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, url)
+
+
 def parse(url: str) -> RedisSetting:
+    url = expand(url)
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STANDALONE:
         return RedisSetting("standalone", url)
@@ -105,7 +123,7 @@ def connect(url: str, **options: Any) -> RedisClient:
     connection it makes."""
     setting = parse(url)
     if setting.kind == "standalone":
-        return Redis.from_url(url, **options)
+        return Redis.from_url(setting.url, **options)
     auth = {"username": setting.username, "password": setting.password, "ssl": setting.tls}
     if setting.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in setting.nodes]

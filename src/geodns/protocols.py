@@ -26,6 +26,7 @@ from geodns.cachekey import cookie_tail
 from geodns.engine import Engine, netkey
 
 log = logging.getLogger("geodns")
+RECEIVE_BUFFER = 4 << 20  # octets asked for each UDP socket's receive queue
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
@@ -47,7 +48,11 @@ class UDPProtocol(asyncio.DatagramProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.ipv4 = transport.get_extra_info("socket").family == socket.AF_INET
+        sock = transport.get_extra_info("socket")
+        self.ipv4 = sock.family == socket.AF_INET
+        # room for bursts (a reload empties the caches; the machine may be busy): the
+        # kernel caps it at net.core.rmem_max, and holds only what is queued
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr) -> None:
         key = data[2:]

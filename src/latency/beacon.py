@@ -42,7 +42,7 @@ def parse_beacon(body: bytes, edges: Collection[str],
     samples = doc["samples"]
     if not isinstance(samples, list) or not 1 <= len(samples) <= settings.max_beacon_samples:
         raise BadBeacon(f'"samples" must be a list of 1 to {settings.max_beacon_samples} items')
-    out = []
+    out: list[BeaconSample] = []
     for i, item in enumerate(samples):
         if not isinstance(item, dict) or set(item) != {"edge", "ms"}:
             raise BadBeacon(f'samples[{i}] must be an object with exactly "edge" and "ms"')

@@ -27,10 +27,9 @@ from collections import OrderedDict
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from edge.config import EdgeConfig
+from geocdn.redis_url import REDIS_ERRORS, connect
 
 from .beacon import BadBeacon, NetworkLimiter, parse_beacon
 from .nets import measured_network
@@ -116,7 +115,7 @@ class LatencyEndpoint:
                 headers={"Retry-After": str(max(1, round(wait)))})
         try:
             await self.writer.add(network, [(s.edge, "beacon", s.ms) for s in samples])
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             raise web.HTTPServiceUnavailable(text=f"latency store unavailable: {e}") from None
         return web.json_response({"accepted": len(samples), "network": network},
                                  status=202, headers=_CORS)
@@ -155,7 +154,7 @@ class LatencyEndpoint:
     async def _store_tcp(self, network: str, ms: float) -> None:
         try:
             await self.writer.add(network, [(self.name, "tcp", ms)])
-        except (RedisError, OSError) as e:
+        except REDIS_ERRORS as e:
             log.debug("kernel RTT not stored: %s", e)
 
 
@@ -166,7 +165,7 @@ def setup(app: web.Application, config: EdgeConfig, node_name: str) -> LatencyEn
     if not config.latency_redis:
         return None
     settings = LatencySettings()
-    redis = Redis.from_url(config.latency_redis, socket_timeout=2, socket_connect_timeout=2)
+    redis = connect(config.latency_redis, socket_timeout=2, socket_connect_timeout=2)
     endpoint = LatencyEndpoint(config.latency_name or node_name, config.latency_peers,
                                SampleWriter(redis, settings), settings)
     app[ENDPOINT] = endpoint

@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
-from redis.asyncio import Redis
 
+from geocdn.redis_url import connect
 from geodns.steering import Client
 from geodns.steering.decide import region_of
 from geodns.steering.locate import Locator
@@ -66,7 +66,7 @@ class LatencyPlugin:
         if not url:
             return
         table = FigureTable(server.config.extra.get("latency_settings"))
-        redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        redis = connect(url, socket_timeout=2, socket_connect_timeout=2)
         follower = Follower(redis, table)
         tasks: list[asyncio.Task] = []
         evicted_seen = [0]
@@ -101,7 +101,11 @@ class LatencyPlugin:
                     await t
             await redis.aclose()
 
-        server.on_reload.append(lambda s: give(s) or None)
+        def reloaded(server: Any) -> str | None:
+            give(server)
+            return None
+
+        server.on_reload.append(reloaded)
         server.on_start.append(start)
         server.on_stop.append(stop)
         if server.http_app is not None:

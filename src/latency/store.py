@@ -1,6 +1,7 @@
 """Samples shared through Redis, so that every DNS server steers alike.
 
-Layout (prefix `latency:v1:`): one list per (client network, edge, source) at
+Layout (prefix `{latency:v1}:`, one cluster hash slot, so that a beacon's writes go to
+one node in one pipeline on a Redis Cluster too): one list per (client network, edge, source) at
 `s:{network}|{edge}|{source}` holding "unixtime:ms" items, the newest last, trimmed to
 `max_samples` and expiring `expiry_s` after its last write; and the index `index`, a
 sorted set of "{network}|{edge}|{source}" scored by the time of the last write, trimmed
@@ -16,15 +17,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import cast
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from geocdn.redis_url import REDIS_ERRORS, RedisClient, slot_tag
 
 from .settings import LatencySettings
 from .table import FigureTable, Sample
 
 log = logging.getLogger("latency")
-PREFIX = "latency:v1:"
+PREFIX = slot_tag("latency:v1") + ":"
 INDEX = PREFIX + "index"
 EDGES_PER_NETWORK = 8  # index entries per network budgeted (edges x sources)
 READ_BATCH = 2000  # index entries read per sync round
@@ -41,17 +42,18 @@ def _parse(items: Iterable[bytes]) -> list[Sample]:
 class SampleWriter:
     """The edge's side: append validated samples."""
 
-    def __init__(self, redis: Redis, settings: LatencySettings) -> None:
+    def __init__(self, redis: RedisClient, settings: LatencySettings) -> None:
         self.redis = redis
         self.settings = settings
         self._writes = 0
 
     async def add(self, network: str, samples: Iterable[tuple[str, str, float]],
                   t: float | None = None) -> None:
-        """`samples`: (edge, source, ms). Raises RedisError when Redis is unreachable."""
+        """`samples`: (edge, source, ms). Raises one of `REDIS_ERRORS` when Redis is
+        unreachable."""
         s = self.settings
         now = time.time() if t is None else t
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         for edge, source, ms in samples:
             member = f"{network}|{edge}|{source}"
             key = PREFIX + "s:" + member
@@ -70,7 +72,7 @@ class Follower:
 
     FULL_REFRESH_S = 10.0  # decay and expiry are applied to every network this often
 
-    def __init__(self, redis: Redis, table: FigureTable) -> None:
+    def __init__(self, redis: RedisClient, table: FigureTable) -> None:
         self.redis = redis
         self.table = table
         self.since: float | None = None
@@ -82,15 +84,16 @@ class Follower:
         """Read what was written since the last round; returns the entries read."""
         s = self.table.settings
         since = self.since if self.since is not None else time.time() - s.expiry_s
-        entries = await self.redis.zrangebyscore(INDEX, since, "+inf", start=0,
-                                                 num=READ_BATCH, withscores=True)
+        raw = cast(list[tuple[bytes, float]], await self.redis.zrangebyscore(
+            INDEX, since, "+inf", start=0, num=READ_BATCH, withscores=True))
+        entries = [(member.decode(), score) for member, score in raw]
         if entries:
             pipe = self.redis.pipeline(transaction=False)
             for member, _ in entries:
-                pipe.lrange(PREFIX + "s:" + member.decode(), 0, -1)
+                pipe.lrange(PREFIX + "s:" + member, 0, -1)
             lists = await pipe.execute()
             for (member, _), items in zip(entries, lists, strict=True):
-                network, edge, source = member.decode().split("|")
+                network, edge, source = member.split("|")
                 self.table.replace(network, edge, source, _parse(items))
             # Entries written in the same instant as the last one read are read again.
             self.since = max(score for _, score in entries)
@@ -113,7 +116,7 @@ class Follower:
                 if not self.connected:
                     log.info("latency figures: following Redis")
                 self.connected, self._warned = True, False
-            except (RedisError, OSError) as e:
+            except REDIS_ERRORS as e:
                 if not self._warned:
                     log.warning("latency figures: Redis unreachable (%s); steering by the "
                                 "figures held until they expire", e)

@@ -100,8 +100,7 @@ class FigureTable:
 
     def _forget(self, network: str) -> None:
         self._samples.pop(network, None)
-        self._figures.pop(network, None)
-        self._basis.pop(network, None)
+        self._figures.pop(network, None)  # its basis goes at the refresh (a change)
         for parent in self._parents(network):
             children = self._children.get(parent)
             if children is not None:

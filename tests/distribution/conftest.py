@@ -20,7 +20,7 @@ from edge.cache.memory import MemoryL1
 from edge.cache.tiered import TieredCache
 from edge.distribution.agent import AgentConfig, RolloutAgent
 from edge.distribution.client import OriginClient
-from edge.distribution.events import EventStream, connect
+from edge.distribution.events import EventStream, connect_stream
 from edge.distribution.node import CachePurger, RegistryModels
 from edge.distribution.origin import add_distribution_routes
 from edge.distribution.placement import PlacementPolicy
@@ -76,7 +76,7 @@ class Origin:
 
 @pytest.fixture
 async def origin(tmp_path, redis_server, unused_port):
-    redis = connect(redis_server.url)
+    redis = connect_stream(redis_server.url)
     store = ModelStore(tmp_path / "store")
     app = web.Application()
     add_distribution_routes(app, store, TOKEN, redis)
@@ -117,7 +117,7 @@ class EdgeFactory:
         base = self.tmp / edge_id
         registry = ModelRegistry()
         l1, l2 = MemoryL1(1 << 20), DiskL2(base / "l2", 1 << 20, fsync=False)
-        redis = connect(self.redis_url) if stream else None
+        redis = connect_stream(self.redis_url) if stream else None
         client = OriginClient(self.origin.url, TOKEN)
         cfg = AgentConfig(edge_id, base / "agent",
                           PlacementPolicy(pinned=frozenset(pinned)), **config)

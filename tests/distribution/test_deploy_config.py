@@ -45,7 +45,7 @@ def k8s_edge() -> tuple[dict, dict]:
     """(the edge config file, the edge container) of deploy/k8s/edge.yaml."""
     docs = {d["kind"]: d for d in k8s_docs("edge.yaml")}
     config = yaml.safe_load(docs["ConfigMap"]["data"]["edge.yaml"])
-    return config, docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    return config, docs["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
 
 
 class Place:
@@ -103,6 +103,10 @@ async def predict(http: aiohttp.ClientSession, url: str) -> dict:
         return doc
 
 
+async def ok_status(http: aiohttp.ClientSession, url: str) -> bool:
+    return (await wait_health(http, url))["status"] == "ok"
+
+
 async def until(check: Callable, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
@@ -139,8 +143,7 @@ async def test_edge_with_l1_on_db_1_gets_rollouts_and_purges(
         origin = start_compose_origin(place, processes)
         await wait_health(http, origin)
         edge = processes(argv, place.edge)
-        doc = await wait_health(http, edge)
-        assert doc["status"] == "ok", doc
+        await until(lambda: ok_status(http, edge), timeout=60)
         first = await predict(http, edge)
         assert first["model_version"] == "1"
         assert (await predict(http, edge))["tier"] == "l1"
@@ -162,7 +165,7 @@ async def test_edge_with_l1_on_db_1_gets_rollouts_and_purges(
             async def purged() -> bool:
                 return (await predict(http, edge))["tier"] != "l1"
             await until(purged)
-        assert (await wait_health(http, edge))["status"] == "ok"
+        await until(lambda: ok_status(http, edge), timeout=60)  # in step again
 
 
 async def test_k8s_readiness_and_compose_healthcheck_fail_while_draining(

@@ -48,7 +48,7 @@ class Nodes:
         port = free_port()
         config = EdgeConfig().replace(**{
             "listen": f"127.0.0.1:{port}", "cache_dir": self.tmp_path / f"cache-{name}",
-            "l2_fsync": False, "redis_url": self.url, "stream_redis_url": self.url,
+            "l2_fsync": False, "redis_url": self.url, "dist_redis_url": self.url,
             "admin_token": TOKEN,
             "region": name, **overrides})
         app = build_app(config)

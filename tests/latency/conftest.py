@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 from aiohttp import web
-from redis.asyncio import Redis
 
 from cdn.redis_server import free_port
 from edge.app import build_app
 from edge.config import EdgeConfig
+from geocdn.redis_url import connect
 from latency.store import Follower
 from latency.table import FigureTable
 
@@ -34,7 +34,7 @@ class BeaconEdge:
 
     async def figures(self) -> dict:
         """Every network's figures, as a DNS server following this Redis computes them."""
-        redis = Redis.from_url(self.redis_url)
+        redis = connect(self.redis_url)
         try:
             table = FigureTable()
             follower = Follower(redis, table)

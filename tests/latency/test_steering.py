@@ -142,9 +142,11 @@ def test_figures_expire_and_the_table_stays_bounded() -> None:
     assert table.networks == 10 and table.evicted == 15
     assert table.lookup(ipaddress.ip_address("10.24.0.9")).figures
     assert not table.lookup(ipaddress.ip_address("10.0.0.9")).figures  # evicted
+    generation = table.generation
     now[0] += 61
     table.refresh(everything=True)
     assert table.networks == 0
+    assert table.generation > generation  # cached decisions on those figures are dropped
     assert not table.lookup(ipaddress.ip_address("10.24.0.9")).figures
 
 

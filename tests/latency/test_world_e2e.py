@@ -6,8 +6,10 @@ must move to a faster edge, and no other city's answer may move."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
+import aiohttp
 import pytest
 
 from cdn.world import CONGESTED, World
@@ -53,6 +55,11 @@ async def test_answers_move_for_the_anomaly_city_only(tmp_path, redis_server) ->
             assert net in figures, f"{city} has no figures"
             got = stack.edge_name(await stack.client(city, 7).resolve("edge"))
             assert got == geo[city], (city, figures[net])
+        async with aiohttp.ClientSession() as s, \
+                s.get(f"http://127.0.0.1:{stack.http_port}/metrics") as r:
+            metrics = await r.text()
+        tracked = re.search(r"^geodns_latency_networks (\S+)$", metrics, re.M)
+        assert tracked and float(tracked.group(1)) == len(CITIES), metrics
         # Seoul's own clients, resolving again when their TTL ran out, went there too.
         await asyncio.sleep(2.5)
         assert (await clients[0].visit())["edge"] == fast

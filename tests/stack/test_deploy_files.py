@@ -163,25 +163,82 @@ def by_kind(kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in manifests() if d["kind"] == kind}
 
 
+def workloads() -> dict[str, dict]:
+    """Deployments and StatefulSets by name (the names are unique across both)."""
+    return by_kind("Deployment") | by_kind("StatefulSet")
+
+
 def test_k8s_manifests_have_the_expected_objects():
     kinds = {(d["kind"], d["metadata"]["name"]) for d in manifests()}
-    for expected in [("Deployment", "edge"), ("Service", "edge"), ("ConfigMap", "edge-config"),
+    for expected in [("StatefulSet", "edge"), ("Service", "edge"), ("ConfigMap", "edge-config"),
+                     ("PodDisruptionBudget", "edge"), ("HorizontalPodAutoscaler", "edge"),
                      ("Deployment", "geodns"), ("Service", "geodns"),
-                     ("Deployment", "healthcheck"), ("Deployment", "redis"),
-                     ("Service", "redis"), ("Deployment", "origin"), ("Service", "origin")]:
+                     ("PodDisruptionBudget", "geodns"),
+                     ("Deployment", "healthcheck"), ("StatefulSet", "redis"),
+                     ("Service", "redis"), ("StatefulSet", "origin"), ("Service", "origin")]:
         assert expected in kinds
-    for doc in manifests():
-        assert doc["apiVersion"] in ("v1", "apps/v1"), doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("version", ["1.33.0", "1.37.0"])
+def test_k8s_manifests_pass_strict_schema_validation(version):
+    """kubernetes-validate --strict: every object against that release's schemas,
+    unknown fields rejected."""
+    files = [str(K8S / name) for name in
+             yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]]
+    out = subprocess.run([str(BIN / "kubernetes-validate"), "--strict", "--quiet",
+                          "-k", version, *files], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_k8s_operations_points():
+    """What a Kubernetes operator needs on day one, read off the rendered objects."""
+    pods = {name: w["spec"]["template"] for name, w in workloads().items()}
+    for name, template in pods.items():
+        for c in template["spec"]["containers"]:
+            where = f"{name}/{c['name']}"
+            assert "livenessProbe" in c and "readinessProbe" in c, where
+            assert {"requests", "limits"} <= c["resources"].keys(), where
+            assert "memory" in c["resources"]["limits"], where
+            assert c["imagePullPolicy"] == "IfNotPresent", where  # a locally built image
+            for env in c.get("env", []):  # tokens come from Secrets, never literals
+                if "TOKEN" in env["name"] or "PASSWORD" in env["name"]:
+                    assert "secretKeyRef" in env["valueFrom"], where
+            assert not any("token" in a.lower() and "file" not in a.lower()
+                           for a in c.get("command", []) + c.get("args", [])), where
+        if template["spec"]["containers"][0]["image"].startswith("geocdn"):
+            notes = template["metadata"]["annotations"]
+            ports = {str(p["containerPort"]) for c in template["spec"]["containers"]
+                     for p in c.get("ports", [])}
+            assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/port"] \
+                in ports, name
+
+    edge = workloads()["edge"]
+    (container,) = edge["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"  # 503 draining
+    for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        target = by_kind(kind)["edge"]["spec"]
+        ref = target.get("scaleTargetRef") or {}
+        assert ref.get("name", "edge") == "edge" and ref.get("kind", "StatefulSet") == \
+            "StatefulSet"
+    claims = {t["metadata"]["name"] for t in edge["spec"]["volumeClaimTemplates"]}
+    config = yaml.safe_load(by_kind("ConfigMap")["edge-config"]["data"]["edge.yaml"])
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts[config["cache_dir"]] in claims  # L2 survives a rescheduled pod
+    redis = workloads()["redis"]
+    (server,) = redis["spec"]["template"]["spec"]["containers"]
+    assert "--appendonly" in server["args"] and \
+        server["args"][server["args"].index("--appendonly") + 1] == "yes"
+    assert redis["spec"]["volumeClaimTemplates"]
 
 
 def test_k8s_references_resolve():
-    deployments, configmaps = by_kind("Deployment"), by_kind("ConfigMap")
+    deployments, configmaps = workloads(), by_kind("ConfigMap")
     secrets = by_kind("Secret")
     for name, svc in by_kind("Service").items():
         pods = [d for d in deployments.values()
                 if svc["spec"]["selector"].items()
                 <= d["spec"]["template"]["metadata"]["labels"].items()]
-        assert pods, f"service {name} selects no deployment"
+        assert pods, f"service {name} selects no workload"
         port_names = {p["name"] for d in pods for c in d["spec"]["template"]["spec"]["containers"]
                       for p in c.get("ports", [])}
         for port in svc["spec"]["ports"]:
@@ -191,7 +248,8 @@ def test_k8s_references_resolve():
         assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"][
             "labels"].items(), name
         pod = spec["template"]["spec"]
-        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])} | {
+            t["metadata"]["name"]: t for t in spec.get("volumeClaimTemplates", [])}
         for c in pod.get("initContainers", []) + pod["containers"]:
             for mount in c.get("volumeMounts", []):
                 assert mount["name"] in volumes, f"{name}/{c['name']}: {mount['name']}"
@@ -231,6 +289,6 @@ def test_every_deployment_runs_rate_limiting_at_the_documented_rates():
     assert wanted in " ".join(stack.geodns_child().argv)
     for name in ("geodns-1", "geodns-2"):
         assert wanted in " ".join(compose()["services"][name]["command"])
-    (container,) = by_kind("Deployment")["geodns"]["spec"]["template"]["spec"]["containers"]
+    (container,) = workloads()["geodns"]["spec"]["template"]["spec"]["containers"]
     assert wanted in " ".join(container["args"])
     assert f"`{wanted}`" in (ROOT / "docs" / "dns.md").read_text()

@@ -1,0 +1,55 @@
+"""The health checkers' shared state on a Redis Sentinel set and on a Redis Cluster,
+with a password: vantage points vote, a quorum decides, and when the primary is killed
+the DNS server's view comes back (and reads the votes again) once the failover is done."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from health_members import pool_of, wait_for
+
+from geodns.steering.health import Status
+from healthcheck.service import HealthService
+from redis_sets import ClusterSet, SentinelSet
+
+FAST = {"interval": 0.2, "timeout": 0.5}
+TOKEN = "topology-admin-token"
+
+
+@pytest.fixture(params=["sentinel", "cluster"])
+def topology(request: pytest.FixtureRequest):
+    made = SentinelSet(password="pw") if request.param == "sentinel" \
+        else ClusterSet(password="pw")
+    made.start()
+    yield made
+    made.stop()
+
+
+async def test_quorum_on_the_topology_and_through_a_failover(members, topology):
+    m0, m1 = await members(2, block=64)
+    pools = {"shared.example": {"edges": pool_of([m0, m1], **FAST)}}
+    checkers = [HealthService(pools, redis_url=topology.url, vantage=v, admin_token=TOKEN)
+                for v in ("a", "b", "c")]
+    reader = HealthService(pools, redis_url=topology.url, admin_token=TOKEN, quorum=2)
+    for service in (*checkers, reader):
+        await service.start()
+    try:
+        view = reader.view_for("shared.example")
+        await wait_for(lambda: reader.live_vantages == ["a", "b", "c"], 30)
+        m0.fail_vantages = {"a", "b"}  # two of three vantage points: a quorum says down
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 15)
+        assert "2 of 3 vantage points say down" in view.get("edges", "m0").reason
+
+        loop = asyncio.get_running_loop()
+        killer = topology.kill_primary if isinstance(topology, SentinelSet) \
+            else lambda: topology.kill_primary_of("{geocdn:health}:vantages")
+        await loop.run_in_executor(None, killer)
+        m0.fail_vantages = set()  # meanwhile m0 recovers: the votes must say so again
+        await wait_for(lambda: reader.redis_ok and reader.live_vantages == ["a", "b", "c"],
+                       30)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 15)
+        assert view.get("edges", "m1").status == Status.UP
+    finally:
+        for service in (reader, *checkers):
+            await service.stop()
