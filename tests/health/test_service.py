@@ -291,7 +291,7 @@ SLOW_MEMBER = """
 import http.server, sys, time
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        time.sleep(0.1)  # answers well within the timeout, but is in flight a while
+        time.sleep(0.3)  # answers well within the timeout, but is in flight a while
         body = b'{"status": "ok", "load": 0.1}'
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -305,7 +305,7 @@ http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Health).serve_f
 
 @pytest.fixture
 def slow_member():
-    """A member in its own process (so it answers while this one stalls), taking 0.1 s
+    """A member in its own process (so it answers while this one stalls), taking 0.3 s
     per answer."""
     host = loopback_address(61)
     port = free_port_on(host)
@@ -333,14 +333,16 @@ async def test_a_stalled_checker_does_not_count_its_own_delays(slow_member, runn
     test blocks the event loop) while the member answers in time: the timeouts that
     straddle a stall are inconclusive, never failures, and the member stays up."""
     pool = Pool(name="edges", ttl=30, members=[Member("m0", ("127.0.0.1",), (), slow_member)],
-                health={"interval": 0.2, "timeout": 0.15})
+                health={"interval": 0.6, "timeout": 0.6})
     service = await running({"z": {"edges": pool}})
     view = service.view_for("z")
     await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 10)
+    # The member's 0.3 s leaves it 0.3 s of room within the timeout even on a busy
+    # machine; a probe is in flight half the time, so some stalls straddle one.
     for _ in range(10):
-        await asyncio.sleep(0.5)  # probes succeed in between ...
-        time.sleep(0.4)  # noqa: ASYNC251 - ... and this process stalls past the timeout
-    await asyncio.sleep(0.5)
+        await asyncio.sleep(0.7)  # probes succeed in between ...
+        time.sleep(0.8)  # noqa: ASYNC251 - ... and this process stalls past the timeout
+    await asyncio.sleep(0.7)
     assert probe_results(slow_member, "inconclusive") > 0
     assert probe_results(slow_member, "fail") == 0
     assert view.get("edges", "m0").status == Status.UP
