@@ -11,8 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from health_members import (InFlight, free_port_on, late_between, loopback_address, pool_of,
-                            wait_for)
+from health_members import InFlight, free_port_on, late_between, loopback_address, pool_of, wait_for
 from prometheus_client import REGISTRY
 
 from cdn.processes import stop_process
