@@ -56,7 +56,7 @@ class GeoDNS:
 def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.example",
                  ipv6: bool = False) -> GeoDNS:
     """Start `geodns serve` on free ports (also on [::1] when `ipv6`); return once it
-    answers `wait` over UDP."""
+    answers `wait` over UDP and its HTTP port takes connections."""
     port, http_port = free_port(), free_port()
     if ipv6:
         args = (*args, "--listen", f"[::1]:{port}")
@@ -74,6 +74,7 @@ def start_geodns(zones: Path, tmp: Path, *args: str, wait: str = "www.cdn.exampl
             raise RuntimeError(f"geodns exited: {log.read_text()}")
         try:
             server.query(dns.message.make_query(wait, "A"))
+            socket.create_connection(("127.0.0.1", http_port), timeout=2).close()
             return server
         except (dns.exception.Timeout, ConnectionError, OSError):
             time.sleep(0.1)

@@ -18,18 +18,19 @@ async def health(http, url: str) -> dict:
 
 async def test_health_document_load_and_hit_rate(start_node, http, models_dir):
     node = await start_node(models_dir=models_dir, capacity=4, max_batch=64,
-                            max_queue_delay_ms=1000, region="paris", location="48.85,2.35")
+                            max_queue_delay_ms=3000, region="paris", location="48.85,2.35")
     idle = await health(http, node.url)
     assert idle["status"] == "ok" and idle["models"] == {"embedder": "1", "ranker": "1"}
     assert idle["region"] == "paris" and idle["location"] == [48.85, 2.35]
     assert idle["load"] <= 0.25 and idle["hit_rate"] == 0.0 and idle["role"] == "origin"
 
-    # Six requests wait for their batch (1 s): they are in flight, and the load (busy
+    # Six requests wait for their batch (3 s): they are in flight, and the load (busy
     # time and in flight over capacity, averaged over the last seconds) rises.
     pending = [asyncio.ensure_future(predict(http, node.url, s)) for s in range(6)]
-    await asyncio.sleep(0.4)
-    busy = await health(http, node.url)
-    assert busy["inflight"] >= 6 and busy["load"] > idle["load"]
+    while (busy := await health(http, node.url))["inflight"] < 6:
+        assert not all(p.done() for p in pending), "the six were never in flight at once"
+        await asyncio.sleep(0.02)
+    assert busy["load"] > idle["load"]
     await asyncio.gather(*pending)
     for s in range(6):
         await predict(http, node.url, s)

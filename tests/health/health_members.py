@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from geodns.steering import Member, Pool
+from healthcheck.lag import LoopLag
 
 _counter = itertools.count(1)
 
@@ -124,3 +125,10 @@ async def wait_for(predicate, timeout: float, step: float = 0.02) -> float:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(step)
     return loop.time() - start
+
+
+def late_between(lag: LoopLag, start: float, end: float = float("inf")) -> float:
+    """Seconds the event loop woke up late between `start` and `end` (loop time), as the
+    checker's own `LoopLag` saw it: how much a busy machine stretched that stretch of
+    time, so a bound on it can allow for exactly that and no more."""
+    return sum(late for at, late in lag.ticks if start <= at <= end)
