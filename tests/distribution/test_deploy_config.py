@@ -211,3 +211,43 @@ async def test_k8s_readiness_and_compose_healthcheck_fail_while_draining(
             assert r.status == 200
         assert await probe(ready_path) == 200
         assert compose_healthcheck(edge) == 0
+
+
+async def test_compose_rollout_and_purge_reach_every_edge(
+        tmp_path, redis_server, processes, model_files):
+    """Every edge service of docker-compose.yml, each with its L1 on its own Redis db
+    and the stream on db 0 as written: a rollout and a purge reach all of them."""
+    place = Place(tmp_path, redis_server.port)
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    names = sorted(name for name in services if name.startswith("edge-"))
+    assert len(names) >= 3
+    async with aiohttp.ClientSession() as http:
+        origin = start_compose_origin(place, processes)
+        await wait_health(http, origin)
+        edges: dict[str, tuple[str, int]] = {}
+        for name in names:
+            listen = f"127.0.0.1:{free_port()}"
+            argv = shlex.split(place.localize(shlex.join(services[name]["command"]), listen))
+            db = int(argv[argv.index("--redis") + 1].rsplit("/", 1)[1])
+            edges[name] = (processes(argv, listen), db)
+        assert len({db for _, db in edges.values()}) == len(edges)  # an L1 db each
+        for url, db in edges.values():
+            await until(lambda url=url: ok_status(http, url), timeout=60)
+            assert (await predict(http, url))["model_version"] == "1"
+            assert redis.Redis(port=redis_server.port, db=db).keys("edge:p/ranker/*")
+
+        async with OriginClient(origin, TOKEN) as client:
+            out = await client.publish(model_files.last_layer, "ranker", "2", activate=True)
+            assert out["activate"]["announced"], out
+            for url, _ in edges.values():
+                async def on_v2(url: str = url) -> bool:
+                    return (await predict(http, url))["model_version"] == "2"
+                await until(on_v2)
+
+            out = await client.purge("tag", "model:ranker")
+            assert out["announced"], out
+            for _, db in edges.values():  # nothing asks meanwhile: nothing refills L1
+                async def emptied(db: int = db) -> bool:
+                    return not redis.Redis(port=redis_server.port, db=db).keys(
+                        "edge:p/ranker/*")
+                await until(emptied)
