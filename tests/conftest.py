@@ -33,6 +33,7 @@ def redis_topology(request: pytest.FixtureRequest):
     the password `TOPOLOGY_PASSWORD`; its `.url` is what the programs are given."""
     from redis_sets import ClusterSet, SentinelSet
 
+    _require_program("redis-server", "redis-server")  # Sentinel and Cluster modes
     made = SentinelSet(password=TOPOLOGY_PASSWORD) if request.param == "sentinel" \
         else ClusterSet(password=TOPOLOGY_PASSWORD)
     made.start()

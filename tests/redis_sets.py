@@ -1,7 +1,7 @@
 """Real Redis topologies on loopback for the tests: a Sentinel set and a Cluster.
 
-Both are made of the same `redis-server` (or valkey) processes that `cdn up` uses, each
-with its own free port and temporary directory, and are stopped by their PIDs.
+Both are made of Debian's `redis-server` processes (the `redis_topology` fixture installs
+it), each with its own free port and temporary directory, and are stopped by their PIDs.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from cdn.stack import (
 from cdn.topology import load_topology
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import format_host_port, host_port_type
+from geocdn.redis_url import redacted
 
 hostport = host_port_type()
 
@@ -83,7 +84,7 @@ def summary(stack: Stack) -> str:
     lines = ["", "The local CDN is up:", ""]
     pid = stack.redis.pid if stack.redis else None
     redis_pid = f"pid {pid:<7}" if pid else "given"
-    lines.append(f"  {'redis':<16} {redis_pid:<11} {stack.redis_url}")
+    lines.append(f"  {'redis':<16} {redis_pid:<11} {redacted(stack.redis_url)}")
     for ch in stack.children:
         lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}")
     lines += [

@@ -44,8 +44,10 @@ RRL_ARGS = ["--rrl-rate", "20", "--rrl-nxdomain-rate", "5", "--rrl-error-rate", 
 
 
 # The password of our own Redis reaches the children by the environment: their Redis
-# URLs say ${CDN_REDIS_PASSWORD}, so no command line shows it.
+# URLs say ${CDN_REDIS_PASSWORD}, so no command line shows it. Another program joins the
+# same Redis with CDN_REDIS_PASSWORD=$(cat run/redis-password).
 REDIS_PASSWORD_ENV = "CDN_REDIS_PASSWORD"
+REDIS_PASSWORD_FILE = "redis-password"  # 0600 in the run folder, for a second checker
 
 
 @dataclass
@@ -208,6 +210,7 @@ class Stack:
                 password = secrets.token_urlsafe(18)
                 self.redis = RedisServer(host="127.0.0.1", password=password).start()
                 self.env[REDIS_PASSWORD_ENV] = password
+                write_private(self.run_dir / REDIS_PASSWORD_FILE, password + "\n")
                 self.redis_url = (f"redis://:${{{REDIS_PASSWORD_ENV}}}@127.0.0.1:"
                                   f"{self.redis.port}/0")
             models = self._prepare_models()

@@ -62,9 +62,14 @@ class RedisSetting:
     service: str = ""
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
     sentinel_auth: dict[str, str] = field(default_factory=dict)
+
+
+def redacted(url: str) -> str:
+    """`url` for logs and messages: a literal password replaced by `***`."""
+    return re.sub(r"(://[^:/@]*:)(?!\$\{)[^/]*@", r"\1***@", url)
 
 
 def expand(url: str) -> str:

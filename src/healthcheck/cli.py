@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import host_port_type
+from geocdn.redis_url import redacted
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
 from healthcheck.zonefiles import ZoneProblems, load_pools
@@ -84,7 +85,7 @@ async def run(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("healthcheck: vantage %s publishing to %s", args.vantage, args.redis)
+    log.info("healthcheck: vantage %s publishing to %s", args.vantage, redacted(args.redis))
     await stop.wait()
     if runner is not None:
         await runner.cleanup()

@@ -34,6 +34,7 @@ from healthcheck.overrides import Override, OverrideError, parse_override
 from healthcheck.quorum import Vote
 
 OVERRIDES_FIELD = "__overrides__"
+NO_OVERRIDES = "[]"  # what a vantage without the admin token publishes
 OVERRIDES_MAX_AGE_S = 30.0  # a signed set older than this (a replay) is ignored
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ class SharedState:
         self, vantage: str, states: dict[str, MemberHealth], overrides: list[Override]
     ) -> None:
         fields: dict[FieldT, EncodableT] = {url: encode(h) for url, h in states.items()}
-        if self.token:
-            fields[OVERRIDES_FIELD] = self._sign(vantage, [o.to_dict() for o in overrides])
+        # always a field, so the hash exists even with no target; unsigned: no overrides
+        fields[OVERRIDES_FIELD] = self._sign(vantage, [o.to_dict() for o in overrides]) \
+            if self.token else NO_OVERRIDES
         key = self._key(vantage)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
@@ -123,6 +125,8 @@ class SharedState:
 
     def _verified(self, vantage: str, raw: str, now: float) -> list[Override]:
         """The overrides `vantage` published, if signed with our token and fresh."""
+        if raw == NO_OVERRIDES:
+            return []
         try:
             doc = json.loads(raw)
             ts, body, mac = float(doc["ts"]), str(doc["entries"]), str(doc["mac"])

@@ -6,6 +6,7 @@ the repository, as an installed package would be."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from cdn.redis_server import free_port
+from cdn.stack import REDIS_PASSWORD_ENV, REDIS_PASSWORD_FILE
 
 from .conftest import ROOT, stack_config
 
-DEV_ONLY = ("pytest", "playwright", "tritonclient", "hypothesis", "mypy", "mmdb_writer")
+DEV_ONLY = ("pytest", "playwright", "hypothesis", "mypy", "mmdb_writer", "schemathesis")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,9 @@ def test_runtime_dependencies_alone_run_every_program(runtime_venv: Path, tmp_pa
         checker = subprocess.Popen(
             [str(bin_ / "healthcheck"), "--zones", str(c.zones), "--redis", state["redis"],
              "--vantage", "fresh-venv", "--http", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+            env={**os.environ, REDIS_PASSWORD_ENV:
+                 (c.run_dir / REDIS_PASSWORD_FILE).read_text().strip()})
         url = f"http://127.0.0.1:{port}/admin/health"
         wait_for(lambda: (doc := admin_health(url)) is not None and len(doc["members"]) == 2
                  and all(m["status"] == "up" for m in doc["members"]), 120,

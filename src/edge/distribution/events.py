@@ -15,6 +15,7 @@ and per kind `model`, `version`, `digest` (activate, stage, rollback) or `key` /
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from edge.distribution.errors import DistributionError
 from edge.distribution.names import check_digest, check_name, check_version
 from geocdn.redis_url import RedisClient, connect
 
+log = logging.getLogger(__name__)
 STREAM_KEY = "{cdn:events}"  # a hash tag: the stream and its :seq share a cluster slot
 # How long a publish waits for a replica to hold the entry, where the primary has any.
 REPLICA_WAIT_MS = 1000
@@ -168,7 +170,10 @@ class EventStream:
     async def read(self, after: str, count: int = 100, block_ms: int = 1000) -> list[Event]:
         """Entries after `after`, waiting up to `block_ms` for one. A blocked read that the
         server never ends (a connection to a node lost in a failover) is cut off on our
-        side after `READ_GRACE_S` more, as a Redis timeout, so the caller reconnects."""
+        side after `READ_GRACE_S` more, as a Redis timeout, so the caller reconnects. An
+        entry that is not a valid event (written by something else, or a newer kind) is
+        left out and logged: the hole it leaves in the sequence makes the reader resync
+        from the origin, never stall on it."""
         try:
             async with asyncio.timeout(block_ms / 1000 + READ_GRACE_S):
                 resp = await self._xread(after, count, block_ms)
@@ -177,7 +182,12 @@ class EventStream:
         out = []
         for _stream, entries in resp or []:
             for entry_id, f in entries:
-                out.append(Event.from_entry(_s(entry_id), {_s(k): _s(v) for k, v in f.items()}))
+                try:
+                    out.append(Event.from_entry(_s(entry_id),
+                                                {_s(k): _s(v) for k, v in f.items()}))
+                except (DistributionError, ValueError) as exc:
+                    log.warning("stream entry %s is no valid event, left out: %s",
+                                _s(entry_id), exc)
         return out
 
     async def _xread(self, after: str, count: int, block_ms: int) -> Any:

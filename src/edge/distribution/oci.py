@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import oras.client
 import requests
+import urllib3
 
 from edge.distribution.blobs import sha256_bytes, sha256_file
 from edge.distribution.errors import DistributionError
@@ -79,12 +80,12 @@ class Registry:
         """The bytes of blob `digest`, checked against it."""
         container = f"{self.host}/{self.repository}"
         try:
-            response = self._client().get_blob(container, digest, stream=True)
-            if response.status_code != 200:
-                raise RegistryError(f"{container}: blob {digest[:19]}: HTTP "
-                                    f"{response.status_code}")
-            data = response.raw.read(max_size + 1, decode_content=True)
-        except requests.RequestException as exc:
+            with self._client().get_blob(container, digest, stream=True) as response:
+                if response.status_code != 200:
+                    raise RegistryError(f"{container}: blob {digest[:19]}: HTTP "
+                                        f"{response.status_code}")
+                data = response.raw.read(max_size + 1, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise RegistryError(f"{container}: {exc}") from None
         if len(data) > max_size:
             raise RegistryError(f"blob {digest[:19]} is larger than announced")
