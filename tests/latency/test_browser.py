@@ -68,4 +68,5 @@ async def test_the_dashboard_shows_latency_per_region_and_edge(tmp_path, redis_s
             finally:
                 await browser.close()
     assert "Seoul" in text and "Tokyo" in text and "127.21.0.0/24" in text, text
-    assert "tokyo" in text and "mumbai" in text, text
+    edges = text.splitlines()[0].split("\t")[2:]  # a column per edge measured
+    assert "tokyo" in edges and len(edges) >= 2, text  # the edge given, and alternates
