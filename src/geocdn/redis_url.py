@@ -57,7 +57,7 @@ class RedisSetting:
     """A parsed Redis URL: which kind, where, and as whom."""
 
     kind: str  # "standalone", "sentinel" or "cluster"
-    url: str
+    url: str = field(repr=False)  # as expanded: it may hold the password
     nodes: tuple[tuple[str, int], ...] = ()
     service: str = ""
     db: int = 0
