@@ -91,6 +91,20 @@ def client_network(city: City, index: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(f"{address}/24", strict=False)
 
 
+def resolver_address(dns_host: str, city_index: int) -> str | None:
+    """Where a city's resolver queries from. Each city has its own resolver, as real
+    clients do, so the server's per-network rate limit (RRL, /24) sees one network per
+    city, not the whole world in one; on a loopback server that is a /24 of 127/8 per
+    city. Elsewhere the host's own address (None)."""
+    try:
+        server = ipaddress.ip_address(dns_host)
+    except ValueError:  # a host name: its address is not known here
+        return None
+    if server.version != 4 or not server.is_loopback:
+        return None
+    return f"127.53.{city_index % 256}.1"
+
+
 def zipf_weights(n: int, s: float) -> np.ndarray:
     w = 1.0 / np.arange(1, n + 1) ** s
     return w / w.sum()
@@ -118,11 +132,11 @@ class Simulation:
         cfg = self.config
         rng = random.Random(cfg.seed)
         clients = [
-            (city, client_network(city, i))
-            for city in self.cities
+            (city, client_network(city, i), resolver_address(self.dns_server[0], n))
+            for n, city in enumerate(self.cities)
             for i in range(cfg.clients_per_city)
         ]
-        weights = [c.weight / cfg.clients_per_city for c, _ in clients]
+        weights = [c.weight / cfg.clients_per_city for c, _, _ in clients]
         caches = [StubCache() for _ in clients]
         item_p = zipf_weights(cfg.inputs, cfg.zipf_s)
         model_p = zipf_weights(len(cfg.models), cfg.zipf_s)
@@ -152,14 +166,14 @@ class Simulation:
         return self.samples
 
     async def _one(self, session: aiohttp.ClientSession,
-                   client: tuple[City, ipaddress.IPv4Network], cache: StubCache, model: str,
-                   item: int, started: float) -> None:
-        city, net = client
+                   client: tuple[City, ipaddress.IPv4Network, str | None], cache: StubCache,
+                   model: str, item: int, started: float) -> None:
+        city, net, source = client
         now = time.monotonic()
         dns_ms = None
         if cache.address is None or now >= cache.expires:
             try:
-                res = await self._resolve(str(net))
+                res = await self._resolve(str(net), source)
             except (ResolveError, DNSException, OSError, EOFError):
                 self.samples.append(Sample(now - started, city.name, "?", False, "", 0, None, 0))
                 return
@@ -183,13 +197,13 @@ class Simulation:
             Sample(now - started, city.name, edge, ok, tier, latency, dns_ms, len(raw))
         )
 
-    async def _resolve(self, ecs: str) -> Resolution:
+    async def _resolve(self, ecs: str, source: str | None) -> Resolution:
         """As a stub resolver does (resolv.conf's defaults): 5 s, then once more."""
         for _ in range(STUB_ATTEMPTS - 1):
             with contextlib.suppress(DNSException):
-                return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
-                                     timeout=STUB_TIMEOUT_S)
-        return await resolve(self.topology.steered_name, self.dns_server, ecs=ecs,
+                return await resolve(self.topology.steered_name, self.dns_server, source,
+                                     ecs=ecs, timeout=STUB_TIMEOUT_S)
+        return await resolve(self.topology.steered_name, self.dns_server, source, ecs=ecs,
                              timeout=STUB_TIMEOUT_S)
 
     async def _chaos(self, started: float) -> None:

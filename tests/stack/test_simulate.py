@@ -53,7 +53,7 @@ def test_simulate_reports_tables_and_plots_and_survives_a_killed_edge(stack, tmp
     # their requests falls in the 2 s it is down depends on the machine's pace, so the
     # count itself is not asserted); no other edge failed
     assert int(edges["london"][1]) <= int(edges["london"][0])
-    assert all(int(cells[1]) == 0 for name, cells in edges.items() if name != "london")
+    assert all(int(cells[1]) == 0 for name, cells in edges.items() if name != "london"), out
     # the restart is always waited for, even when the load ends first
     assert out.count("killed london") == 1 and out.count("restarted london") == 1
     for png in ("simulate-latency.png", "simulate-failover.png"):
