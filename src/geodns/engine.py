@@ -20,9 +20,12 @@ query). Each holds
   in the key decides), with the steering `generation` they were computed at; an entry
   of an older generation is recomputed.
 
-Memory: every entry is charged its key and response octets plus `ENTRY_OVERHEAD`;
-past `max_bytes` (`--answer-cache`) both caches are emptied and fill again. They are
-also emptied on reload.
+Admission and memory: an answer is cached on its key's second sighting
+(`Doorkeeper`), so queries seen once (random names, fuzz) neither enter nor flush the
+caches. Every entry is charged its key and response octets plus `ENTRY_OVERHEAD`;
+negative answers (NXDOMAIN, NODATA, errors) may take `1/NEGATIVE_SHARE` of the budget,
+past which only they are dropped; past `max_bytes` (`--answer-cache`) both caches are
+emptied and fill again. They are also emptied on reload.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from geodns.zone import Answer, RRset, Zone
 
 DEFAULT_CACHE_BYTES = 64 * 2**20
 ENTRY_OVERHEAD = 400  # octets an entry costs beyond its key and response (objects, slots)
+NEGATIVE_SHARE = 8  # negative answers may take 1/8 of the budget
+NEGATIVE_KINDS = frozenset({"nxdomain", "nodata", "error"})
 COOKIE_MEMO = 4096  # server cookies kept for reuse within the second, at most
 BADVERS = 16
 CHAOS_NAMES = {"id.server.", "hostname.bind."}
@@ -74,6 +79,35 @@ class Entry:
     slip: bytes = b""  # the truncated empty response after the ID, for RRL slips
 
 
+class Doorkeeper:
+    """Which keys were seen lately, approximately: `2**bits` flags in a bytearray
+    (512 KiB for 22), two of them set per key from its hash. After `window` keys all
+    flags are cleared; until then a key seen once is mistaken for a known one with a
+    chance below (2 * window / 2**bits)**2 (1/256 with the defaults)."""
+
+    def __init__(self, bits: int = 22, window: int = 1 << 17) -> None:
+        self.bits = bits
+        self.window = window
+        self.flags = bytearray(1 << (bits - 3))
+        self.marked = 0
+
+    def admit(self, key: bytes) -> bool:
+        """True when `key` was seen before (since the last clearing); else remember it."""
+        h = hash(key)
+        mask = (1 << self.bits) - 1
+        a, b = h & mask, (h >> self.bits) & mask
+        flags = self.flags
+        if flags[a >> 3] >> (a & 7) & 1 and flags[b >> 3] >> (b & 7) & 1:
+            return True
+        if self.marked >= self.window:
+            self.flags = flags = bytearray(len(flags))
+            self.marked = 0
+        flags[a >> 3] |= 1 << (a & 7)
+        flags[b >> 3] |= 1 << (b & 7)
+        self.marked += 1
+        return False
+
+
 class AnswerCache:
     """Responses by query key (see the module docstring); the dicts are the same
     objects for the server's life (emptied, never replaced: the protocol holds them)."""
@@ -82,6 +116,7 @@ class AnswerCache:
         self.static: dict[bytes, tuple[bytes, int, Entry]] = {}
         self.markers: dict[bytes, bool] = {}  # pool-bound key -> keyed on the source too
         self.pools: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, ZoneSteering]] = {}
+        self.negative: list[bytes] = []  # the keys in `static` of negative answers
 
     def get(self, key: bytes, ip: str) -> Entry | None:
         hit = self.static.get(key)
@@ -96,19 +131,32 @@ class AnswerCache:
         return pool_hit[2]
 
     def put(self, key: bytes, ip: str, entry: Entry, ans: Answer, zone: Zone | None,
-            ecs: bool) -> None:
-        """Keep a response; `ecs`: the query's ECS option decides (SOURCE > 0)."""
+            ecs: bool) -> bool:
+        """Keep a response; `ecs`: the query's ECS option decides (SOURCE > 0). True
+        when it was kept as a negative answer."""
         if ans.dynamic and zone is not None and zone.steering is not None:
             by_source = not ecs or ans.by_source or self.markers.get(key, False)
             self.markers[key] = by_source
             self.pools[(key, netkey(ip) if by_source else "")] = (
                 entry.body, entry.slot, entry, zone.steering.generation, zone.steering)
-        else:
-            self.static[key] = (entry.body, entry.slot, entry)
+            return False
+        self.static[key] = (entry.body, entry.slot, entry)
+        if ans.kind in NEGATIVE_KINDS:
+            self.negative.append(key)
+            return True
+        return False
+
+    def drop_negative(self) -> None:
+        """Forget the negative answers (their keys, if cached again, are appended again)."""
+        static = self.static
+        for key in self.negative:
+            static.pop(key, None)
+        self.negative.clear()
 
     def clear(self) -> None:
         for d in (self.static, self.markers, self.pools):
             d.clear()
+        self.negative.clear()
 
 
 class Engine:
@@ -123,6 +171,8 @@ class Engine:
         self.cookied = AnswerCache()
         self.max_cache_bytes = max_cache_bytes
         self.cache_bytes = 0  # charged since the caches were last emptied
+        self.negative_bytes = 0  # of which to negative answers
+        self.doorkeeper = Doorkeeper()
         # (client cookie, address) -> the cookie option's value sent back, this second
         self.cookie_memo: dict[tuple[bytes, str], bytes] = {}
         self._dropped = tally.index(("dropped",))
@@ -136,7 +186,7 @@ class Engine:
     def _empty_caches(self) -> None:
         self.plain.clear()
         self.cookied.clear()
-        self.cache_bytes = 0
+        self.cache_bytes = self.negative_bytes = 0
 
     def new_second(self) -> None:
         """Called once a second: server cookies made from now on carry the new time."""
@@ -289,14 +339,22 @@ class Engine:
         key, cookie = found if found is not None else (data[2:], None)
         if (cookie is None) != (cut == 0):
             return  # not the shape `canonical` reads: left to the full path
+        if not self.doorkeeper.admit(key):
+            return  # seen once: cached if it comes again
         entry.body = response[2 : len(response) - cut]
         entry.slip = slip[2 : len(slip) - cut]
-        self.cache_bytes += len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
-        if self.cache_bytes > self.max_cache_bytes:
+        cost = len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
+        if self.cache_bytes + cost > self.max_cache_bytes:
             self._empty_caches()
-            self.cache_bytes = len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
-        (self.plain if cookie is None else self.cookied).put(key, addr[0], entry, ans, zone,
-                                                             ecs)
+        self.cache_bytes += cost
+        if (self.plain if cookie is None else self.cookied).put(key, addr[0], entry, ans,
+                                                                zone, ecs):
+            self.negative_bytes += cost
+            if self.negative_bytes > self.max_cache_bytes // NEGATIVE_SHARE:
+                self.plain.drop_negative()
+                self.cookied.drop_negative()
+                self.cache_bytes -= self.negative_bytes
+                self.negative_bytes = 0
 
     def _opt(self, query: Query, options: bytes = b"") -> bytes:
         if query.edns is None:

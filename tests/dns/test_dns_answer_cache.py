@@ -1,7 +1,8 @@
 """The answer caches over real UDP: cookie-bearing queries (pool names too, with and
 without ECS) answered from the cache with each client's own server cookie; padding
 and unknown options ignored; memory bounded by --answer-cache under large padded
-queries."""
+queries; names asked once (random names) neither grow the server nor evict the answers
+it keeps, and a flood of names that do not exist evicts only negative answers."""
 
 from __future__ import annotations
 
@@ -141,19 +142,99 @@ def test_large_padded_queries_keep_memory_bounded(server):
 
 def test_caches_bounded_in_bytes():
     """The engine charges every entry and starts over past its budget, whatever keys
-    (here 20,000 different names with large answers) a stream brings."""
-    zones = load_zones(Path(__file__).parent / "zones")[0]
+    (here 5,000 different names with large answers, each asked twice so that it is
+    cached) a stream brings."""
     budget = 256 * 1024
-    engine = Engine(b"test", CookieJar(), None, Tally(), max_cache_bytes=budget)
-    engine.set_zones(zones)
+    engine = engine_with_budget(budget)
     peak = 0
-    for i in range(20_000):
+    for i in range(5_000):
         name = f"n{i}-{os.urandom(4).hex()}.any.test.example"
-        assert engine.udp(query(name, [dns.edns.GenericOption(10, b"abcdefgh")]),
-                          ("127.0.0.1", 5353)) is not None
-        assert engine.udp(query(name, []), ("127.0.0.1", 5353)) is not None
+        for _ in range(2):
+            assert engine.udp(query(name, [dns.edns.GenericOption(10, b"abcdefgh")]),
+                              ("127.0.0.1", 5353)) is not None
+            assert engine.udp(query(name, []), ("127.0.0.1", 5353)) is not None
         peak = max(peak, engine.cache_bytes)
     assert 0 < peak <= budget
+
+
+def engine_with_budget(budget: int = 256 * 1024) -> Engine:
+    engine = Engine(b"test", CookieJar(), None, Tally(), max_cache_bytes=budget)
+    engine.set_zones(load_zones(Path(__file__).parent / "zones")[0])
+    return engine
+
+
+def cached(engine: Engine, wire: bytes) -> bool:
+    return wire[2:] in engine.plain.static
+
+
+def test_names_seen_once_are_not_cached():
+    """An answer is cached on its query's second sighting: 20,000 random names asked
+    once each leave the hot answers cached, and almost nothing else (the doorkeeper
+    mistakes fewer than 1 in 256 new keys for known ones)."""
+    engine = engine_with_budget()
+    hot = [query("www.test.example", []), query("nope.test.example", [])]
+    for wire in hot * 2:
+        engine.udp(wire, ("127.0.0.1", 5353))
+    assert all(cached(engine, w) for w in hot)
+    charged = engine.cache_bytes
+    rng = random.Random(5)
+    for _ in range(10_000):
+        label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(10))
+        for name in (f"{label}.any.test.example", f"{label}.test.example"):
+            out = engine.udp(query(name, []), ("127.0.0.1", 5353))
+            assert out is not None and dns.message.from_wire(out).rcode() in (0, 3)
+    assert all(cached(engine, w) for w in hot)
+    assert len(engine.plain.static) - len(hot) < 20_000 // 256
+    assert engine.cache_bytes - charged < 20_000 // 256 * 1000
+
+
+def test_names_that_do_not_exist_evict_only_negative_answers():
+    """Names that do not exist, each asked twice (past the doorkeeper), fill only the
+    negative share of the budget: emptied on its own, it never takes a positive answer
+    with it."""
+    engine = engine_with_budget(budget=256 * 1024)
+    hot = query("www.test.example", [])
+    engine.udp(hot, ("127.0.0.1", 5353))
+    engine.udp(hot, ("127.0.0.1", 5353))
+    negative_peak = 0
+    for i in range(2_000):
+        wire = query(f"gone-{i}.test.example", [])
+        for _ in range(2):
+            out = engine.udp(wire, ("127.0.0.1", 5353))
+            assert out is not None and dns.message.from_wire(out).rcode() == 3
+        negative_peak = max(negative_peak, engine.negative_bytes)
+        assert cached(engine, hot)
+    assert 0 < negative_peak <= 256 * 1024 // 8
+    assert len(engine.plain.static) < 2_000 // 4
+
+
+def test_random_names_do_not_grow_the_server(tmp_path):
+    """Through real DNS at the default budget: 10,000 names asked once each (under a
+    wildcard, and names that do not exist) leave RSS where it was, and the hot answer
+    keeps coming from the cache (the same octets)."""
+    s = start_geodns(zones_copy(tmp_path), tmp_path)
+    try:
+        hot = query("www.test.example", [], qid=1)
+        first = udp(s, hot)
+        rng = random.Random(3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(3)
+
+            def burst(count: int) -> None:
+                for i in range(count):
+                    label = "".join(rng.choice("abcdefghij") for _ in range(12))
+                    suffix = ".any.test.example" if i % 2 else ".test.example"
+                    sock.sendto(query(label + suffix, [], qid=i), (s.host, s.port))
+                    assert dns.message.from_wire(sock.recv(65535)).id == i
+
+            burst(1_000)
+            before = rss_kib(s.proc.pid)
+            burst(10_000)
+            grown_mib = (rss_kib(s.proc.pid) - before) / 1024
+        assert udp(s, hot) == first
+    finally:
+        s.stop()
+    assert grown_mib < 3, f"RSS grew by {grown_mib:.1f} MiB"
 
 
 def test_one_entry_whatever_the_cookie_padding_and_option_order():
