@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """DNS fuzz bench: hostile traffic must leave no lasting mark on geodns.
 
-Starts `geodns serve` (the bench zone `bench/anchors-zones`, the demo GeoIP database,
-no health checking) on free loopback ports, then:
+Starts two `geodns serve` (the bench zone `bench/anchors-zones`, the demo GeoIP
+database, no health checking) on free loopback ports: the one fuzzed and a twin that
+only gets the warm-up, then:
 
-1. warm-up: one query for each label set of the query metrics (`label_sweep`), and
-   the first 2% of the fuzz traffic; then the reference figures of
-   this fresh server: metric series (/metrics), RSS, idle CPU, and queries per server
-   CPU-second for valid queries (dnsperf, the mix of bench/dns_bench.py);
+1. warm-up (both): one query for each label set of the query metrics
+   (`label_sweep`), and the first 2% of the fuzz traffic; then the reference figures
+   of the fresh server: metric series (/metrics), RSS, idle CPU, and queries per
+   server CPU-second for valid queries (dnsperf, the mix of bench/dns_bench.py),
+   measured in turns with the twin's (so that both meet the same moments of a shared
+   machine: `valid_vs_twin` is the median of the per-turn ratios);
 2. the fuzz: `--udp` packets and `--tcp` messages (seeded: `--seed`), a mix of
    mutated valid queries (bit flips, replaced, inserted and deleted octets, cuts),
    random but well-formed queries (any octets in names under and outside the zone,
@@ -246,14 +249,30 @@ def idle_cpu(server: Server, seconds: float) -> float:
     return (sum(server.cpu_seconds().values()) - cpu0) / seconds
 
 
-def figures(server: Server, http_port: int, qfile: Path, seconds: int) -> dict[str, float]:
+def figures(server: Server, twin: Server, http_port: int, qfile: Path,
+            seconds: int) -> dict[str, float]:
     time.sleep(3)  # let the last answers and the metrics flush settle
     out = {"series": metric_series(http_port), "rss_mib": sum(server.rss_mib()),
            "idle_cpu": idle_cpu(server, 5.0)}
-    runs = [dnsperf(server, qfile, seconds, pinned=False, clients=4) for _ in range(3)]
+    runs, ratios = [], []
+    for turn in range(3):  # server then twin, twin then server, server then twin
+        pair = [dnsperf(s, qfile, seconds, pinned=False, clients=4)
+                for s in ((server, twin) if turn % 2 == 0 else (twin, server))]
+        mine, theirs = pair if turn % 2 == 0 else pair[::-1]
+        runs.append(mine)
+        ratios.append(mine.per_cpu / theirs.per_cpu if theirs.per_cpu else 0.0)
     out["valid_q_per_cpu_s"] = sorted(r.per_cpu for r in runs)[1]
+    out["valid_vs_twin"] = sorted(ratios)[1]
     out["valid_lost"] = sum(r.lost for r in runs)
     return out
+
+
+def warm_up(port: int, rng: random.Random, seeds: list[bytes], udp: int, tcp: int,
+            deadline: float) -> None:
+    """The label sweep and the first 2% of the fuzz."""
+    sweep(port)
+    fuzz_udp(port, udp // 50, rng, seeds, deadline)
+    fuzz_tcp(port, tcp // 50, rng, seeds, deadline)
 
 
 def main() -> int:
@@ -277,37 +296,41 @@ def main() -> int:
     seeds = seed_queries()
     tmp = Path(tempfile.mkdtemp(prefix="dns-fuzz-"))
     qfile = query_file(tmp / "mix", ecs=False, cookie=False)  # dns_bench.py's mix
-    port, http_port = free_port(), free_port()
-    server = Server("geodns", port, [sys.executable, "-m", "geodns.cli", "serve",
-                                     "--zones", str(ZONES), "--no-health",
-                                     "--listen", f"127.0.0.1:{port}",
-                                     "--http", f"127.0.0.1:{http_port}",
-                                     *(["--answer-cache", args.answer_cache]
-                                       if args.answer_cache else [])])
-    server.start(tmp)
+    servers = []
+    for name in ("geodns", "twin"):
+        port, http_port = free_port(), free_port()
+        servers.append((Server(name, port, [
+            sys.executable, "-m", "geodns.cli", "serve", "--zones", str(ZONES), "--no-health",
+            "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
+            *(["--answer-cache", args.answer_cache] if args.answer_cache else [])]),
+            http_port))
+    (server, http_port), (twin, _) = servers
     try:
-        sweep(port)
+        for s, _ in servers:
+            s.start(tmp)
         far = time.monotonic() + args.max_seconds
-        fuzz_udp(port, args.udp // 50, rng, seeds, far)
-        fuzz_tcp(port, args.tcp // 50, rng, seeds, far)
-        before = figures(server, http_port, qfile, args.dnsperf_seconds)
+        # the same packets for both; the fuzz goes on where the server's warm-up stopped
+        warm_up(twin.port, random.Random(args.seed), seeds, args.udp, args.tcp, far)
+        warm_up(server.port, rng, seeds, args.udp, args.tcp, far)
+        before = figures(server, twin, http_port, qfile, args.dnsperf_seconds)
         print(f"== fresh (after warm-up): {before}", flush=True)
         rounds = []
         for n in range(1, args.rounds + 1):
             started = time.monotonic()
             deadline = started + args.max_seconds
-            udp_sent, udp_answers = fuzz_udp(port, args.udp, rng, seeds, deadline)
-            tcp_sent, tcp_conns = fuzz_tcp(port, args.tcp, rng, seeds, deadline)
+            udp_sent, udp_answers = fuzz_udp(server.port, args.udp, rng, seeds, deadline)
+            tcp_sent, tcp_conns = fuzz_tcp(server.port, args.tcp, rng, seeds, deadline)
             took = time.monotonic() - started
             print(f"== fuzz round {n}: {udp_sent:,} UDP packets ({udp_answers:,} answers), "
                   f"{tcp_sent:,} TCP messages on {tcp_conns:,} connections, {took:.0f} s",
                   flush=True)
-            after = figures(server, http_port, qfile, args.dnsperf_seconds)
+            after = figures(server, twin, http_port, qfile, args.dnsperf_seconds)
             rounds.append({"udp_sent": udp_sent, "udp_answers": udp_answers,
                            "tcp_sent": tcp_sent, "seconds": took, "after": after})
         alive = server.proc.poll() is None
     finally:
-        server.stop()
+        for s, _ in servers:
+            s.stop()
     log = (tmp / "geodns.log").read_text()
     errors = log.count("internal error") + log.count("Traceback")
     print("\n| figure | fresh | " + " | ".join(f"after round {i}" for i in
