@@ -87,30 +87,37 @@ def shell_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra}
 
 
+def is_server(line: str) -> bool:
+    """A line that starts a server (it runs until stopped)."""
+    return " serve " in f" {line} " or Path(shlex.split(line)[0]).name == "healthcheck"
+
+
 def server_address(line: str) -> str | None:
-    """Where a server line of a page listens (its --listen, else its --http); None for a
-    line that is not a server (it runs to its end)."""
+    """Where a server line listens: its --listen, else its --http (None: neither)."""
     words = shlex.split(line)
-    if not (" serve " in f" {line} " or Path(words[0]).name == "healthcheck"):
-        return None
     for flag in ("--listen", "--http"):
         if flag in words:
             return words[words.index(flag) + 1]
-    raise AssertionError(f"`{line}`: no address to wait for")
+    return None
 
 
 @contextmanager
 def run_block(lines: list[str], cwd: Path,
               env: Mapping[str, str]) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
-    """A page's block in order: a server line starts in the background and is waited for
-    on its address, any other line runs to its end and must succeed. Yields each other
-    line's result; stops the servers (by PID) afterwards."""
+    """A page's block in order: `NAME=VALUE` (or `export NAME=VALUE`) sets a variable for
+    the lines after it, a server line starts in the background and is waited for
+    on its address (if it has one), any other line runs to its end and must succeed.
+    Yields each other line's result; the servers must still run at the end; they are
+    stopped (by PID) afterwards."""
     started: list[subprocess.Popen] = []
     results: dict[str, subprocess.CompletedProcess[str]] = {}
     try:
         for line in lines:
-            address = server_address(line)
-            if address is None:
+            assignment = re.fullmatch(r"(?:export )?([A-Za-z_]\w*)=(\S*)", line)
+            if assignment:  # a variable the next lines use
+                env = {**env, assignment[1]: assignment[2]}
+                continue
+            if not is_server(line):
                 results[line] = run(line, cwd, env)
                 continue
             log = cwd / f"server-{len(started)}.log"
@@ -118,8 +125,12 @@ def run_block(lines: list[str], cwd: Path,
                 proc = subprocess.Popen(shlex.split(line), cwd=cwd, env=dict(env), stdout=out,
                                         stderr=subprocess.STDOUT)
             started.append(proc)
-            wait_for_port(address, proc, log)
+            address = server_address(line)
+            if address:
+                wait_for_port(address, proc, log)
         yield results
+        for proc in started:
+            assert proc.poll() is None, f"{proc.args} exited {proc.returncode}"
     finally:
         for proc in reversed(started):
             stop_process(proc)
