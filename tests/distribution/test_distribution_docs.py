@@ -8,9 +8,8 @@ import json
 import re
 import shutil
 
-from doc_commands import page, run, run_block, sh_blocks, shell_env, substitute, workdir
-
 from cdn.redis_server import free_port
+from doc_commands import page, run, run_block, sh_blocks, shell_env, substitute, workdir
 
 TOKEN = "docs-token"
 

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 from dnstest import ADMIN_TOKEN, ROOT
+
 from doc_commands import commands, page, run, shell_env, substitute
 
 

@@ -9,9 +9,8 @@ import re
 import shlex
 import subprocess
 
-from doc_commands import ROOT, page, run, run_block, sh_blocks, shell_env, substitute, workdir
-
 from cdn.redis_server import free_port
+from doc_commands import ROOT, page, run, run_block, sh_blocks, shell_env, substitute, workdir
 
 
 def block_with(text: str) -> list[str]:

@@ -14,9 +14,8 @@ import urllib.request
 
 import yaml
 
-from doc_commands import page, run, run_block, sh_blocks, shell_env, substitute, workdir
-
 from cdn.redis_server import free_port
+from doc_commands import page, run, run_block, sh_blocks, shell_env, substitute, workdir
 
 PAGE = "docs/health.md"
 TOKEN = "docs-token"
