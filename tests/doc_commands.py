@@ -148,6 +148,7 @@ def run(line: str, cwd: Path, env: Mapping[str, str],
 def workdir(tmp: Path, *names: str) -> Path:
     """A folder to run a page's commands in, as from a checkout: `.venv` and the named
     files of the repository linked in, everything the commands write kept in `tmp`."""
+    tmp.mkdir(parents=True, exist_ok=True)
     (tmp / ".venv").symlink_to(BIN.parent)
     for name in names:
         (tmp / name).symlink_to(ROOT / name)
