@@ -17,7 +17,8 @@ import pytest
 
 from doc_commands import PAGES, ROOT, commands
 
-OUTSIDE = re.compile(r"\.\./shared|design doc|the seeds|other helpers|helpers of the project",
+OUTSIDE = re.compile(r"\.\./shared|design doc|the seeds|other helpers|helpers of the project|"
+                     r"\bissue \d|/work/",
                      re.I)
 # Shell variables the pages' examples set or assume, with a value of the right shape.
 VARIABLES = {"O": "--origin=http://127.0.0.1:8000", "TOKEN": "t0ken"}
