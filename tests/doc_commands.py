@@ -3,7 +3,8 @@
 A page's commands are the lines of its ``sh`` blocks, the lines of its other blocks that
 start like a command (``$ `` prompts, ``.venv/bin/``, ``dig ``: the lines `cdn up`
 prints, a bench's command above its output) and its inline code that starts like one
-(``.venv/bin/``, ``bin/``, ``curl ``, ``dig ``, ``docker ``, ``kubectl ``). The tests
+(``.venv/bin/``, ``bin/``, ``python -m ``, ``curl ``, ``dig ``, ``docker ``,
+``kubectl ``, ``NAME=value ``). The tests
 take them from the page text, never from a copy, and substitute only the page's
 placeholders and fixed addresses (to free ports on loopback)."""
 
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 COMMAND_START = re.compile(r"(\$ |\.venv/bin/|dig )")
-INLINE_START = re.compile(r"(\.venv/bin/|bin/|curl |dig |docker |kubectl |[A-Z_]+=\S+ )")
+INLINE_START = re.compile(r"(\.venv/bin/|bin/|python -m |curl |dig |docker |kubectl |[A-Z_]+=\S+ )")
 
 
 def page(name: str) -> str:

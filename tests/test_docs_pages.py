@@ -141,6 +141,8 @@ RUNS = [
      "tests/distribution/test_distribution_docs.py::"
      "test_the_origin_edge_and_operator_commands_run_as_shown"),
     ("docs/distribution.md", r"^\.venv/bin/python -m pytest tests/distribution -q$", CI),
+    ("docs/distribution.md", r"^python -m edge\.distribution \.\.\.$",
+     "tests/distribution/test_cli.py::test_publish_list_rollback_purge_against_a_running_origin"),
     ("docs/dns.md", r"^geodns check zones/$",
      "tests/dns/test_dns_docs.py::test_geodns_check_reports_the_two_problems_the_page_shows"),
     ("docs/dns.md", r"^bin/up$",
@@ -174,6 +176,8 @@ RUNS = [
     ("docs/steering.md", r"^\.venv/bin/python bench/steering_scenarios\.py ",
      "tests/geo/test_docs_steering.py::"
      "test_the_scenario_table_is_what_the_documented_command_prints"),
+    ("docs/steering.md", r"^python -m geodns\.steering\.demo_db$",
+     "tests/geo/test_geoip_db.py::test_committed_database_is_the_build_of_the_table"),
     ("docs/steering.md", r"^geodns explain ",
      "tests/geo/test_docs_steering.py::test_the_explain_lines_print_what_the_page_shows"),
     ("docs/steering.md", r"^dig -b 127\.0\.2\.1 ",
