@@ -93,13 +93,10 @@ def is_server(line: str) -> bool:
     return " serve " in f" {line} " or Path(shlex.split(line)[0]).name == "healthcheck"
 
 
-def server_address(line: str) -> str | None:
-    """Where a server line listens: its --listen, else its --http (None: neither)."""
+def server_addresses(line: str) -> list[str]:
+    """Where a server line listens: every --listen and --http it names."""
     words = shlex.split(line)
-    for flag in ("--listen", "--http"):
-        if flag in words:
-            return words[words.index(flag) + 1]
-    return None
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word in ("--listen", "--http")]
 
 
 @contextmanager
@@ -107,7 +104,7 @@ def run_block(lines: list[str], cwd: Path,
               env: Mapping[str, str]) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     """A page's block in order: `NAME=VALUE` (or `export NAME=VALUE`) sets a variable for
     the lines after it, a server line starts in the background and is waited for
-    on its address (if it has one), any other line runs to its end and must succeed.
+    on every address it names, any other line runs to its end and must succeed.
     Yields each other line's result; the servers must still run at the end; they are
     stopped (by PID) afterwards."""
     started: list[subprocess.Popen] = []
@@ -126,8 +123,7 @@ def run_block(lines: list[str], cwd: Path,
                 proc = subprocess.Popen(shlex.split(line), cwd=cwd, env=dict(env), stdout=out,
                                         stderr=subprocess.STDOUT)
             started.append(proc)
-            address = server_address(line)
-            if address:
+            for address in server_addresses(line):
                 wait_for_port(address, proc, log)
         yield results
         for proc in started:
