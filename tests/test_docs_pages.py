@@ -110,7 +110,7 @@ RUNS = [
      "tests/stack/test_cdn_up.py::"
      "test_cdn_up_clean_keeps_tokens_off_command_lines_and_cdn_down_stops_it"),
     ("README.md", r"^bin/setup --runtime$",
-     "tests/stack/test_runtime_venv.py::test_runtime_dependencies_alone_run_every_program"),
+     "tests/stack/test_setup_runtime.py::test_bin_setup_runtime_installs_the_runtime_only"),
     ("README.md", r"^bin/test$|^bin/setup$", CI),
     ("README.md", r"^dig |^\.venv/bin/cdn client ",
      "tests/stack/test_end_to_end.py::test_printed_dig_and_client_lines_work_as_printed"),
