@@ -24,6 +24,8 @@ SMALL = {
     "bench/health_false_downs.py": ["--minutes", "0.25", "--stress", "0"],
     "bench/edge_bench.py": ["--seconds", "1", "--runs", "1", "--connections", "4"],
     "bench/oip_peers.py": ["--runs", "1", "--seconds", "1", "--concurrency", "1"],
+    "bench/dns_fuzz.py": ["--udp", "2000", "--tcp", "100", "--rounds", "1",
+                          "--dnsperf-seconds", "1"],
 }
 PRINTS = {
     "bench/cache_policy.py": [r"^alpha +cache +LRU +S3-FIFO +Belady", r"^  1\.1 +10\.0% "],
@@ -37,10 +39,13 @@ PRINTS = {
     "bench/edge_bench.py": [r"^ceiling \(bare aiohttp\) +\d+", r"^l1-hit +POST /predict +\d+"],
     "bench/oip_peers.py": [rf"^\| {server}, compute \(wrk\) \| 1 \| \d+"
                            for server in ("edge", "MLServer", "KServe")],
+    "bench/dns_fuzz.py": [r"^\| valid_vs_twin \| [\d.]+ \| [\d.]+ \|",
+                          r"^server alive: True; internal errors logged: 0$"],
 }
 # programs the benches drive: installed here as on a fresh machine
 PROGRAMS = {"bench/edge_bench.py": [("wrk", "wrk")],
-            "bench/oip_peers.py": [("wrk", "wrk")]}
+            "bench/oip_peers.py": [("wrk", "wrk")],
+            "bench/dns_fuzz.py": [("dnsperf", "dnsperf"), ("dig", "bind9-dnsutils")]}
 
 
 def bench_commands() -> list[str]:

@@ -124,7 +124,7 @@ RUNS = [
     ("docs/benchmarks.md", r"^\.venv/bin/python bench/(dns_bench|big_zone_bench)\.py",
      "tests/dns/test_dns_benches.py::test_bench_command_runs"),
     ("docs/benchmarks.md", r"^\.venv/bin/python bench/(health_failover|cache_policy|edge_bench|"
-     r"dist_sizes)\.py", "tests/test_docs_benches.py::test_bench_command_runs"),
+     r"dist_sizes|dns_fuzz)\.py", "tests/test_docs_benches.py::test_bench_command_runs"),
     ("docs/benchmarks.md", r"^\.venv/bin/cdn simulate --requests 3000$",
      "tests/stack/test_readme_lines.py::test_the_readme_simulate_lines_run_against_a_stack"),
     ("docs/benchmarks.md", r"^bin/up$",
