@@ -188,6 +188,20 @@ def test_names_seen_once_are_not_cached():
     assert engine.cache_bytes - charged < 20_000 // 256 * 1000
 
 
+def test_known_names_cached_at_once_after_a_reload():
+    """A reload empties the caches (today) but not the doorkeeper: a name asked before
+    it is cached at its first query after it."""
+    engine = engine_with_budget()
+    wire = query("www.test.example", [])
+    engine.udp(wire, ("127.0.0.1", 5353))
+    assert not cached(engine, wire)
+    engine.udp(wire, ("127.0.0.1", 5353))
+    assert cached(engine, wire)
+    engine.set_zones(load_zones(Path(__file__).parent / "zones")[0])
+    engine.udp(wire, ("127.0.0.1", 5353))
+    assert cached(engine, wire)
+
+
 def test_names_that_do_not_exist_evict_only_negative_answers():
     """Names that do not exist, each asked twice (past the doorkeeper), fill only the
     negative share of the budget: emptied on its own, it never takes a positive answer
