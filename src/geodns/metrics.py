@@ -29,6 +29,8 @@ ANSWERS = Counter("geodns_pool_answers",
                   "Steered answers, by pool, member answered and client region (city)",
                   ["pool", "member", "region"])
 DROPPED = Counter("geodns_dropped_queries", "Datagrams dropped unanswered (not a query)")
+KEPT = Counter("geodns_cached_answers_kept",
+               "Cached answers served again after a zone reload (their RRset unchanged)")
 RELOADS = Counter("geodns_reloads", "Zone reloads, by result", ["result"])
 ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served", ["zone"],
                     multiprocess_mode="mostrecent")
@@ -53,7 +55,7 @@ class Tally:
         self._index: dict[tuple, int] = {}
 
     def index(self, key: tuple) -> int:
-        """Slot for a key (kind, *labels); kinds: query, limited, dropped."""
+        """Slot for a key (kind, *labels); kinds: query, limited, dropped, kept."""
         slot = self._index.get(key)
         if slot is None:
             slot = self._index[key] = len(self.keys)
@@ -88,3 +90,5 @@ class Tally:
                 RATE_LIMITED.labels(key[1]).inc(delta)
             elif kind == "dropped":
                 DROPPED.inc(delta)
+            elif kind == "kept":
+                KEPT.inc(delta)

@@ -191,6 +191,22 @@ class Zone:
             name = nxt
         return ans
 
+    def sole_rrset(self, qname: str, qtype: int) -> RRset | None:
+        """The RRset that is the whole answer to (qname, qtype) when nothing else in the
+        zone takes part (no delegation, CNAME, wildcard, pool, glue or ANY choice), as
+        `resolve()` gives it; else None. Equal sole RRsets in two zone sets give equal
+        answers, so a cached answer can outlive a reload that left its RRset alone."""
+        if qtype == QTYPE.ANY or qtype in ADDITIONAL_TYPES or qname in self.pools:
+            return None
+        if qtype == QTYPE.TXT and qname.startswith(EXPLAIN_LABEL):
+            return None
+        node = self.nodes.get(qname)
+        if node is None or (qtype != QTYPE.CNAME and QTYPE.CNAME in node):
+            return None
+        if self._cut(qname, qtype) is not None:
+            return None
+        return node.get(qtype)
+
     # -- steps of resolve() --------------------------------------------------------
 
     def _cut(self, name: str, qtype: int) -> str | None:

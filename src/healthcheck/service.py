@@ -31,6 +31,7 @@ log = logging.getLogger("healthcheck")
 NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
 KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
+GAUGE_SLICE = 250  # members whose gauges are brought up to date between two loop turns
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
 # Timeouts in a row that a stalled checker may leave uncounted; a hung target is then
 # called down at most this many probes later (on a machine busy enough to stall us).
@@ -70,8 +71,7 @@ class ZoneHealthView:
         return self._service.generation
 
     def get(self, pool: str, member: str) -> MemberHealth:
-        table = self._service.table()
-        return table.get((self.zone, pool, member), NOT_PROBED)
+        return self._service.state(self.zone, pool, member)
 
     def settled(self, pool: str) -> bool:
         """False while the pool's members are UNKNOWN and its settle deadline has not passed:
@@ -135,8 +135,11 @@ class HealthService:
         self._active_overrides: tuple = ()
         # selector -> (override, when it ended): the state's "since" after an undrain
         self._ended_overrides: dict[tuple, tuple[Override, float]] = {}
-        self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        self._table_generation = -1
+        # (zone or None, pool, member) -> effective state, at `_states_generation`
+        self._states: dict[tuple[str | None, str, str], MemberHealth] = {}
+        self._states_generation = -1
+        self._gauged: dict[tuple[str, str, str], Status] = {}  # what the gauges say
+        self._gauged_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self._sem = asyncio.Semaphore(max_concurrent)
@@ -390,24 +393,45 @@ class HealthService:
         return replace(base, since=ended_at,
                        reason=f"{o.kind} override ended; probes say {base.status.value}")
 
-    def table(self) -> dict[tuple[str | None, str, str], MemberHealth]:
-        """Every member's effective state, rebuilt only when the generation moved."""
-        if self._table_generation == self.generation:
-            return self._table
-        now = time.time()
-        table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        for (zone, pool), binding in self._pools.items():
+    def state(self, zone: str | None, pool: str, member: str) -> MemberHealth:
+        """One member's effective state (zone None: of the first zone with the pool),
+        worked out when first asked and kept until the generation moves. Per member, not
+        all at once: a big zone has thousands, and a reload moves the generation."""
+        if self._states_generation != self.generation:
+            self._states, self._states_generation = {}, self.generation
+        key = (zone, pool, member)
+        health = self._states.get(key)
+        if health is None:
+            binding = next((b for (z, p), b in self._pools.items() if p == pool and
+                            member in b.members), None) if zone is None else \
+                self._pools.get((zone, pool))
+            if binding is None or member not in binding.members:
+                return NOT_PROBED
+            health = self.member_state(binding.zone, pool, member, time.time())[0]
+            self._states[key] = health
+        return health
+
+    async def _update_gauges(self) -> None:
+        """Bring the member-state gauges up to date: only the gauges of members whose
+        state changed are set, and the loop is given back every GAUGE_SLICE members."""
+        if self._gauged_generation == self.generation:
+            return
+        self._gauged_generation = self.generation
+        gauged: dict[tuple[str, str, str], Status] = {}
+        seen = 0
+        for (zone, pool), binding in list(self._pools.items()):
             for member in binding.members:
-                health, _ = self.member_state(zone, pool, member, now)
-                table[(zone, pool, member)] = health
-                table.setdefault((None, pool, member), health)
-                for state in Status:
-                    metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
-                        1 if health.status == state else 0
-                    )
-        self._table = table
-        self._table_generation = self.generation
-        return table
+                key = (zone, pool, member)
+                status = self.state(zone, pool, member).status
+                if self._gauged.get(key) != status:
+                    for state in Status:
+                        metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
+                            1 if status == state else 0)
+                gauged[key] = status
+                seen += 1
+                if seen % GAUGE_SLICE == 0:
+                    await asyncio.sleep(0)
+        self._gauged = gauged
 
     def _update_shedding(self) -> None:
         """Feed every UP member's load to its pool's shed controller."""
@@ -482,7 +506,7 @@ class HealthService:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
             self._update_shedding()
-            self.table()  # keeps the member-state gauges current without queries
+            await self._update_gauges()  # current without queries
 
     # -- Redis ---------------------------------------------------------------------
 
