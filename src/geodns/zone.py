@@ -122,18 +122,18 @@ class Zone:
     nodes: dict[str, Node]  # owner -> type -> RRset (static data)
     pools: dict[str, str]  # owner -> pool name
     steering: ZoneSteering | None = None
-    names: set[str] = field(init=False)  # every existing name, empty non-terminals too
+    empty: set[str] = field(init=False)  # empty non-terminals (names only above others)
     cuts: set[str] = field(init=False)  # delegation points below the apex
 
     def __post_init__(self) -> None:
         apex = self.nodes.get(self.origin)
         self.nodes[self.origin] = {**{r.rtype: r for r in (apex.values() if apex else ())},
                                    QTYPE.SOA: self.soa}
-        self.names = {self.origin}
+        self.empty = set()
         for owner in [*self.nodes, *self.pools]:
-            name = owner
-            while name not in self.names:
-                self.names.add(name)
+            name = parent(owner) if owner != self.origin else self.origin
+            while not self._exists(name):
+                self.empty.add(name)
                 name = parent(name)
         self.cuts = {n for n, node in self.nodes.items() if QTYPE.NS in node and n != self.origin}
         minimum = cast(RD, self.soa.rdata[0]).times[4]
@@ -209,6 +209,9 @@ class Zone:
 
     # -- steps of resolve() --------------------------------------------------------
 
+    def _exists(self, name: str) -> bool:
+        return name in self.nodes or name in self.pools or name in self.empty
+
     def _cut(self, name: str, qtype: int) -> str | None:
         if not self.cuts:
             return None
@@ -224,10 +227,10 @@ class Zone:
         node = self.nodes.get(name)
         if node is not None or name in self.pools:
             return node or {}, name
-        if name in self.names:
+        if name in self.empty:
             return {}, None
         encloser = parent(name)
-        while encloser not in self.names:
+        while not self._exists(encloser):
             encloser = parent(encloser)
         wildcard = "*." + encloser
         if wildcard in self.nodes or wildcard in self.pools:

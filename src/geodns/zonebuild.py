@@ -132,6 +132,5 @@ def release(zones: dict[str, Zone]) -> None:
             zone.nodes.popitem()
             if len(zone.nodes) % CHUNK == 0:
                 time.sleep(PAUSE)
-        while zone.names:
-            zone.names.pop()
+        zone.empty.clear()
     zones.clear()
