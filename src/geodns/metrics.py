@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dnslib import QTYPE
 from prometheus_client import Counter, Gauge
+from prometheus_client.registry import Collector
 
 # The query types that get their own `qtype` label: those a zone can hold, and ANY;
 # every other code a packet may carry is counted as "other", so no query adds a series.
+# Collectors that make their samples when scraped (registered in the default registry
+# too): with worker processes, the metrics page adds them to the processes' files.
+SCRAPED: list[Collector] = []
 KNOWN_QTYPES = frozenset({"A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "SRV", "CAA",
                           "PTR", "ANY"})
 

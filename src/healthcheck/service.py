@@ -9,7 +9,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,7 +31,6 @@ log = logging.getLogger("healthcheck")
 NOT_PROBED = MemberHealth(status=Status.UP, reason="not probed (no health_url)")
 VANTAGE_HEADER = "X-Healthcheck-Vantage"  # tells an edge which vantage point probes it
 KEEPALIVE_S = 30.0  # an idle probe connection is closed after this (probes come far sooner)
-GAUGE_SLICE = 250  # members whose gauges are brought up to date between two loop turns
 TICK = 0.1  # housekeeping: override file changes and expiry, settle deadlines
 # Timeouts in a row that a stalled checker may leave uncounted; a hung target is then
 # called down at most this many probes later (on a machine busy enough to stall us).
@@ -138,8 +137,6 @@ class HealthService:
         # (zone or None, pool, member) -> effective state, at `_states_generation`
         self._states: dict[tuple[str | None, str, str], MemberHealth] = {}
         self._states_generation = -1
-        self._gauged: dict[tuple[str, str, str], Status] = {}  # what the gauges say
-        self._gauged_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self._sem = asyncio.Semaphore(max_concurrent)
@@ -238,12 +235,14 @@ class HealthService:
             self._tasks[key] = asyncio.create_task(self._probe_loop(key))
         self._background.append(asyncio.create_task(self.lag.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
+        metrics.MEMBER_STATE.watch(self)
         if self.shared is not None:
             self._background.append(asyncio.create_task(self._read_shared()))
             if self.vantage:
                 self._background.append(asyncio.create_task(self._publish_shared()))
 
     async def stop(self) -> None:
+        metrics.MEMBER_STATE.forget(self)
         tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -411,27 +410,11 @@ class HealthService:
             self._states[key] = health
         return health
 
-    async def _update_gauges(self) -> None:
-        """Bring the member-state gauges up to date: only the gauges of members whose
-        state changed are set, and the loop is given back every GAUGE_SLICE members."""
-        if self._gauged_generation == self.generation:
-            return
-        self._gauged_generation = self.generation
-        gauged: dict[tuple[str, str, str], Status] = {}
-        seen = 0
+    def statuses(self) -> Iterator[tuple[str, str, str, Status]]:
+        """Every member's effective status (the `healthcheck_member_state` metric)."""
         for (zone, pool), binding in list(self._pools.items()):
             for member in binding.members:
-                key = (zone, pool, member)
-                status = self.state(zone, pool, member).status
-                if self._gauged.get(key) != status:
-                    for state in Status:
-                        metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
-                            1 if status == state else 0)
-                gauged[key] = status
-                seen += 1
-                if seen % GAUGE_SLICE == 0:
-                    await asyncio.sleep(0)
-        self._gauged = gauged
+                yield zone, pool, member, self.state(zone, pool, member).status
 
     def _update_shedding(self) -> None:
         """Feed every UP member's load to its pool's shed controller."""
@@ -506,7 +489,6 @@ class HealthService:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
             self._update_shedding()
-            await self._update_gauges()  # current without queries
 
     # -- Redis ---------------------------------------------------------------------
 
