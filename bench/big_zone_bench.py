@@ -167,7 +167,8 @@ def one(name: str, data: Path, args: argparse.Namespace, qfile: Path, rep: int,
     finally:
         stop_process(proc)
     print(f"   rep {rep} {name:6} start {out.start[-1]:6.2f} s (cpu {out.start_cpu[-1]:5.2f} s)"
-          f"  RSS {out.rss[-1]:5.0f} MiB  first pass max {out.cold_max_ms[-1]:6.1f} ms  reload {out.reload[-1]:6.2f} s (cpu "
+          f"  RSS {out.rss[-1]:5.0f} MiB  first pass max {out.cold_max_ms[-1]:6.1f} ms"
+          f"  reload {out.reload[-1]:6.2f} s (cpu "
           f"{out.reload_cpu[-1]:5.2f} s)  under 2,000 q/s: max {out.max_latency_ms[-1]:7.1f} ms"
           f", lost {out.lost[-1]} of {out.sent[-1]:,}  RSS after {out.rss_after[-1]:5.0f} MiB",
           flush=True)

@@ -315,7 +315,7 @@ class Engine:
         if zone is None or len(ans.answer) != 1 or ans.dynamic:
             return None
         sole = zone.sole_rrset(query.qname, query.qtype)
-        return sole if sole is ans.answer[0] else None
+        return sole if sole == ans.answer[0] else None
 
     def _kind(self, query: Query, ans: Answer, zone: Zone | None) -> str:
         if ans.kind == "nxdomain" and zone is not None:

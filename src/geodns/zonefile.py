@@ -272,7 +272,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -
     if soa is None or f.problems:
         return None
     # each owner's dict is a Node (RRsets by type); no copy of a big zone's names
-    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node], nodes),
+    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node | bytes], nodes),
                 pools={o: p for o, (p, _) in pools.items()}, steering=steering)
 
 

@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 
 import aiohttp
-import dns.message
 import dns.edns
+import dns.message
 import dns.query
 import dns.rcode
 from dnstest import ADMIN, start_geodns, zones_copy
