@@ -3,8 +3,10 @@ into one onnxruntime call.
 
 A request waits at most `max_delay_s` for its batch to fill up to `max_batch` rows; while
 one batch runs (in a worker thread, onnxruntime releases the GIL) the next one fills, so
-throughput grows with load. Each `MicroBatcher` belongs to exactly one model version
-(one session), so a batch never mixes versions. `max_batch=1` disables batching.
+throughput grows with load. A request that comes alone after a batch that was alone
+does not wait: one client at a time gains nothing from the delay. Each `MicroBatcher`
+belongs to exactly one model version (one session), so a batch never mixes versions.
+`max_batch=1` disables batching.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class MicroBatcher:
         self._filled = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self.queue_delay_ewma = 0.0  # seconds, for /health
+        self._last_batch_requests = 0  # 0 until the first batch: that one waits
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of the model for `feeds` (rows along the first dimension)."""
@@ -66,7 +69,8 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         while self._queue:
-            if self._rows < self.max_batch and self.max_delay_s > 0:
+            alone = len(self._queue) == 1 and self._last_batch_requests == 1
+            if self._rows < self.max_batch and self.max_delay_s > 0 and not alone:
                 wait = self._queue[0].enqueued + self.max_delay_s - time.perf_counter()
                 if wait > 0:
                     self._filled.clear()
@@ -75,6 +79,7 @@ class MicroBatcher:
                     except TimeoutError:
                         pass
             batch = self._take()
+            self._last_batch_requests = len(batch)
             await self._execute(batch)
 
     def _take(self) -> list[_Pending]:
