@@ -138,7 +138,8 @@ def peers_venv() -> Path:
 
 
 def pytriton_venv() -> Path:
-    if not SYSTEM_PYTHON.exists() or not Path("/usr/lib/python3.11/venv").exists():
+    if not (SYSTEM_PYTHON.exists() and Path("/usr/lib/python3.11/ensurepip").exists()
+            and Path("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0").exists()):
         subprocess.run([str(ROOT / "bin" / "apt-install"), "python3.11-venv",
                         "libpython3.11"], check=True)
     return make_venv("pytriton-venv", str(SYSTEM_PYTHON), PYTRITON)
