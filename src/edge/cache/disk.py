@@ -23,7 +23,8 @@ bytes in the page cache, cheaper to read than a thread hop, and with the write-a
 a read never waits for a writer. Writes go through a write-behind queue drained by a
 background task, a burst per transaction in a worker thread (`start()`): the first write
 of a burst waits `WRITE_LINGER_S` for others, so a steady trickle of misses costs one
-transaction per 10 ms rather than one each. `drain()` waits until the queue is empty. Purges and flushes write directly (taking the writer's lock).
+transaction per 10 ms rather than one each. `drain()` waits until the queue is empty.
+Purges and flushes write directly (taking the writer's lock).
 """
 
 from __future__ import annotations
