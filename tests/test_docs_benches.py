@@ -38,7 +38,7 @@ PRINTS = {
     "bench/health_false_downs.py": [r"^this checker +\d+ +\d+", r"^reference +\d+ +\d+"],
     "bench/edge_bench.py": [r"^ceiling \(bare aiohttp\) +\d+", r"^l1-hit +POST /predict +\d+"],
     "bench/oip_peers.py": [rf"^\| {server}, compute \(wrk\) \| 1 \| \d+"
-                           for server in ("edge", "MLServer", "KServe")],
+                           for server in ("edge", "MLServer", "KServe", "Triton")],
     "bench/dns_fuzz.py": [r"^\| valid_vs_twin \| [\d.]+ \| [\d.]+ \|",
                           r"^server alive: True; internal errors logged: 0$"],
 }
