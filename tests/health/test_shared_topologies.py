@@ -12,7 +12,7 @@ from geodns.steering.health import Status
 from healthcheck.service import HealthService
 from redis_sets import SentinelSet
 
-FAST = {"interval": 0.2, "timeout": 0.5}
+FAST = {"interval": 0.5, "timeout": 0.5}  # (a timeout above the interval is cut to it)
 TOKEN = "topology-admin-token"
 
 
