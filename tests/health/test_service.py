@@ -38,6 +38,13 @@ async def running():
         await s.stop()
 
 
+def member_state(member: str) -> dict[str, float | None]:
+    """healthcheck_member_state of a member of pool z/edges, by state."""
+    return {state.value: REGISTRY.get_sample_value("healthcheck_member_state", {
+        "zone": "z", "pool": "edges", "member": member, "state": state.value})
+        for state in Status}
+
+
 def state_changes(target: str, to: str) -> float:
     value = REGISTRY.get_sample_value("healthcheck_state_changes_total",
                                       {"target": target, "to": to})
@@ -52,6 +59,7 @@ async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, ru
     view = service.view_for("z")
     assert await service.settled(2)
     assert view.get("edges", "m0").status == Status.UP
+    assert member_state("m0") == {"up": 1, "down": 0, "unknown": 0, "draining": 0}
     bound_down = DEFAULTS.fall * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
     bound_up = DEFAULTS.rise * DEFAULTS.interval * (1 + DEFAULTS.jitter) + DEFAULTS.timeout
 
@@ -68,6 +76,7 @@ async def test_dead_member_goes_down_within_the_bound_and_comes_back(members, ru
     assert f"{servers[0].url} [z/edges/m0] up -> down (local probes): {down.reason}" in (
         caplog.text)
     assert state_changes(servers[0].url, "down") == downs + 1
+    assert member_state("m0") == {"up": 0, "down": 1, "unknown": 0, "draining": 0}
     assert view.get("edges", "m1").status == Status.UP
 
     servers[0].requests = 0
