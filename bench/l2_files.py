@@ -8,7 +8,8 @@ A file is written to a temporary name in the same folder, flushed (and fsynced u
 disabled), then renamed over the final name, so a crash leaves either the old entry,
 the new one or a stray temporary file (removed at start), never a torn entry. At start
 the index is rebuilt from the headers; a file whose length does not match its header
-is deleted.
+is deleted. `write_entry` writes one file; the bench also calls it from a pool of
+processes to fill a GiB in the layout this store reads.
 
 Reads are synchronous: prediction values are a few hundred bytes in the page cache,
 cheaper to read than a thread hop. Writes go through a write-behind queue drained by a
@@ -138,28 +139,13 @@ class FileL2:
 
     def _write_file(self, key: str, value: bytes, expires: float,
                     tags: tuple[str, ...]) -> _Meta:
-        name = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        folder = self.root / name[:2]
-        if name[:2] not in self._folders:
-            folder.mkdir(exist_ok=True)
-            self._folders.add(name[:2])
-        header = json.dumps({"key": key, "expires": expires, "tags": list(tags),
-                             "length": len(value)}).encode()
-        tmp = folder / f".{name}.{os.getpid()}.{next(self._tmp_seq)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + _HEADER_LEN.pack(len(header)) + header + value)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
-            path = folder / f"{name}.entry"
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return _Meta(path, len(MAGIC) + _HEADER_LEN.size + len(header) + len(value),
-                     expires, tuple(tags))
+        folder = entry_name(key)[:2]
+        if folder not in self._folders:
+            (self.root / folder).mkdir(exist_ok=True)
+            self._folders.add(folder)
+        path, size = write_entry(self.root, key, value, expires, tags, self.fsync,
+                                 f"{os.getpid()}.{next(self._tmp_seq)}")
+        return _Meta(path, size, expires, tuple(tags))
 
     def _install(self, key: str, meta: _Meta) -> None:
         old = self._index.pop(key, None)
@@ -226,6 +212,35 @@ class FileL2:
                           _Meta(path, st.st_size, header["expires"], tuple(header["tags"]))))
         for _, key, meta in sorted(found, key=lambda t: t[0]):
             self._install(key, meta)
+
+
+def entry_name(key: str) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def write_entry(root: Path, key: str, value: bytes, expires: float, tags: tuple[str, ...],
+                fsync: bool, unique: str) -> tuple[Path, int]:
+    """Write one entry file (its folder ``root/<2 hex>`` exists) atomically: a temporary
+    name made unique by `unique` among concurrent writers, then a rename. Returns the
+    entry's path and size."""
+    name = entry_name(key)
+    folder = root / name[:2]
+    header = json.dumps({"key": key, "expires": expires, "tags": list(tags),
+                         "length": len(value)}).encode()
+    tmp = folder / f".{name}.{unique}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + _HEADER_LEN.pack(len(header)) + header + value)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        path = folder / f"{name}.entry"
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path, len(MAGIC) + _HEADER_LEN.size + len(header) + len(value)
 
 
 def _parse(data: bytes) -> tuple[dict, bytes]:

@@ -156,7 +156,7 @@ RUNS = [
     ("docs/edge.md", r"^\.venv/bin/edge plan ",
      "tests/edge/test_edge_docs.py::"
      "test_the_planner_line_finds_the_cheapest_sizes_meeting_its_target"),
-    ("docs/edge.md", r"^\.venv/bin/python bench/l2_store\.py ",
+    ("docs/benchmarks.md", r"^\.venv/bin/python bench/l2_store\.py ",
      "tests/edge/test_edge_docs.py::test_the_l2_bench_command_runs"),
     ("docs/edge.md", r"^\.venv/bin/python -m pytest tests/edge -q$", CI),
     ("docs/health.md", r"^curl ",

@@ -85,8 +85,9 @@ def summary(stack: Stack) -> str:
     pid = stack.redis.pid if stack.redis else None
     redis_pid = f"pid {pid:<7}" if pid else "given"
     lines.append(f"  {'redis':<16} {redis_pid:<11} {redacted(stack.redis_url)}")
+    grpc = {f"edge-{site.name}": f"  gRPC {site.grpc_listen}" for site in stack.topology.edges}
     for ch in stack.children:
-        lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}")
+        lines.append(f"  {ch.name:<16} pid {ch.pid:<7} {ch.where}{grpc.get(ch.name, '')}")
     lines += [
         "",
         f"  Dashboard:   http://{c.http}/",

@@ -150,6 +150,7 @@ class Stack:
         argv = [
             program("edge"), "serve",
             "--listen", site.listen,
+            "--grpc-listen", site.grpc_listen,  # the Open Inference Protocol over gRPC
             "--upstream", f"http://{self.config.origin}",
             "--cache-dir", str(self.run_dir / "cache" / site.name),
             "--l1-bytes", self.config.edge_l1_bytes,
@@ -191,7 +192,8 @@ class Stack:
         """Refuse to start when an address is taken (a second `cdn up`, say): otherwise
         the readiness checks would be answered by the other program's servers."""
         c = self.config
-        tcp = [c.origin, c.http, c.dns, *(site.listen for site in self.topology.edges)]
+        tcp = [c.origin, c.http, c.dns,
+               *(a for site in self.topology.edges for a in (site.listen, site.grpc_listen))]
         taken = [f"{a} (TCP)" for a in tcp if not can_bind(a, socket.SOCK_STREAM)]
         taken += [f"{c.dns} (UDP)"] if not can_bind(c.dns, socket.SOCK_DGRAM) else []
         if taken:

@@ -2,7 +2,8 @@
 
 The edges are the members of the steered pool: each listens on the address the zone
 gives it and on the port of its health URL, so the zone file stays the one place that
-says where an edge is.
+says where an edge is. Its gRPC inference service (the Open Inference Protocol) listens
+on the same address, on the next port.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class EdgeSite:
     def listen(self) -> str:
         return f"{self.address}:{self.port}"
 
+    @property
+    def grpc_listen(self) -> str:
+        """HOST:PORT of the edge's gRPC inference service: the port after HTTP's."""
+        return f"{self.address}:{self.port + 1}"
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -62,7 +68,7 @@ def _site(where: str, member: dict) -> EdgeSite:
         if isinstance(address, list):
             address = address[0]
         url = urlsplit(member.get("health_url") or f"http://{address}:8000/health")
-        return EdgeSite(
+        site = EdgeSite(
             name=str(member["name"]),
             address=str(address),
             port=url.port or 8000,
@@ -71,6 +77,10 @@ def _site(where: str, member: dict) -> EdgeSite:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise TopologyError(f"{where}: member needs name, ipv4, lat and lon ({err})") from err
+    if site.port == 65535:
+        raise TopologyError(f"{where}: health URL port 65535 leaves no port for gRPC "
+                            "(the edge's gRPC service listens on the next port)")
+    return site
 
 
 def load_topology(zones_dir: Path, pool: str = "edges") -> Topology:

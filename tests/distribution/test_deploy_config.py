@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 import redis
+import tritonclient.grpc as tgrpc
 import yaml
 from disttest import TOKEN
 
@@ -56,11 +58,14 @@ class Place:
         self.redis = f"redis://127.0.0.1:{redis_port}"
         self.origin = f"127.0.0.1:{free_port()}"
         self.edge = f"127.0.0.1:{free_port()}"
+        self.grpc: dict[str, str] = {}  # an edge's HTTP listen → its gRPC listen
 
     def localize(self, text: str, listen: str) -> str:
+        grpc = self.grpc.setdefault(listen, f"127.0.0.1:{free_port()}")
         return (text.replace("redis://redis:6379", self.redis)
                 .replace("http://origin:8000", f"http://{self.origin}")
                 .replace("0.0.0.0:8000", listen)
+                .replace("0.0.0.0:8001", grpc)
                 .replace("/var/lib/geocdn", str(self.tmp / listen.replace(":", "-"))))
 
 
@@ -101,6 +106,19 @@ async def predict(http: aiohttp.ClientSession, url: str) -> dict:
         doc = await r.json()
         assert r.status == 200, doc
         return doc
+
+
+def grpc_score(address: str) -> float:
+    """The ranker's score for FEATURES over the Open Inference Protocol's gRPC, by
+    Triton's own client."""
+    client = tgrpc.InferenceServerClient(address)
+    try:
+        assert client.is_server_ready()
+        features = tgrpc.InferInput("features", [1, len(FEATURES)], "FP32")
+        features.set_data_from_numpy(np.array([FEATURES], dtype=np.float32))
+        return float(client.infer("ranker", [features]).as_numpy("score")[0][0])
+    finally:
+        client.close()
 
 
 async def ok_status(http: aiohttp.ClientSession, url: str) -> bool:
@@ -148,6 +166,9 @@ async def test_edge_with_l1_on_db_1_gets_rollouts_and_purges(
         assert first["model_version"] == "1"
         assert (await predict(http, edge))["tier"] == "l1"
         assert l1_db.keys("edge:p/ranker/*"), "L1 entries live in db 1"
+        # the gRPC port the file gives (8001) answers the same prediction
+        assert await asyncio.to_thread(grpc_score, place.grpc[place.edge]) == \
+            pytest.approx(first["prediction"], rel=1e-6)
 
         async with OriginClient(origin, TOKEN) as client:
             out = await client.publish(model_files.last_layer, "ranker", "2", activate=True)

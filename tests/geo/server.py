@@ -36,14 +36,15 @@ class Server:
         return f"http://127.0.0.1:{self.http_port}"
 
     def query(self, name: str, rdtype: str = "A", ecs: str | None = None, source: str | None = None,
-              tcp: bool = False, options: list | None = None) -> dns.message.Message:
+              tcp: bool = False, options: list | None = None, timeout: float = 60
+              ) -> dns.message.Message:
         opts = list(options or [])
         if ecs is not None:
             addr, plen = ecs.split("/")
             opts.append(dns.edns.ECSOption(addr, int(plen)))
         q = dns.message.make_query(name, rdtype, use_edns=0, options=opts)
         send = dns.query.tcp if tcp else dns.query.udp
-        return send(q, "127.0.0.1", port=self.port, timeout=3, source=source)
+        return send(q, "127.0.0.1", port=self.port, timeout=timeout, source=source)
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -93,12 +94,12 @@ def start(zones: Path, tmp: Path, *args: str) -> Server:
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=env)
     server = Server(proc, port, http_port, log)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"geodns exited: {log.read_text()}")
-        try:
-            server.query("www.cdn.example")
+        try:  # (a datagram sent before the server listens is lost: ask again soon)
+            server.query("www.cdn.example", timeout=1)
             return server
         except (dns.exception.Timeout, OSError):
             time.sleep(0.1)

@@ -107,9 +107,9 @@ class Server:
         for _ in range(5):  # a loaded machine may drop a UDP datagram: ask again
             try:
                 if tcp:
-                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=5,
+                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=30,
                                          source=source)
-                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=5,
+                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=30,
                                      source=source)
             except dns.exception.Timeout:
                 continue
@@ -140,7 +140,7 @@ def start_server(zones: Path, overrides: Path, tmp: Path, *extra: str,
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=env)
     server = Server(proc, port, http_port, log)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"geodns exited: {log.read_text()}")
@@ -212,7 +212,7 @@ class Fleet:
         self.docs.close()
 
 
-def wait_state(server: Server, state: State, timeout: float = 60.0) -> None:
+def wait_state(server: Server, state: State, timeout: float = 120.0) -> None:
     """Until the server's health view shows `state` for every member of every pool,
     settled and steady."""
     deadline = time.monotonic() + timeout

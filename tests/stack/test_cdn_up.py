@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as tgrpc
+import tritonclient.http as thttp
 
 from .conftest import ROOT, stack_config
 
@@ -26,6 +32,38 @@ def alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by its parent) is gone for our purpose.
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split(") ")[1][0] != "Z"
+
+
+def edge_addresses(summary: str, name: str) -> tuple[str, str]:
+    """(HTTP host:port, gRPC host:port) of an edge, as `cdn up`'s summary prints them."""
+    line = next(x for x in summary.splitlines() if x.startswith(f"  {name} "))
+    match = re.search(r"http://(\S+)\s+gRPC (\S+)$", line)
+    assert match, line
+    return match[1], match[2]
+
+
+def grpc_and_rest_scores(grpc: str, http: str) -> bool:
+    """The ranker's scores for one input, asked by Triton's gRPC client and by its HTTP
+    client of the same edge, are the same (and the gRPC answer is the ranker's)."""
+    x = np.linspace(0.0, 1.0, 32, dtype=np.float32).reshape(1, 32)
+    client = tgrpc.InferenceServerClient(grpc)
+    try:
+        assert client.is_server_live() and client.is_model_ready("ranker")
+        features = tgrpc.InferInput("features", [1, 32], "FP32")
+        features.set_data_from_numpy(x)
+        answer = client.infer("ranker", [features])
+        assert answer.get_response(as_json=True)["model_name"] == "ranker"
+        over_grpc = answer.as_numpy("score")
+    finally:
+        client.close()
+    rest = thttp.InferenceServerClient(http)
+    try:
+        features = thttp.InferInput("features", [1, 32], "FP32")
+        features.set_data_from_numpy(x)
+        over_rest = rest.infer("ranker", [features]).as_numpy("score")
+    finally:
+        rest.close()
+    return over_grpc.shape == (1, 1) and np.array_equal(over_grpc, over_rest)
 
 
 def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
@@ -49,6 +87,9 @@ def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
         assert f"Dashboard:   http://{c.http}/" in out
         assert f"dig @127.0.0.1 -p {c.dns.split(':')[1]} edge.cdn.example A +subnet=" in out
         assert f"cdn client --run-dir {c.run_dir} --city tokyo" in out
+        http, grpc = edge_addresses(out, "edge-tokyo")
+        assert grpc == f"127.0.1.1:{int(http.rsplit(':', 1)[1]) + 1}"
+        assert grpc_and_rest_scores(grpc, http)
         state = json.loads((c.run_dir / "stack.json").read_text())
         pids = [ch["pid"] for ch in state["children"]]
         assert len(pids) == 4 and all(alive(p) for p in pids)
@@ -61,7 +102,7 @@ def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
         rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert rest.strip().endswith("stopped.")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # bounds a hang only
     while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in children)
@@ -79,10 +120,12 @@ def test_cdn_up_with_a_zone_without_the_pool_says_what_is_wrong(tmp_path):
     assert not (tmp_path / "run" / "stack.json").exists()
 
 
-def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path):
+@pytest.mark.parametrize("taken", ["http", "grpc"])
+def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path, taken):
     c = stack_config(tmp_path, members=["tokyo", "london"])
     zone = next(c.zones.glob("*.yaml")).read_text()
     port = int(zone.split("health_url: http://127.0.1.2:")[1].split("/")[0])
+    port += 1 if taken == "grpc" else 0  # an edge's gRPC service: the next port
     with socket.socket() as other:  # another program already serves london's address
         other.bind(("127.0.1.2", port))
         other.listen()
@@ -94,6 +137,18 @@ def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path):
     assert f"already in use: 127.0.1.2:{port} (TCP)" in done.stderr, done.stderr
     assert "another `cdn up` running?" in done.stderr
     assert not (c.run_dir / "logs").exists()  # nothing was started
+
+
+def test_cdn_up_with_an_edge_on_port_65535_says_there_is_no_grpc_port(tmp_path):
+    c = stack_config(tmp_path, members=["tokyo", "london"])
+    zone = next(c.zones.glob("*.yaml"))
+    port = int(zone.read_text().split("health_url: http://127.0.1.2:")[1].split("/")[0])
+    zone.write_text(zone.read_text().replace(f"127.0.1.2:{port}/", "127.0.1.2:65535/"))
+    done = subprocess.run([CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "port 65535 leaves no port for gRPC" in done.stderr, done.stderr
+    assert not (c.run_dir / "stack.json").exists()
 
 
 def start_up(c, *extra: str) -> tuple[subprocess.Popen, str]:

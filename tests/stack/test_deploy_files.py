@@ -245,6 +245,32 @@ def test_k8s_operations_points():
     assert redis["spec"]["volumeClaimTemplates"]
 
 
+def test_every_edge_serves_grpc_on_8001_beside_http_on_8000():
+    """Triton's ports in every edge container: compose publishes both on loopback, the
+    Kubernetes config turns gRPC on and both Services expose it; the probes stay on
+    HTTP."""
+    services = compose()["services"]
+    edges = [name for name in services if name.startswith("edge-")]
+    assert len(edges) >= 3
+    for name in edges:
+        argv = services[name]["command"]
+        assert argv[argv.index("--listen") + 1] == "0.0.0.0:8000", name
+        assert argv[argv.index("--grpc-listen") + 1] == "0.0.0.0:8001", name
+        assert sorted(p.rsplit(":", 1)[1] for p in services[name]["ports"]) == \
+            ["8000", "8001"], name
+    config = yaml.safe_load(by_kind("ConfigMap")["edge-config"]["data"]["edge.yaml"])
+    assert (config["listen"], config["grpc_listen"]) == ("0.0.0.0:8000", "0.0.0.0:8001")
+    (container,) = workloads()["edge"]["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == \
+        {"http": 8000, "grpc": 8001}
+    for name in ("edge", "edge-pods"):
+        ports = {p["targetPort"]: p for p in by_kind("Service")[name]["spec"]["ports"]}
+        assert ports.keys() == {"http", "grpc"}, name
+        assert ports["grpc"]["port"] == 8001, name
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http"
+
+
 def test_k8s_references_resolve():
     deployments, configmaps = workloads(), by_kind("ConfigMap")
     secrets = by_kind("Secret")
