@@ -300,8 +300,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--http", default="127.0.0.1:8053", help="GeoDNS admin/dashboard address")
     up.add_argument("--origin", default="127.0.9.1:8000", help="origin listen address")
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
-    add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS (default: a random one, "
-                     "written to RUN_DIR/admin-token)")
+    add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS",
+                     otherwise="a random one, written to RUN_DIR/admin-token")
     up.add_argument("--clean", action="store_true",
                     help="first remove what earlier runs left in RUN_DIR: models (a published "
                     "version 2), caches, the distribution store, overrides, logs")
