@@ -25,10 +25,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "geo"))
+sys.path.insert(0, str(ROOT / "tests"))  # the geo tests' servers, as the package `geo`
 
-from steering_servers import EXAMPLE, Fleet, Server, State, answer_of, ecs_query  # noqa: E402
-
+from geo.server import Server, ecs_query  # noqa: E402
+from geo.steering_servers import EXAMPLE, Fleet, State, answer_of  # noqa: E402
 from geodns.steering.demo_db import DEMO_CSV  # noqa: E402
 from geodns.steering.distance import haversine_km  # noqa: E402
 

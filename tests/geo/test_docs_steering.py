@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .steering_servers import ROOT
+from .conftest import ROOT
 
 
 @pytest.mark.timeout(900)
