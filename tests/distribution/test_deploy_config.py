@@ -58,7 +58,10 @@ class Place:
         self.edge = f"127.0.0.1:{free_port()}"
 
     def localize(self, text: str, listen: str) -> str:
-        return (text.replace("redis://redis:6379", self.redis)
+        # the k8s files' Redis requires a password (tests/stack/test_deploy_files.py
+        # runs it); the Redis here does not
+        return (text.replace("redis://:${CDN_REDIS_PASSWORD}@redis:6379", self.redis)
+                .replace("redis://redis:6379", self.redis)
                 .replace("http://origin:8000", f"http://{self.origin}")
                 .replace("0.0.0.0:8000", listen)
                 .replace("/var/lib/geocdn", str(self.tmp / listen.replace(":", "-"))))
