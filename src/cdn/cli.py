@@ -37,7 +37,7 @@ from cdn.stack import (
 from cdn.topology import load_topology
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import format_host_port, host_port_type
-from geocdn.redis_url import redacted
+from geocdn.urls import redacted
 
 hostport = host_port_type()
 

@@ -60,7 +60,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                      otherwise="only loopback clients are let in")
     p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
     p.add_argument("--oci-registry", help="edges: fetch version files from this OCI "
-                   "registry first, http(s)://HOST:PORT/REPOSITORY (the region's)")
+                   "registry first, http(s)://[USER:PASSWORD@]HOST:PORT/REPOSITORY (the region's; "
+                   "${NAME} in it is an environment variable)")
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
     p.add_argument("--edge-id", help="name of this node in rollout reports")

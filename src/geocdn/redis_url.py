@@ -28,11 +28,9 @@ cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -41,6 +39,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisClusterException, RedisError
 
 from geocdn.hostport import HostPortError, parse_host_port
+from geocdn.urls import UnsetVariable, expand
 
 RedisClient = Redis | RedisCluster
 # What a call raises when Redis, a Sentinel set or a Cluster is unreachable or in the
@@ -74,35 +73,6 @@ class RedisSetting:
     options: dict[str, object] = field(default_factory=dict)  # from the URL's query
 
 
-def redacted(url: str) -> str:
-    """`url` for logs and messages: a literal password replaced by `***`."""
-    return re.sub(r"(://[^:/@]*:)(?!\$\{)[^/]*@", r"\1***@", url)
-
-
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand(url: str) -> str:
-    """`url` with each ``${NAME}`` replaced by the environment variable NAME: in the
-    credentials percent-encoded (a password may hold any character), elsewhere (a host,
-    a unix socket's path) as it is."""
-
-    def substitute(text: str, encode: bool) -> str:
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise RedisURLError(f"the Redis URL names ${{{name}}}, which is not set")
-            return quote(os.environ[name], safe="") if encode else os.environ[name]
-
-        return _VARIABLE.sub(value, text)
-
-    scheme, sep, rest = url.partition("://")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    credentials = authority.rpartition("@")[0] + "@" if "@" in authority else ""
-    return (substitute(scheme, False) + sep + substitute(credentials, True)
-            + substitute(rest[len(credentials):], False))
-
-
 # The connection options a sentinel or cluster URL may set in its query, read as
 # redis-py reads them from a standalone URL (?socket_timeout=2&health_check_interval=10).
 URL_OPTIONS = ("socket_timeout", "socket_connect_timeout", "socket_keepalive",
@@ -129,7 +99,10 @@ def url_options(written: str, query: str, allowed: tuple[str, ...]) -> dict[str,
 
 def parse(written: str) -> RedisSetting:
     """The setting `written` names; errors quote it as written (no expanded password)."""
-    url = expand(written)
+    try:
+        url = expand(written, "the Redis URL")
+    except UnsetVariable as exc:
+        raise RedisURLError(str(exc)) from None
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STANDALONE:
         return RedisSetting("standalone", url)
