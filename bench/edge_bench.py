@@ -10,7 +10,7 @@ Measures, at 64 concurrent connections, requests/second and p50/p99 latency for:
 * artifact:    GET a 64 KB artifact (embeddings.npy) from the node's store
 
 Scenarios run in --runs interleaved rounds (default 5) of --seconds each (default 3);
-the medians are printed. `--pin` is the anchors harness's "pinned" layout: every server
+the medians are printed. `--pin` is bench/dns_bench.py's "pinned" layout: every server
 on CPU 1 and wrk on CPU 0 (taskset), so that the load generator and the server do not
 preempt each other, which is what the tail latency otherwise mostly measures on 2 cores.
 Usage: .venv/bin/python bench/edge_bench.py [--seconds 5] [--runs 3] [--connections 64]
@@ -171,7 +171,7 @@ def main() -> int:
     ap.add_argument("--hidden", type=int, default=64, help="ranker hidden width")
     ap.add_argument("--only", help="comma-separated scenario name prefixes to run")
     ap.add_argument("--pin", action="store_true",
-                    help="servers on CPU 1, wrk on CPU 0 (the anchors' pinned layout)")
+                    help="servers on CPU 1, wrk on CPU 0 (the pinned layout of bench/dns_bench.py)")
     args = ap.parse_args()
     global PIN
     PIN = args.pin

@@ -6,7 +6,7 @@ then RUNS times for each way of dying - "refused" (the server is gone: connectio
 are refused) and "hung" (it accepts but never answers: probes time out) - takes
 london down and times until the London client's answer (ECS) no longer names it,
 then brings it back and times until it does again. Prints every run, the medians,
-the bounds the settings promise, and the anchors' defaults.
+the bounds the settings promise, and the documented defaults of gdnsd and Route 53.
 
     .venv/bin/python bench/health_failover.py [--runs 7]
 """
@@ -27,7 +27,7 @@ from health_stack import GeoDNS, ask, until, write_zone  # noqa: E402
 
 from geodns.steering.health_settings import DEFAULTS as D  # noqa: E402
 
-ANCHORS = [
+OTHERS = [
     # (system, failover, recovery, how) - their documented default settings
     ("gdnsd 3 (http_status defaults)", "~100 s", "~200 s",
      "interval 10 s x down_thresh 10; up_thresh 20 x 10 s"),
@@ -101,7 +101,7 @@ async def measure(runs: int) -> None:
               f"{min(downs):.2f}-{max(downs):.2f} s / {min(ups):.2f}-{max(ups):.2f} s")
     print(f"{'geodns + healthcheck (bound)':32} {bound_down:9.2f}s {bound_up:9.2f}s  "
           f"worst case from the settings (docs/health.md)")
-    for name, down, up, how in ANCHORS:
+    for name, down, up, how in OTHERS:
         print(f"{name:32} {down:>10} {up:>10}  {how}")
     print(f"flapping member (fails 1 probe in 3): {len(flaps)} answers, {wrong} without it")
 

@@ -1,4 +1,5 @@
-"""The steering scenarios of issue 10, before and after: which edge each client gets.
+"""The steering rework's scenarios (after commit 2db61d9), before and after: which edge
+each client gets.
 
     .venv/bin/python bench/steering_scenarios.py [--before REV] [--after REV]
 

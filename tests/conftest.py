@@ -6,9 +6,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import hypothesis.internal.conjecture.optimiser  # noqa: F401  (see below)
 import pytest
 
 from cdn.redis_server import RedisServer, free_port
+
+# Hypothesis imports its optimiser lazily, in the middle of a test, where pytest's
+# assertion rewriting compiles it. CPython 3.11.7's compile() then failed once in CI with
+# "SystemError: AST constructor recursion depth mismatch", a CPython 3.11 bug seen in
+# threaded programs (gh-106905); tests run servers' worker threads. Imported here, it is
+# compiled once at start-up, before any test thread exists.
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY_PASSWORD = "s3cret-topology-pw"

@@ -113,8 +113,10 @@ async def test_rollout_and_purge_survive_a_primary_failover(nodes, redis_topolog
     async with aiohttp.ClientSession() as http, OriginClient(origin, TOKEN) as client:
         clients = [asyncio.create_task(load(http, i)) for i in range(4)]
         await more_answers(40)
-        l1_keys = [k async for k in shared.scan_iter(match="e1:*")]
-        assert l1_keys, "edge e1 keeps its L1 in the shared Redis"
+
+        async def e1_l1_in_redis() -> bool:  # a loaded Redis may time out a first write
+            return bool([k async for k in shared.scan_iter(match="e1:*")])
+        await until(e1_l1_in_redis, "edge e1's L1 entries in the shared Redis")
         out = await client.publish(v2, "ranker", "2", activate=True)
         assert out["activate"]["announced"], out
         await until(lambda: on_every_edge("2"), "version 2 on every edge")

@@ -46,20 +46,3 @@ def test_bench_command_runs(programs, command):
     else:
         assert "| start to first answer (s) |" in out.stdout, out.stdout
         assert re.search(r"\| queries lost \(all runs\) \| \d+ of [\d,]+ \|", out.stdout)
-
-
-@pytest.mark.parametrize("args", [[], ["{tmp}"]])
-def test_geo_anchors_needs_the_harness_folder(tmp_path, args):
-    """The harness is not in this repository: without its folder (or given another
-    one) the script says what it needs and touches nothing."""
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    (dest / "kept").write_text("x")
-    out = subprocess.run(["bash", str(ROOT / "bench" / "geo_anchors.sh"),
-                          *(a.format(tmp=tmp_path) for a in args)],
-                         capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "DEST": str(dest)})
-    assert out.returncode == 2
-    assert ("usage: bench/geo_anchors.sh HARNESS" in out.stderr if not args else
-            f"{tmp_path} is not the GeoDNS benchmark harness" in out.stderr), out.stderr
-    assert (dest / "kept").exists()

@@ -1,23 +1,46 @@
-"""The shell command in docs/edge.md runs as shown (on small sizes: the documented run
-takes minutes) and prints both stores' rows."""
+"""docs/edge.md's shell commands, run as the page shows them: an origin and an edge
+started by its lines (on free ports), its curl answered by the edge; the planner; the L2
+bench (on small sizes: the documented run takes minutes)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from cdn.redis_server import free_port
+from doc_commands import ROOT, page, run, run_block, sh_blocks, shell_env, substitute, workdir
 
 
-def doc_commands() -> list[str]:
-    text = (ROOT / "docs" / "edge.md").read_text()
-    return re.findall(r"```sh\n(.+?)\n```", text, re.S)
+def block_with(text: str) -> list[str]:
+    (block,) = [b for b in sh_blocks(page("docs/edge.md")) if any(text in line for line in b)]
+    return block
+
+
+def test_the_origin_edge_and_curl_lines_run_and_answer_as_shown(tmp_path):
+    lines = block_with("/predict")
+    ports = {"127.0.2.1:8000": f"127.0.2.1:{free_port('127.0.2.1')}",
+             "127.0.1.1:8000": f"127.0.1.1:{free_port('127.0.1.1')}"}
+    cwd = workdir(tmp_path)
+    with run_block([substitute(line, ports) for line in lines], cwd, shell_env()) as results:
+        (curl,) = [r for line, r in results.items() if line.startswith("curl ")]
+    answer = json.loads(curl.stdout)
+    shown = re.search(r"^# (\{.*?)\n```", page("docs/edge.md"), re.S | re.M).group(1)
+    for key, value in re.findall(r'"(\w+)":("[^"]*"|false|true)', shown):
+        assert answer[key] == json.loads(value), (key, answer)
+    assert isinstance(answer["prediction"], float)
+
+
+def test_the_planner_line_finds_the_cheapest_sizes_meeting_its_target(tmp_path):
+    (line,) = block_with("edge plan")
+    out = run(line, workdir(tmp_path), shell_env()).stdout
+    target = shlex.split(line)[-1]
+    assert f"cheapest meeting the target {target}: L1 1MiB, L2 64MiB" in out, out
 
 
 def test_the_l2_bench_command_runs(tmp_path):
-    (command,) = [c for c in doc_commands() if "bench/l2_store.py" in c]
+    (command,) = block_with("bench/l2_store.py")
     argv = shlex.split(command)
     assert argv[:2] == [".venv/bin/python", "bench/l2_store.py"]
     small = [{"1GiB": "2MiB", "32MiB": "1MiB", "3": "1"}.get(a, a) for a in argv[2:]]

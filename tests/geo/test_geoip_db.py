@@ -9,6 +9,7 @@ import pytest
 from mmdb_writer import MmdbF64, MMDBWriter
 from netaddr import IPSet
 
+from doc_commands import ROOT, commands, page, run, shell_env
 from geodns.steering.demo_db import DEMO_CSV, DemoDBError, build
 from geodns.steering.geoip import DEMO_MMDB, GeoDB, GeoIPError
 
@@ -16,7 +17,10 @@ from .conftest import ecs, picked
 
 
 def test_committed_database_is_the_build_of_the_table(tmp_path):
-    out = build(DEMO_CSV, tmp_path / "rebuilt.mmdb")
+    """docs/steering.md's build command, writing beside the committed file's copy."""
+    (line,) = [c for c in commands(page("docs/steering.md")) if "demo_db" in c]
+    out = tmp_path / "rebuilt.mmdb"
+    run(f"{line} --out {out}", ROOT, shell_env())
     assert out.read_bytes() == DEMO_MMDB.read_bytes()
 
 

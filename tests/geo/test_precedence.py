@@ -71,7 +71,7 @@ def test_centroid_is_not_replaced_by_a_contradicting_source(us):
 
 
 def test_private_ecs_is_located_by_the_resolver_and_scoped_to_its_range(example):
-    # Changed on purpose (issue 10): the scope was /0, which let a resolver's ECS cache
+    # Changed on purpose (the steering rework): the scope was /0, which let a resolver's ECS cache
     # give this answer to every client; it is now the prefix of the unusable range.
     for private, scope in (("10.1.2.0/24", 8), ("192.168.1.0/24", 16), ("100.64.3.0/24", 10),
                            ("fd00:1::/48", 7)):

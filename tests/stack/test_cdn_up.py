@@ -15,6 +15,7 @@ from pathlib import Path
 from .conftest import ROOT, stack_config
 
 CDN = str(Path(sys.executable).parent / "cdn")
+UP = str(ROOT / "bin" / "up")  # the README's quick start: bin/setup --runtime, then cdn up
 
 
 def alive(pid: int) -> bool:
@@ -30,7 +31,7 @@ def alive(pid: int) -> bool:
 def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
     c = stack_config(tmp_path, members=["tokyo", "london"])
     proc = subprocess.Popen(
-        [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+        [UP, "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
          "--http", c.http, "--origin", c.origin],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         env={**os.environ, "CDN_ADMIN_TOKEN": c.admin_token},
@@ -96,9 +97,9 @@ def test_cdn_up_refuses_addresses_in_use_and_starts_nothing(tmp_path):
 
 
 def start_up(c, *extra: str) -> tuple[subprocess.Popen, str]:
-    """`cdn up` on the test config, read until its summary is printed."""
+    """`bin/up` on the test config, read until its summary is printed."""
     proc = subprocess.Popen(
-        [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+        [UP, "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
          "--http", c.http, "--origin", c.origin, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         env={**os.environ, "CDN_ADMIN_TOKEN": c.admin_token},

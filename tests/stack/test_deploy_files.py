@@ -130,6 +130,20 @@ def test_compose_zone_loads_and_points_at_the_edge_containers():
         assert member.health_url == f"http://{member.ipv4[0]}:8000/health"
 
 
+def test_the_compose_zone_steers_the_page_s_dig_line():
+    """docs/deployment.md's dig line needs the containers; what it says the answer is
+    (`# → ADDRESS (MEMBER)`) is what the DNS server decides on the compose zone for that
+    ECS, asked without them (`geodns explain` probes nothing)."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    (ecs, address, member), = re.findall(
+        r"^dig @127\.0\.0\.1 -p 5353 edge\.cdn\.example A \+subnet=(\S+) +# → (\S+) \((\w+)\)$",
+        text, re.M)
+    out = subprocess.run([str(BIN / "geodns"), "explain", "edge.cdn.example", "--ecs", ecs,
+                          "--zones", str(ROOT / "deploy" / "compose" / "zones")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert f"pick: {member} -> {address}" in out, out
+
+
 @cache
 def cli_help(*argv: str) -> str:
     return subprocess.run([str(BIN / argv[0]), *argv[1:], "--help"], capture_output=True,

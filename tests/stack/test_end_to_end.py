@@ -42,8 +42,14 @@ async def edge_for(stack, city: str) -> tuple[str, int]:
 
 async def test_clients_in_each_city_get_their_nearest_edge_and_a_prediction(stack):
     for city, expected in NEAREST.items():
-        edge, ttl = await edge_for(stack, city)
-        assert edge == expected, f"a client in {city} was sent to {edge}"
+        # On a machine loaded past its cores an edge may be called down or loaded for a
+        # moment (the health and load rules do their job); once it is back, its city's
+        # clients must be sent to it. A steering mistake never converges and fails.
+        deadline = time.monotonic() + 60
+        while (found := await edge_for(stack, city))[0] != expected:
+            assert time.monotonic() < deadline, f"a client in {city} was sent to {found[0]}"
+            await asyncio.sleep(0.5)
+        edge, ttl = found
         assert 0 < ttl <= 30
         site = stack.topology.edge(edge)
         async with EdgeClient(port=site.port) as client:
