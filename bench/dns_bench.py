@@ -172,6 +172,12 @@ class Run:
         return self.completed / self.cpu if self.cpu else 0.0
 
 
+def share(a: float, b: float) -> str:
+    """a / b to two places, or "n/a" when b was not measured (a very short run on a
+    loaded machine may record no CPU time for a server)."""
+    return f"{a / b:.2f}" if b else "n/a"
+
+
 def ensure_programs(gdnsd: bool) -> None:
     wanted = [("dnsperf", "dnsperf"), ("bind9-dnsutils", "dig")]
     if gdnsd:
@@ -279,13 +285,13 @@ def main() -> int:
     for mix in ("mix", "ecsmix"):
         for s in servers:
             if (mix, s.name) in medians and (f"{mix}+cookie", s.name) in medians:
-                ratio = medians[(f"{mix}+cookie", s.name)] / medians[(mix, s.name)]
+                ratio = share(medians[(f"{mix}+cookie", s.name)], medians[(mix, s.name)])
                 print(f"{s.name}: {mix} with cookies / without, queries per CPU-second: "
-                      f"{ratio:.2f}")
+                      f"{ratio}")
     if not args.no_gdnsd:
         for qname in qfiles:
-            ratio = medians[(qname, "geodns")] / medians[(qname, "gdnsd")]
-            print(f"geodns / gdnsd, queries per CPU-second, {qname}: {ratio:.2f}")
+            ratio = share(medians[(qname, "geodns")], medians[(qname, "gdnsd")])
+            print(f"geodns / gdnsd, queries per CPU-second, {qname}: {ratio}")
     print(f"half rate ({half:,} qps, {first}): {half_run.completed:,} completed, "
           f"{half_run.lost} lost")
     for name in rss_end:

@@ -1,25 +1,32 @@
-"""Our edge beside MLServer and KServe's Python model server, all serving the same ONNX
-model (the example ranker) over the Open Inference Protocol, in the same run.
+"""Our edge beside MLServer, KServe's Python model server and Triton (through
+``nvidia-pytriton``), all serving the same ONNX model (the example ranker) over the Open
+Inference Protocol, in the same run.
 
 Load generators, both outside Python:
 
-* Triton's ``perf_analyzer`` drives our edge as Triton users drive Triton (it reads the
-  model's metadata, configuration and statistics first): cache hits (one input, over
-  REST and gRPC) and compute (a fresh set of 40,000 distinct inputs per run, over REST).
-  The binary comes from the manylinux ``tritonclient==2.41.0`` wheel, with the CUDA
-  runtime it links to (``nvidia-cuda-runtime-cu12`` wheel, no GPU used) and Debian's
-  ``libb64-0d``. Newer tritonclient wheels need glibc 2.38 (this Debian has 2.36) and,
-  from 2.62 on, carry no perf_analyzer; PyPI's ``perf-analyzer`` package is a stub.
-  perf_analyzer cannot drive MLServer or KServe: it stops at once when
-  ``GET /v2/models/{m}/config`` (Triton's configuration extension) answers 404, and
-  neither server has it.
+* Triton's ``perf_analyzer`` drives our edge and Triton as Triton users drive Triton (it
+  reads the model's metadata and configuration first): our cache hits (one input, over
+  REST and gRPC) and compute on both (a fresh set of 40,000 distinct inputs per run,
+  over REST). The binary comes from the manylinux ``tritonclient==2.41.0`` wheel, with
+  the CUDA runtime it links to (``nvidia-cuda-runtime-cu12`` wheel, no GPU used) and
+  Debian's ``libb64-0d``. Newer tritonclient wheels need glibc 2.38 (this Debian has
+  2.36) and, from 2.62 on, carry no perf_analyzer; PyPI's ``perf-analyzer`` package is
+  a stub. perf_analyzer cannot drive MLServer or KServe: with ``--service-kind triton``
+  (REST or gRPC) it stops at its first step, reading the model configuration, which
+  neither serves (REST ``GET /v2/models/{m}/config`` answers 404 with a body that has no
+  ``error`` member; gRPC ``ModelConfig`` is not implemented), and its other kinds speak
+  other protocols (TF Serving's gRPC, TorchServe's ``/predictions``).
 * ``wrk`` (Debian) posting the same V2 JSON request to every server: the comparison
-  between servers. Compute: a fresh random input per request; hits: one input.
+  between all four. Compute: a fresh random input per request; hits: one input.
 
 MLServer (with adaptive batching like our edge's micro-batching: 64 rows, 2 ms) and
 KServe run in a virtual environment the bench makes (``run/bench/peers-venv``), so
-they never touch the project's. Each model runs onnxruntime with one intra-op thread, as
-our edge does. Triton itself (``nvidia-pytriton``) is not run: see docs/oip.md.
+they never touch the project's. Triton (the ``tritonserver`` the pytriton wheel bundles,
+dynamic batching of 64 rows and 2 ms, the model as a Python callable on onnxruntime)
+runs in another (``run/bench/pytriton-venv``), made from Debian's own Python 3.11:
+Triton's Python-backend stub links the system's ``libpython3.11`` and fails to start on
+the standard library of another 3.11 build. Each model runs onnxruntime with one
+intra-op thread, as our edge does.
 
 Reported per server and concurrency (1, 16, 64): throughput, p99 latency and requests
 per CPU-second of the server's processes (utime + stime from /proc, children included),
@@ -56,6 +63,8 @@ WORK = ROOT / "run" / "bench" / "oip"
 # one venv for both: kserve 0.17+ needs a FastAPI that mlserver 1.7.1 does not allow, and
 # mlserver's inference workers call asyncio.get_event_loop(), which uvloop 0.22+ refuses
 PEERS = ["mlserver==1.7.1", "kserve==0.16.0", "uvloop<0.22"]
+PYTRITON = ["nvidia-pytriton==0.7.0", "onnxruntime"]
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")  # the Python whose libpython Triton's stub links
 TRITONCLIENT_WITH_PERF_ANALYZER = "tritonclient==2.41.0"
 CONCURRENCY = (1, 16, 64)
 DISTINCT = 40_000
@@ -113,15 +122,27 @@ def perf_analyzer() -> tuple[Path, dict[str, str]]:
     return binary, {**os.environ, "LD_LIBRARY_PATH": str(cudart.parent)}
 
 
-def peers_venv() -> Path:
-    venv = WORK.parent / "peers-venv"
+def make_venv(name: str, python: str, packages: list[str]) -> Path:
+    venv = WORK.parent / name
     stamp = venv / ".installed"
     if not stamp.exists():
-        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *PEERS,
-                        "onnxruntime"], check=True)
+        subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", *packages],
+                       check=True)
         stamp.touch()
     return venv
+
+
+def peers_venv() -> Path:
+    return make_venv("peers-venv", "python3", [*PEERS, "onnxruntime"])
+
+
+def pytriton_venv() -> Path:
+    if not (SYSTEM_PYTHON.exists() and Path("/usr/lib/python3.11/ensurepip").exists()
+            and Path("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0").exists()):
+        subprocess.run([str(ROOT / "bin" / "apt-install"), "python3.11-venv",
+                        "libpython3.11"], check=True)
+    return make_venv("pytriton-venv", str(SYSTEM_PYTHON), PYTRITON)
 
 
 # -- servers -------------------------------------------------------------------------
@@ -131,6 +152,7 @@ class Server:
     proc: subprocess.Popen
     http: str  # host:port
     grpc: str
+    metrics: str | None = None  # URL of its Triton metrics (our edge and Triton have them)
 
     @property
     def infer_url(self) -> str:
@@ -155,15 +177,17 @@ def start(name: str, cmd: list[str], http: int, grpc: int, env: dict | None = No
     raise RuntimeError(f"{name} did not become ready: see {WORK / (name + '.log')}")
 
 
-def start_servers(models: Path, venv: Path, servers: list[Server]) -> None:
-    """Start our edge, MLServer and KServe, appending each to `servers` once it answers."""
+def start_servers(models: Path, venv: Path, triton_venv: Path, servers: list[Server]) -> None:
+    """Start our edge, MLServer, KServe and Triton, appending each to `servers` once it
+    answers."""
     model = models / "ranker" / "1" / "model.onnx"
-    ports = [free_port() for _ in range(7)]
+    ports = [free_port() for _ in range(10)]
     ours = start("edge", [sys.executable, "-m", "edge.cli", "serve", "--listen",
                           f"127.0.0.1:{ports[0]}", "--grpc-listen", f"127.0.0.1:{ports[1]}",
                           "--models", str(models), "--cache-dir", str(WORK / "edge-cache"),
                           "--no-fsync", "--capacity", "1024", "--log-level", "WARNING"],
                  ports[0], ports[1])
+    ours.metrics = f"http://{ours.http}/metrics"
     servers.append(ours)
     repo = WORK / "mlserver"
     (repo / "ranker").mkdir(parents=True, exist_ok=True)
@@ -181,6 +205,11 @@ def start_servers(models: Path, venv: Path, servers: list[Server]) -> None:
                               "ranker", str(model), str(ports[5]), str(ports[6])],
                    ports[5], ports[6])
     servers.append(kserve)
+    triton = start("triton", [str(triton_venv / "bin" / "python"),
+                              f"{peers_dir}/pytriton_onnx.py", "ranker", str(model),
+                              *(str(p) for p in ports[7:10])], ports[7], ports[8])
+    triton.metrics = f"http://127.0.0.1:{ports[9]}/metrics"
+    servers.append(triton)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -214,8 +243,9 @@ class Figure:
 
 
 def with_cpu(server: Server, run: Callable[[], tuple[float, float]], seconds: int) -> Figure:
-    """Run a load, with the server's CPU time over it. Requests answered: our edge's own
-    count (nv_inference_request_success), else throughput x duration."""
+    """Run a load, with the server's CPU time over it. Requests answered: the server's
+    own count (nv_inference_request_success: our edge and Triton), else throughput x
+    duration (perf_analyzer's warm-up and trials make its runs longer than `seconds`)."""
     before = tree_cpu_seconds(server.proc.pid), answered(server)
     rps, p99_ms = run()
     cpu = tree_cpu_seconds(server.proc.pid) - before[0]
@@ -225,17 +255,18 @@ def with_cpu(server: Server, run: Callable[[], tuple[float, float]], seconds: in
     return Figure(rps, p99_ms, requests / cpu if cpu > 0 else float("nan"))
 
 
-def edge_metric(server: Server, prefix: str) -> float:
-    with urllib.request.urlopen(f"http://{server.http}/metrics") as r:
+def metric(server: Server, prefix: str) -> float:
+    assert server.metrics is not None
+    with urllib.request.urlopen(server.metrics) as r:
         text = r.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(prefix))
 
 
 def answered(server: Server) -> float | None:
-    if server.name != "edge":
+    if server.metrics is None:
         return None
-    return edge_metric(server, 'nv_inference_request_success{model="ranker"')
+    return metric(server, 'nv_inference_request_success{model="ranker"')
 
 
 def wrk_case(server: Server, concurrency: int, seconds: int, fixed: bool) -> Figure:
@@ -265,6 +296,7 @@ def pa_case(binary: Path, env: dict[str, str], server: Server, concurrency: int,
     report = WORK / "perf_analyzer.csv"
     cmd = [str(binary), "-m", "ranker", "-u", server.grpc if grpc else server.http,
            "-i", "grpc" if grpc else "http", "--concurrency-range", str(concurrency),
+           "--shape", f"features:{RANKER_FEATURES}",  # Triton's config says [-1]
            "--measurement-interval", str(seconds * 1000), "-s", "1000", "--max-trials", "4",
            "-f", str(report)]  # no stability gate: medians over runs instead (shared CPU)
     if data is not None:
@@ -281,7 +313,7 @@ def pa_case(binary: Path, env: dict[str, str], server: Server, concurrency: int,
 
 
 def cache_hits(server: Server) -> float:
-    return edge_metric(server, 'nv_cache_num_hits_per_model{model="ranker"')
+    return metric(server, 'nv_cache_num_hits_per_model{model="ranker"')
 
 
 def main() -> int:
@@ -296,15 +328,15 @@ def main() -> int:
     if not shutil.which("wrk"):
         subprocess.run([str(ROOT / "bin" / "apt-install"), "wrk"], check=True)
     binary, pa_env = perf_analyzer()
-    venv = peers_venv()
+    venv, triton_venv = peers_venv(), pytriton_venv()
     models = WORK / "models"
     make_models(models)
     servers: list[Server] = []
     results: dict[tuple[str, int], list[Figure]] = {}
     hit_share: list[float] = []
     try:
-        start_servers(models, venv, servers)
-        ours, mlserver, kserve = servers
+        start_servers(models, venv, triton_venv, servers)
+        ours, mlserver, kserve, triton = servers
         for run in range(args.runs):
             for c in levels:
                 cases = {
@@ -322,6 +354,11 @@ def main() -> int:
                         lambda c=c: wrk_case(mlserver, c, args.seconds, False),
                     "KServe, compute (wrk)":
                         lambda c=c: wrk_case(kserve, c, args.seconds, False),
+                    "Triton, compute (perf_analyzer, REST)":
+                        lambda c=c, run=run: pa_case(binary, pa_env, triton, c, args.seconds,
+                                                     data=distinct_inputs(run * 100 + c)),
+                    "Triton, compute (wrk)":
+                        lambda c=c: wrk_case(triton, c, args.seconds, False),
                 }
                 for name, case in cases.items():
                     before = cache_hits(ours), answered(ours)
@@ -351,7 +388,7 @@ def main() -> int:
     for c in levels:
         ours_compute = medians[("edge, compute (wrk)", c)]
         ours_hits = medians[("edge, cache hits (wrk)", c)]
-        for peer in ("MLServer", "KServe"):
+        for peer in ("MLServer", "KServe", "Triton"):
             theirs = medians[(f"{peer}, compute (wrk)", c)]
             print(f"c={c}: edge compute / {peer} compute: {ours_compute.rps / theirs.rps:.2f}x "
                   f"req/s, {ours_compute.per_cpu_s / theirs.per_cpu_s:.2f}x per CPU-s; "

@@ -22,7 +22,7 @@ from cdn.redis_server import free_port, server_binary
 HOST = "127.0.0.1"
 
 
-def _wait(check, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(check, what: str, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -48,7 +48,7 @@ class _Process:
     def start(self) -> None:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.args[0]} on port {self.port} exited "
@@ -122,14 +122,14 @@ class SentinelSet:
 
     def _sentinels_agree(self) -> bool:
         for s in self.sentinels:
-            client = redis.Redis(host=HOST, port=s.port, socket_timeout=1)
+            client = redis.Redis(host=HOST, port=s.port, socket_timeout=10)
             info = client.sentinel_master(self.service)
             if int(info.get("num-slaves", 0)) < 2 or int(info.get("num-other-sentinels", 0)) < 2:
                 return False
         return True
 
     def primary(self) -> _Process:
-        client = redis.Redis(host=HOST, port=self.sentinels[0].port, socket_timeout=1)
+        client = redis.Redis(host=HOST, port=self.sentinels[0].port, socket_timeout=10)
         _host, port = client.sentinel_get_master_addr_by_name(self.service)
         return next(s for s in self.servers if s.port == int(port))
 
@@ -140,12 +140,12 @@ class SentinelSet:
         old.proc.kill()
         old.proc.wait()
         _wait(lambda: self.primary().port != old.port and self._settled(),
-              "the sentinels to fail over", 60)
+              "the sentinels to fail over", 120)
         return old.port
 
     def _settled(self) -> bool:
         """Every sentinel names one primary, and sees it as up."""
-        states = [redis.Redis(host=HOST, port=s.port, socket_timeout=1)
+        states = [redis.Redis(host=HOST, port=s.port, socket_timeout=10)
                   .sentinel_master(self.service) for s in self.sentinels]
         return (len({st["port"] for st in states}) == 1
                 and all(st["flags"] == "master" for st in states))
@@ -170,7 +170,7 @@ class ClusterSet:
         return f"redis+cluster://{auth}{hosts}"
 
     def _client(self, port: int) -> redis.Redis:
-        return redis.Redis(host=HOST, port=port, password=self.password, socket_timeout=2)
+        return redis.Redis(host=HOST, port=port, password=self.password, socket_timeout=10)
 
     def _cluster_nodes(self, port: int) -> int:
         return len(self._client(port).execute_command("CLUSTER NODES"))

@@ -36,7 +36,7 @@ PRINTS = {
     "bench/health_false_downs.py": [r"^this checker +\d+ +\d+", r"^reference +\d+ +\d+"],
     "bench/edge_bench.py": [r"^ceiling \(bare aiohttp\) +\d+", r"^l1-hit +POST /predict +\d+"],
     "bench/oip_peers.py": [rf"^\| {server}, compute \(wrk\) \| 1 \| \d+"
-                           for server in ("edge", "MLServer", "KServe")],
+                           for server in ("edge", "MLServer", "KServe", "Triton")],
 }
 # programs the benches drive: installed here as on a fresh machine
 PROGRAMS = {"bench/edge_bench.py": [("wrk", "wrk")],

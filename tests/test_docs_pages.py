@@ -171,7 +171,7 @@ RUNS = [
      "tests/latency/test_docs.py::test_every_command_runs_as_shown"),
     ("docs/multi-site.md", r"^bin/up$",
      "tests/stack/test_cdn_up.py::test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process"),
-    ("docs/oip.md", r"^\.venv/bin/python bench/oip_peers\.py ",
+    ("docs/benchmarks.md", r"^\.venv/bin/python bench/oip_peers\.py ",
      "tests/test_docs_benches.py::test_bench_command_runs"),
     ("docs/steering.md", r"^\.venv/bin/python bench/steering_scenarios\.py ",
      "tests/geo/test_docs_steering.py::"

@@ -3,8 +3,12 @@ into one onnxruntime call.
 
 A request waits at most `max_delay_s` for its batch to fill up to `max_batch` rows; while
 one batch runs (in a worker thread, onnxruntime releases the GIL) the next one fills, so
-throughput grows with load. Each `MicroBatcher` belongs to exactly one model version
-(one session), so a batch never mixes versions. `max_batch=1` disables batching.
+throughput grows with load. A request that comes alone after a batch that was alone
+does not wait: one client at a time gains nothing from the delay. A model whose recent
+batches ran in under `INLINE_BELOW_S` runs on the event loop's own thread: handing a
+batch to a worker thread and its answer back costs more CPU than such a run. Each
+`MicroBatcher` belongs to exactly one model version (one session), so a batch never
+mixes versions. `max_batch=1` disables batching.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RunFn = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+INLINE_BELOW_S = 0.0005
 
 
 @dataclass(slots=True)
@@ -50,6 +55,8 @@ class MicroBatcher:
         self._filled = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self.queue_delay_ewma = 0.0  # seconds, for /health
+        self.run_ewma_s = INLINE_BELOW_S  # a model's first batches run in a worker thread
+        self._last_batch_requests = 0  # 0 until the first batch: that one waits
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of the model for `feeds` (rows along the first dimension)."""
@@ -66,7 +73,8 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         while self._queue:
-            if self._rows < self.max_batch and self.max_delay_s > 0:
+            alone = len(self._queue) == 1 and self._last_batch_requests == 1
+            if self._rows < self.max_batch and self.max_delay_s > 0 and not alone:
                 wait = self._queue[0].enqueued + self.max_delay_s - time.perf_counter()
                 if wait > 0:
                     self._filled.clear()
@@ -75,7 +83,15 @@ class MicroBatcher:
                     except TimeoutError:
                         pass
             batch = self._take()
+            self._last_batch_requests = len(batch)
             await self._execute(batch)
+
+    def _timed_run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return self._run(feeds)
+        finally:
+            self.run_ewma_s += 0.1 * (time.perf_counter() - start - self.run_ewma_s)
 
     def _take(self) -> list[_Pending]:
         batch = [self._queue.popleft()]
@@ -96,9 +112,12 @@ class MicroBatcher:
         else:
             feeds = {name: np.concatenate([item.feeds[name] for item in batch])
                      for name in batch[0].feeds}
-        loop = asyncio.get_running_loop()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run, feeds)
+            if self.run_ewma_s < INLINE_BELOW_S:
+                outputs = self._timed_run(feeds)
+            else:
+                loop = asyncio.get_running_loop()
+                outputs = await loop.run_in_executor(self._executor, self._timed_run, feeds)
         except Exception as e:  # noqa: BLE001 - every waiter gets the failure
             if len(batch) > 1:  # one request's bad input (say an id out of range) must not
                 for item in batch:  # fail the others: each runs alone and gets its own answer

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from geocdn.auth import check_admin
+from geodns.metrics import SCRAPED
 
 if TYPE_CHECKING:
     from geodns.server import GeoDNSServer
@@ -34,6 +35,8 @@ def counters(server: GeoDNSServer) -> CollectorRegistry:
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        for collector in SCRAPED:
+            registry.register(collector)
         return registry
     return REGISTRY
 

@@ -21,8 +21,15 @@ query). Each holds
   of an older generation is recomputed.
 
 Memory: every entry is charged its key and response octets plus `ENTRY_OVERHEAD`;
-past `max_bytes` (`--answer-cache`) both caches are emptied and fill again. They are
-also emptied on reload.
+past `max_bytes` (`--answer-cache`) both caches are emptied and fill again.
+
+Reload: pool answers and every answer that depends on more than one RRset are
+forgotten. A static answer made from one RRset alone (`Zone.sole_rrset`: most names of
+a big zone) is set aside in `previous`; its first query after the reload checks that
+the new zones hold an equal RRset for that name and type, and if so puts it back in
+the cache (counted as kept), else answers afresh. So a reload does not make every
+name's answer be worked out again at once, and a changed name is never answered with
+its old data.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class Entry:
     slot: int  # Tally slot
     kind: str = ""  # RRL response kind
     slip: bytes = b""  # the truncated empty response after the ID, for RRL slips
+    source: RRset | None = None  # the one RRset the answer is made of (Zone.sole_rrset)
 
 
 class AnswerCache:
@@ -82,6 +90,8 @@ class AnswerCache:
         self.static: dict[bytes, tuple[bytes, int, Entry]] = {}
         self.markers: dict[bytes, bool] = {}  # pool-bound key -> keyed on the source too
         self.pools: dict[tuple[bytes, str], tuple[bytes, int, Entry, int, ZoneSteering]] = {}
+        # static answers of one RRset cached before the last reload, not yet asked again
+        self.previous: dict[bytes, tuple[bytes, int, Entry]] = {}
 
     def get(self, key: bytes, ip: str) -> Entry | None:
         hit = self.static.get(key)
@@ -107,6 +117,12 @@ class AnswerCache:
             self.static[key] = (entry.body, entry.slot, entry)
 
     def clear(self) -> None:
+        for d in (self.static, self.markers, self.pools, self.previous):
+            d.clear()
+
+    def set_aside(self) -> None:
+        """At a reload: answers of one RRset wait in `previous`; the rest is forgotten."""
+        self.previous = {k: hit for k, hit in self.static.items() if hit[2].source}
         for d in (self.static, self.markers, self.pools):
             d.clear()
 
@@ -126,12 +142,32 @@ class Engine:
         # (client cookie, address) -> the cookie option's value sent back, this second
         self.cookie_memo: dict[tuple[bytes, str], bytes] = {}
         self._dropped = tally.index(("dropped",))
+        self._kept = tally.index(("kept",))
         self._limited = {a: tally.index(("limited", a)) for a in ("drop", "slip")}
 
     def set_zones(self, zones: dict[str, Zone]) -> None:
-        """Swap in a new zone set (one assignment) and forget every cached answer."""
+        """Swap in a new zone set (one assignment); cached answers of one RRset are set
+        aside until asked again (`_kept`), the others forgotten. Their octets stay
+        charged: the entries set aside still take memory."""
         self.zones = zones
-        self._empty_caches()
+        self.plain.set_aside()
+        self.cookied.set_aside()
+
+    def _still_valid(self, cache: AnswerCache, key: bytes) -> Entry | None:
+        """The answer cached under `key` before the last reload, if the zones now hold
+        an equal RRset for it; back in the cache then."""
+        hit = cache.previous.pop(key, None) if cache.previous else None
+        source = hit[2].source if hit is not None else None
+        if hit is None or source is None:
+            return None
+        zone = find_zone(self.zones, source.owner)
+        now = zone.sole_rrset(source.owner, source.rtype) if zone is not None else None
+        if now is None or now != source:
+            return None
+        hit[2].source = now  # not the old zone's RRset: that is freed with its zone
+        cache.static[key] = hit
+        self.tally.counts[self._kept] += 1
+        return hit[2]
 
     def _empty_caches(self) -> None:
         self.plain.clear()
@@ -158,14 +194,16 @@ class Engine:
     def udp(self, data: bytes, addr: tuple) -> bytes | None:
         """A UDP query the protocol's own fast path did not answer (or every query
         when rate limiting is on)."""
-        entry = self.plain.get(data[2:], addr[0])
+        key = data[2:]
+        entry = self.plain.get(key, addr[0]) or self._still_valid(self.plain, key)
         if entry is not None:
             return self._send(entry, data, addr, None)
         for keyed in (cookie_tail, canonical):  # the quick form, then any shape
             found = keyed(data)
             if found is not None:
                 key, cookie = found
-                entry = (self.plain if cookie is None else self.cookied).get(key, addr[0])
+                cache = self.plain if cookie is None else self.cookied
+                entry = cache.get(key, addr[0]) or self._still_valid(cache, key)
                 if entry is not None:
                     return self._send(entry, data, addr, cookie)
         return self.handle(data, addr, tcp=False)
@@ -233,7 +271,7 @@ class Engine:
         entry = Entry(response[2:], self.tally.query_slot(transport, qtype,
                                                           str(RCODE.get(ans.rcode)), tc, ecs,
                                                           ans.picks),
-                      self._kind(query, ans, zone))
+                      self._kind(query, ans, zone), source=self._source(query, ans, zone))
         if not tcp:
             slip = message.encode(query, Answer(rcode=ans.rcode, aa=ans.aa), opt, 0)
             # ECS with SOURCE 0 asks us not to use it: the source decides, as without ECS
@@ -271,6 +309,13 @@ class Engine:
         client = Client(ipaddress.ip_address(addr[0].split("%")[0]),
                         ecs.network if ecs is not None and ecs.source > 0 else None)
         return zone.resolve(query.qname, query.qtype, client), zone
+
+    def _source(self, query: Query, ans: Answer, zone: Zone | None) -> RRset | None:
+        """The RRset the answer is made of, when it is all of it (see `_still_valid`)."""
+        if zone is None or len(ans.answer) != 1 or ans.dynamic:
+            return None
+        sole = zone.sole_rrset(query.qname, query.qtype)
+        return sole if sole == ans.answer[0] else None
 
     def _kind(self, query: Query, ans: Answer, zone: Zone | None) -> str:
         if ans.kind == "nxdomain" and zone is not None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dnslib import QTYPE
 from prometheus_client import Counter, Gauge
+from prometheus_client.registry import Collector
 
 # The query types that get their own `qtype` label: those a zone can hold, and ANY;
 # every other code a packet may carry is counted as "other", so no query adds a series.
+# Collectors that make their samples when scraped (registered in the default registry
+# too): with worker processes, the metrics page adds them to the processes' files.
+SCRAPED: list[Collector] = []
 KNOWN_QTYPES = frozenset({"A", "AAAA", "CNAME", "NS", "SOA", "MX", "TXT", "SRV", "CAA",
                           "PTR", "ANY"})
 
@@ -29,6 +33,8 @@ ANSWERS = Counter("geodns_pool_answers",
                   "Steered answers, by pool, member answered and client region (city)",
                   ["pool", "member", "region"])
 DROPPED = Counter("geodns_dropped_queries", "Datagrams dropped unanswered (not a query)")
+KEPT = Counter("geodns_cached_answers_kept",
+               "Cached answers served again after a zone reload (their RRset unchanged)")
 RELOADS = Counter("geodns_reloads", "Zone reloads, by result", ["result"])
 ZONE_SERIAL = Gauge("geodns_zone_serial", "SOA serial of each zone being served", ["zone"],
                     multiprocess_mode="mostrecent")
@@ -53,7 +59,7 @@ class Tally:
         self._index: dict[tuple, int] = {}
 
     def index(self, key: tuple) -> int:
-        """Slot for a key (kind, *labels); kinds: query, limited, dropped."""
+        """Slot for a key (kind, *labels); kinds: query, limited, dropped, kept."""
         slot = self._index.get(key)
         if slot is None:
             slot = self._index[key] = len(self.keys)
@@ -88,3 +94,5 @@ class Tally:
                 RATE_LIMITED.labels(key[1]).inc(delta)
             elif kind == "dropped":
                 DROPPED.inc(delta)
+            elif kind == "kept":
+                KEPT.inc(delta)

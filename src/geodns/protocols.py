@@ -35,7 +35,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # The same objects for the server's life (emptied on reload, never replaced).
+        # The same objects for the server's life (emptied, never replaced).
         self.cache = engine.plain.static
         self.markers = engine.plain.markers
         self.pool_cache = engine.plain.pools
@@ -52,7 +52,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         sock = transport.get_extra_info("socket")
         self.ipv4 = sock.family == socket.AF_INET
-        # room for bursts (a reload empties the caches; the machine may be busy): the
+        # room for bursts (full-path answers after a reload; a busy machine): the
         # kernel caps it at net.core.rmem_max, and holds only what is queued
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from geodns.steering import ZoneSteering
 from geodns.steering.nets import NetTable
-from geodns.zone import Node, RRset, Zone
+from geodns.zone import Node, RRset, Zone, packed
 from geodns.zonefile import Problem, load_zones
 
 CHUNK = 500  # names (or pools) per piece
@@ -43,14 +43,21 @@ def _pieces(zones: dict[str, Zone]) -> Iterator[tuple[str, Any]]:
                        None if steering is None else steering.nets.overrides)
         items = list(zone.nodes.items())
         for i in range(0, len(items), CHUNK):
-            yield "nodes", [(owner, [(s.rtype, s.ttl, s.rclass, tuple(s.rdata))
-                                     for s in node.values()])
-                            for owner, node in items[i : i + CHUNK]]
+            yield "nodes", [(owner, _portable(node)) for owner, node in items[i : i + CHUNK]]
         if steering is not None:
             pools = list(steering.pools.items())
             for i in range(0, len(pools), CHUNK // 10):
                 yield "pools", pools[i : i + CHUNK // 10]
         yield "done", None
+
+
+def _portable(node: Node | bytes) -> bytes | list[tuple[int, int, int, tuple]]:
+    """A node as sent to the server: `packed` when it can be, else its RRsets' fields."""
+    if isinstance(node, bytes):
+        return node
+    if len(node) == 1 and (compact := packed(next(iter(node.values())))) is not None:
+        return compact
+    return [(s.rtype, s.ttl, s.rclass, tuple(s.rdata)) for s in node.values()]
 
 
 def _child(directory: Path, conn: Connection) -> None:
@@ -67,7 +74,7 @@ def _child(directory: Path, conn: Connection) -> None:
 def _assemble(conn: Connection) -> dict[str, Zone]:
     zones: dict[str, Zone] = {}
     head: Any = None
-    nodes: dict[str, Node] = {}
+    nodes: dict[str, Node | bytes] = {}
     pools: dict[str, Any] = {}
     ttls: dict[int, int] = {}  # one int object per distinct TTL, not one per RRset
     while True:
@@ -78,6 +85,9 @@ def _assemble(conn: Connection) -> dict[str, Zone]:
             head, nodes, pools = value, {}, {}
         elif kind == "nodes":
             for owner, sets in value:
+                if isinstance(sets, bytes):
+                    nodes[owner] = sets
+                    continue
                 rrsets = [RRset(owner, rtype, ttls.setdefault(ttl, ttl), rdata, rclass)
                           for rtype, ttl, rclass, rdata in sets]
                 nodes[owner] = rrsets[0] if len(rrsets) == 1 else {
@@ -132,6 +142,5 @@ def release(zones: dict[str, Zone]) -> None:
             zone.nodes.popitem()
             if len(zone.nodes) % CHUNK == 0:
                 time.sleep(PAUSE)
-        while zone.names:
-            zone.names.pop()
+        zone.empty.clear()
     zones.clear()

@@ -181,6 +181,20 @@ def _measure(f: _File, root: yaml.Node) -> bool:
     return True
 
 
+def _depth_ok(f: _File, root: yaml.Node) -> bool:
+    """`_measure` for a file without anchors (no `&` at all), so without aliases: a
+    tree, of which only the depth needs checking, on its collections alone."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            f.report(node, f"nested deeper than {MAX_DEPTH} levels")
+            return False
+        stack.extend((c, depth + 1) for c in _children(node)
+                     if not isinstance(c, yaml.ScalarNode))
+    return True
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -208,7 +222,7 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     if root is None:
         f.report(None, "the file is empty")
         return None, f.problems
-    if not _measure(f, root):
+    if not (_measure(f, root) if "&" in text else _depth_ok(f, root)):
         return None, f.problems
     top = f.mapping(root, "the file")
     for key, (key_node, _) in top.items():
@@ -258,7 +272,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -
     if soa is None or f.problems:
         return None
     # each owner's dict is a Node (RRsets by type); no copy of a big zone's names
-    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node], nodes),
+    return Zone(origin=origin, path=f.path, soa=soa, nodes=cast(dict[str, Node | bytes], nodes),
                 pools={o: p for o, (p, _) in pools.items()}, steering=steering)
 
 
@@ -354,8 +368,8 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
         if rdata and ttl is not None:
             code = records.TYPE_CODES[rtype]
             rrset = RRset(owner, code, ttl, rdata)
-            size = _answer_size(rrset)
-            if size > records.MAX_MESSAGE:
+            if _size_bound(rrset) > records.MAX_MESSAGE and (
+                    size := _answer_size(rrset)) > records.MAX_MESSAGE:
                 f.report(value_node, f"{rtype} RRset makes a {size:,}-octet answer: more "
                          f"than a DNS message can hold ({records.MAX_MESSAGE:,}), even "
                          "over TCP", owner)
@@ -411,6 +425,14 @@ def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], 
         for cut in cuts:
             if is_subdomain(owner, cut):
                 f.report(node, f"below the delegation at {cut}: a pool cannot be here", owner)
+
+
+def _size_bound(rrset: RRset) -> int:
+    """At least `_answer_size(rrset)`, quickly: no name compressed (a name takes at most
+    its text's length plus 2 octets in wire form, a name in record data at most 255)."""
+    name = len(rrset.owner) + 2
+    return 16 + name + sum(name + 10 + (len(rd) if isinstance(rd, bytes) else 6 + 255)
+                           for rd in rrset.rdata)
 
 
 def _answer_size(rrset: RRset) -> int:

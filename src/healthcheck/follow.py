@@ -31,11 +31,10 @@ PoolKey = tuple[str, str]  # (zone, pool)
 
 
 def snapshot(service: HealthService) -> dict[str, Any]:
-    table = service.table()
     return {"generation": service.generation, "pools": [
         {"zone": zone, "pool": pool, "settled": b.settled.is_set(),
          "min_ttl": b.settings.min_ttl, "max_ttl": b.settings.max_ttl,
-         "members": {m: encode(table[(zone, pool, m)]) for m in b.members}}
+         "members": {m: encode(service.state(zone, pool, m)) for m in b.members}}
         for (zone, pool), b in service.bindings().items()
     ]}
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,8 +70,7 @@ class ZoneHealthView:
         return self._service.generation
 
     def get(self, pool: str, member: str) -> MemberHealth:
-        table = self._service.table()
-        return table.get((self.zone, pool, member), NOT_PROBED)
+        return self._service.state(self.zone, pool, member)
 
     def settled(self, pool: str) -> bool:
         """False while the pool's members are UNKNOWN and its settle deadline has not passed:
@@ -135,8 +134,9 @@ class HealthService:
         self._active_overrides: tuple = ()
         # selector -> (override, when it ended): the state's "since" after an undrain
         self._ended_overrides: dict[tuple, tuple[Override, float]] = {}
-        self._table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        self._table_generation = -1
+        # (zone or None, pool, member) -> effective state, at `_states_generation`
+        self._states: dict[tuple[str | None, str, str], MemberHealth] = {}
+        self._states_generation = -1
         self._tasks: dict[CheckKey, asyncio.Task] = {}
         self._background: list[asyncio.Task] = []
         self._sem = asyncio.Semaphore(max_concurrent)
@@ -235,12 +235,14 @@ class HealthService:
             self._tasks[key] = asyncio.create_task(self._probe_loop(key))
         self._background.append(asyncio.create_task(self.lag.run()))
         self._background.append(asyncio.create_task(self._housekeeping()))
+        metrics.MEMBER_STATE.watch(self)
         if self.shared is not None:
             self._background.append(asyncio.create_task(self._read_shared()))
             if self.vantage:
                 self._background.append(asyncio.create_task(self._publish_shared()))
 
     async def stop(self) -> None:
+        metrics.MEMBER_STATE.forget(self)
         tasks = [*self._tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -390,24 +392,29 @@ class HealthService:
         return replace(base, since=ended_at,
                        reason=f"{o.kind} override ended; probes say {base.status.value}")
 
-    def table(self) -> dict[tuple[str | None, str, str], MemberHealth]:
-        """Every member's effective state, rebuilt only when the generation moved."""
-        if self._table_generation == self.generation:
-            return self._table
-        now = time.time()
-        table: dict[tuple[str | None, str, str], MemberHealth] = {}
-        for (zone, pool), binding in self._pools.items():
+    def state(self, zone: str | None, pool: str, member: str) -> MemberHealth:
+        """One member's effective state (zone None: of the first zone with the pool),
+        worked out when first asked and kept until the generation moves. Per member, not
+        all at once: a big zone has thousands, and a reload moves the generation."""
+        if self._states_generation != self.generation:
+            self._states, self._states_generation = {}, self.generation
+        key = (zone, pool, member)
+        health = self._states.get(key)
+        if health is None:
+            binding = next((b for (z, p), b in self._pools.items() if p == pool and
+                            member in b.members), None) if zone is None else \
+                self._pools.get((zone, pool))
+            if binding is None or member not in binding.members:
+                return NOT_PROBED
+            health = self.member_state(binding.zone, pool, member, time.time())[0]
+            self._states[key] = health
+        return health
+
+    def statuses(self) -> Iterator[tuple[str, str, str, Status]]:
+        """Every member's effective status (the `healthcheck_member_state` metric)."""
+        for (zone, pool), binding in list(self._pools.items()):
             for member in binding.members:
-                health, _ = self.member_state(zone, pool, member, now)
-                table[(zone, pool, member)] = health
-                table.setdefault((None, pool, member), health)
-                for state in Status:
-                    metrics.MEMBER_STATE.labels(zone, pool, member, state.value).set(
-                        1 if health.status == state else 0
-                    )
-        self._table = table
-        self._table_generation = self.generation
-        return table
+                yield zone, pool, member, self.state(zone, pool, member).status
 
     def _update_shedding(self) -> None:
         """Feed every UP member's load to its pool's shed controller."""
@@ -482,7 +489,6 @@ class HealthService:
                 self._overrides_changed()  # an override may have expired
             self._check_settled()
             self._update_shedding()
-            self.table()  # keeps the member-state gauges current without queries
 
     # -- Redis ---------------------------------------------------------------------
 

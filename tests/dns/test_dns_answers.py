@@ -172,9 +172,9 @@ def test_zone_transfer_refused(geodns):
 def test_ipv6_listener(geodns, tcp):
     q = dns.message.make_query("www.cdn.example", "AAAA")
     if tcp:
-        r = dns.query.tcp(q, "::1", port=geodns.port, timeout=3)
+        r = dns.query.tcp(q, "::1", port=geodns.port, timeout=30)
     else:
-        r = dns.query.udp(q, "::1", port=geodns.port, timeout=3)
+        r = dns.query.udp(q, "::1", port=geodns.port, timeout=30)
     assert [x.to_text() for x in r.answer[0]] == ["2001:db8::10"]
 
 
@@ -183,7 +183,7 @@ def steered(server, source: str, tcp: bool, ecs: str | None = None) -> str:
     q = dns.message.make_query("steered.test.example", "A", use_edns=0 if ecs else None,
                                options=options)
     query = dns.query.tcp if tcp else dns.query.udp
-    r = query(q, "127.0.0.1", port=server.port, timeout=3, source=source)
+    r = query(q, "127.0.0.1", port=server.port, timeout=30, source=source)
     (rrset,) = r.answer
     return rrset[0].to_text()
 

@@ -9,8 +9,10 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import dns.edns
 import dns.message
 import dns.query
+import dns.rcode
 from dnstest import ADMIN, start_geodns, zones_copy
 
 
@@ -55,7 +57,7 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:
+async def wait_for(predicate, timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
@@ -110,7 +112,7 @@ async def test_workers_share_the_port_and_all_reload(tmp_path):
             seen = set()
             for i in range(40):
                 q = dns.message.make_query("www.cdn.example", "A")
-                r = dns.query.udp(q, "127.0.0.1", port=server.port, timeout=3,
+                r = dns.query.udp(q, "127.0.0.1", port=server.port, timeout=30,
                                   source_port=20000 + i * 7 + (server.port % 500))
                 seen.add(frozenset(x.to_text() for x in r.answer[0]))
             return seen
@@ -129,10 +131,87 @@ async def test_workers_share_the_port_and_all_reload(tmp_path):
         assert answers() == {frozenset({"192.0.2.14"})}
         # Workers flush their counters to the parent every second: wait for them.
         sample = 'geodns_queries_total{qtype="A",rcode="NOERROR",transport="udp"}'
-        deadline = asyncio.get_running_loop().time() + 30
+        deadline = asyncio.get_running_loop().time() + 60
         while (total := value(await metrics(server), sample)) < 80:
             assert asyncio.get_running_loop().time() < deadline, total
             await asyncio.sleep(0.2)
     finally:
         server.stop()
     assert server.logs().count("stopped (worker") == 2
+
+
+async def test_unchanged_answers_survive_a_reload_changed_ones_do_not(tmp_path):
+    """A reload keeps the cached answers of RRsets it left alone (counted in
+    geodns_cached_answers_kept_total) and answers every changed, added or removed name,
+    and every answer built from more than one RRset, from the new zones at once."""
+    zones = zones_copy(tmp_path)
+    server = start_geodns(zones, tmp_path)
+    cookie = [dns.edns.CookieOption(b"\x01" * 8, b"")]
+
+    def answer(name: str, rdtype: str = "A", **kw) -> tuple[str, set[str]]:
+        r = server.ask(f"{name}.test.example", rdtype, **kw)
+        return dns.rcode.to_text(r.rcode()), {x.to_text() for rrset in r.answer for x in rrset}
+
+    def soa_serial() -> int:
+        return server.ask("test.example", "SOA").answer[0][0].serial
+
+    try:
+        before = {
+            "ns1": answer("ns1"),  # unchanged
+            "ns1 cookie": answer("ns1", use_edns=0, options=cookie),  # unchanged
+            "mail AAAA": answer("mail", "AAAA"),  # unchanged, while mail A changes
+            "mail": answer("mail"),
+            "www": answer("www"),
+            "chain1": answer("chain1"),  # CNAMEs to www
+            "x.wild": answer("x.wild"),  # a wildcard CNAME to www
+            "a.b.c": answer("a.b.c"),  # removed by the edit
+            "new": answer("new"),  # added by the edit
+        }
+        assert before["www"] == ("NOERROR", {"192.0.2.1"})
+        assert before["new"] == ("NXDOMAIN", set())
+        assert soa_serial() == 7
+        path = zones / "test.example.yaml"
+        text = path.read_text()
+        for old, new in [("serial: 7", "serial: 8"), ("www: {A: 192.0.2.1}", "www: {A: 192.0.2.5}"),
+                         ("mail: {A: 192.0.2.25,", "mail: {A: 192.0.2.26,"),
+                         ("  a.b.c: {A: 192.0.2.2}\n", "  new: {A: 192.0.2.99}\n")]:
+            assert old in text
+            text = text.replace(old, new)
+        path.write_text(text)
+        status, body = await post_reload(server)
+        assert status == 200 and body["zones"]["test.example."] == 8
+
+        for _ in range(2):  # right after the reload, then from the cache
+            after = {
+                "ns1": answer("ns1"),
+                "ns1 cookie": answer("ns1", use_edns=0, options=cookie),
+                "mail AAAA": answer("mail", "AAAA"),
+                "mail": answer("mail"),
+                "www": answer("www"),
+                "chain1": answer("chain1"),
+                "x.wild": answer("x.wild"),
+                "a.b.c": answer("a.b.c"),
+                "new": answer("new"),
+            }
+            assert soa_serial() == 8
+            for same in ("ns1", "ns1 cookie", "mail AAAA"):
+                assert after[same] == before[same]
+            assert after["mail"] == ("NOERROR", {"192.0.2.26"})
+            assert after["www"] == ("NOERROR", {"192.0.2.5"})
+            assert after["chain1"] == ("NOERROR", {"chain2.test.example.", "www.test.example.",
+                                                   "192.0.2.5"})
+            assert after["x.wild"] == ("NOERROR", {"www.test.example.", "192.0.2.5"})
+            assert after["a.b.c"] == ("NXDOMAIN", set())
+            assert after["new"] == ("NOERROR", {"192.0.2.99"})
+        kept: list[float] = []
+
+        async def three_kept() -> bool:
+            kept.append(value(await metrics(server), "geodns_cached_answers_kept_total"))
+            return kept[-1] == 3
+
+        deadline = asyncio.get_running_loop().time() + 10  # counters move once a second
+        while not await three_kept():
+            assert asyncio.get_running_loop().time() < deadline, kept
+            await asyncio.sleep(0.2)
+    finally:
+        server.stop()

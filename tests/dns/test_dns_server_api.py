@@ -56,7 +56,7 @@ async def test_server_from_code_with_a_plugin(tmp_path):
         steered = [z.steering for z in server.zones.values() if z.steering is not None]
         assert steered and all(s.health is plugin.view for s in steered)
         q = dns.message.make_query("www.cdn.example", "A")
-        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=3)
+        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=30)
         assert {x.to_text() for x in r.answer[0]} == {"192.0.2.10", "192.0.2.11"}
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{http_port}/hello") as resp:

@@ -78,7 +78,7 @@ def spawn_edge(folder: Path, *args: str) -> ServeProcess:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(log_path.read_text())

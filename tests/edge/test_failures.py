@@ -41,27 +41,52 @@ async def test_redis_l1_shared_then_lost_mid_test(start_node, http, models_dir, 
 
 
 async def test_upstream_down_serves_stale_within_grace_then_503(start_node, http, models_dir):
+    """With the upstream gone, a cached answer comes from L1 while fresh, then stale
+    until its grace is over, then 503. Each answer is checked against the entry's age
+    as far as this side can know it (it was stored between sending the first request
+    and its answer; the edge looked between a request's sending and its answer), so a
+    slow machine moves the answers in time but never changes what each must be."""
+    ttl, grace = 1.0, 3.0
     origin = await start_node(models_dir=models_dir)
-    edge = await start_node(upstream=origin.url, l1_ttl_s=1.0, l2_ttl_s=1.0,
-                            stale_grace_s=1.5, catalog_ttl_s=1.0)
+    edge = await start_node(upstream=origin.url, l1_ttl_s=ttl, l2_ttl_s=ttl,
+                            stale_grace_s=grace, catalog_ttl_s=1.0)
+    asked = time.monotonic()
     first = await predict(http, edge.url, 3)
-    cached_at = time.monotonic()
+    stored = (asked, time.monotonic())
     assert first["tier"] == "upstream/compute"
     await origin.stop()
-    assert (await predict(http, edge.url, 3))["tier"] == "l1"
-    await asyncio.sleep(cached_at + 1.2 - time.monotonic())
-    stale = await predict(http, edge.url, 3)
-    assert stale["tier"] == "stale" and stale["prediction"] == first["prediction"]
+    seen: list[tuple[float, float, str | int]] = []  # (sent, answered, tier or status)
+    deadline = time.monotonic() + 120  # bounds a hang only
+    while not seen or seen[-1][2] != 503:
+        assert time.monotonic() < deadline, seen
+        sent = time.monotonic()
+        async with http.post(f"{edge.url}/predict", json={"features": features(3)}) as r:
+            doc = await r.json()
+            assert r.status in (200, 503), doc
+            if r.status == 200:
+                assert doc["prediction"] == first["prediction"]
+            else:
+                assert "error" in doc
+        seen.append((sent, time.monotonic(), doc["tier"] if r.status == 200 else 503))
+        await asyncio.sleep(0.02)
+    stage = {"l1": 0, "l2": 0, "stale": 1, 503: 2}
+    tiers = [tier for *_, tier in seen]
+    assert [stage[t] for t in tiers] == sorted(stage[t] for t in tiers), tiers
+    assert "stale" in tiers, seen
+    for sent, answered, tier in seen:
+        youngest, oldest = sent - stored[1], answered - stored[0]  # its age at the look
+        if tier == "l1":
+            assert youngest < ttl, (tier, youngest)
+        elif tier == "stale":
+            assert oldest >= ttl and youngest < ttl + grace, (tier, youngest, oldest)
+        elif tier == 503:
+            assert oldest >= ttl + grace, (tier, oldest)
     async with http.post(f"{edge.url}/predict", json={"features": features(4)}) as r:
-        assert r.status == 503
+        assert r.status == 503  # never cached, and the upstream is gone
         assert "unreachable" in (await r.json())["error"]
     async with http.get(f"{edge.url}/health") as r:
         assert (await r.json())["status"] == "degraded"
-    await asyncio.sleep(cached_at + 2.7 - time.monotonic())
-    async with http.post(f"{edge.url}/predict", json={"features": features(3)}) as r:
-        assert r.status == 503
-        assert "error" in await r.json()
-    assert await metric(http, edge.url, "edge_stale_served_total") == 1
+    assert await metric(http, edge.url, "edge_stale_served_total") == tiers.count("stale")
 
 
 async def health_status(http, url: str) -> str:

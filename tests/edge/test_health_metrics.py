@@ -107,3 +107,13 @@ async def test_metrics_series(start_node, http, models_dir):
     assert "nv_inference_request_duration_us{" in text
     assert "edge_inference_queue_delay_seconds_bucket" in text
     assert "process_cpu_seconds_total" in text and "process_resident_memory_bytes" in text
+
+
+async def test_a_lone_client_does_not_wait_for_a_batch(start_node, http, models_dir):
+    """With a 1 s queue delay, one client asking one at a time waits for company only on
+    its first request: five misses queue for about 1 s in all, not 5 s."""
+    node = await start_node(models_dir=models_dir, max_batch=64, max_queue_delay_ms=1000)
+    for seed in range(5):
+        assert (await predict(http, node.url, 100 + seed))["tier"] == "compute"
+    queued_us = await metric(http, node.url, "nv_inference_queue_duration_us")
+    assert 0.9e6 < queued_us < 2e6, queued_us

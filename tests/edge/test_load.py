@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from edgetest import predict
+from edgetest import features
 
 from edge.load import WINDOW_S
 
 SETTLE_S = 15.0  # three load windows: the reading has converged on the offered rate
 POLL_S = 0.5  # nominal time between two polls: rate * POLL_S requests
 POLLS = 8
+UPLOAD_S = 0.04  # how long each client takes to send its request body
 
 
 @dataclass
@@ -30,12 +33,28 @@ async def poll_load(http, url: str) -> float:
         return (await r.json())["load"]
 
 
+async def slow_predict(http, url: str, seed: float) -> None:
+    """One prediction from a client on a slow link: the edge holds the request (from its
+    headers to its answer) for at least `UPLOAD_S`, whatever the machine's pace, and the
+    compute behind it is a small share of that."""
+    body = json.dumps({"features": features(seed)}).encode()
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield body[:8]
+        await asyncio.sleep(UPLOAD_S)
+        yield body[8:]
+
+    async with http.post(f"{url}/predict", data=upload(),
+                         headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 200, await r.text()
+
+
 async def drive(http, url: str, rate: float, seeds: itertools.count) -> list[Poll]:
-    """Send prediction requests for distinct inputs (so each is computed) at `rate` per
-    second, each on its own task (an open loop: the rate does not depend on the
-    answers). After `SETTLE_S`, poll the load after every `rate * POLL_S` requests:
-    polls are paced by requests, not by the clock, so each window holds the same number
-    of requests however late this process runs. Returns `POLLS` polls."""
+    """Send prediction requests for distinct inputs at `rate` per second, each on its
+    own task (an open loop: the rate does not depend on the answers). After `SETTLE_S`,
+    poll the load after every `rate * POLL_S` requests: polls are paced by requests, not
+    by the clock, so each window holds the same number of requests however late this
+    process runs. Returns `POLLS` polls."""
     per_poll = round(rate * POLL_S)
     pending: set[asyncio.Task] = set()
     polls: list[Poll] = []
@@ -43,7 +62,7 @@ async def drive(http, url: str, rate: float, seeds: itertools.count) -> list[Pol
     try:
         for i in itertools.count():
             await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-            task = asyncio.create_task(predict(http, url, next(seeds) + 0.5))
+            task = asyncio.create_task(slow_predict(http, url, next(seeds) + 0.5))
             pending.add(task)
             task.add_done_callback(pending.discard)
             if i >= rate * SETTLE_S and i % per_poll == 0:
@@ -80,10 +99,9 @@ def assert_steady(polls: list[Poll], rate: float) -> None:
 
 
 async def test_reported_load_follows_the_offered_rate(serve_process, http, models_dir):
-    # Every request waits 40 ms for its batch to fill: at 4 requests/s the node is busy
-    # about 16% of the time, at 12/s about 45%.
-    edge = serve_process("--models", str(models_dir), "--capacity", "8", "--max-batch", "64",
-                         "--max-queue-delay-ms", "40")
+    # Every request is in flight for its 40 ms upload and a little compute: at 4 requests/s
+    # the node is busy about 17% of the time, at 12/s about 50%.
+    edge = serve_process("--models", str(models_dir), "--capacity", "8")
     seeds = itertools.count()
     at_low = await drive(http, edge.url, 4.0, seeds)
     at_high = await drive(http, edge.url, 12.0, seeds)

@@ -54,9 +54,9 @@ class Server:
         for _ in range(5):  # a loaded machine may drop a UDP datagram: ask again
             try:
                 if tcp:
-                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=5,
+                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=30,
                                          source=source)
-                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=5,
+                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=30,
                                      source=source)
             except dns.exception.Timeout:
                 continue
@@ -124,11 +124,11 @@ def start(zones: Path, tmp: Path, *args: str, env: dict[str, str] | None = None)
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=env)
     server = Server(proc, port, http_port, log)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"geodns exited: {log.read_text()}")
-        try:
+        try:  # (a datagram sent before the server listens is lost: ask again soon)
             dns.query.udp(dns.message.make_query(".", "SOA"), "127.0.0.1", port=port,
                           timeout=1)  # any answer (REFUSED: not our zone) will do
             return server

@@ -148,7 +148,7 @@ class Fleet:
         self.docs.close()
 
 
-def wait_state(server: Server, state: State, timeout: float = 60.0) -> None:
+def wait_state(server: Server, state: State, timeout: float = 120.0) -> None:
     """Until the server's health view shows `state` for every member of every pool,
     settled and steady."""
     deadline = time.monotonic() + timeout

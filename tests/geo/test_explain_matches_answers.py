@@ -95,7 +95,7 @@ def test_explain_says_what_dns_answers(fleet, state):
     assert steady >= len(NAMES) * len(CLIENTS) // 2
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_explain_in_the_settle_window_says_servfail(tmp_path):
     # Members that never get a verdict (every probe fails, but fall is 1000) and a
     # settle window of 10 minutes: the pool is not answered yet.

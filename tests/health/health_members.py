@@ -116,8 +116,9 @@ def pool_of(servers: list[MemberServer], name: str = "edges", ttl: int = 30,
     )
 
 
-async def wait_for(predicate, timeout: float, step: float = 0.02) -> float:
-    """Poll `predicate` until true; the seconds it took (AssertionError on timeout)."""
+async def wait_for(predicate, timeout: float = 60, step: float = 0.02) -> float:
+    """Poll `predicate` until true; the seconds it took (AssertionError on timeout). The
+    timeout only bounds a hang: a loaded machine may take long to get there."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     while not predicate():

@@ -113,12 +113,13 @@ class Reply:
     ttl: int | None = None
 
 
-async def ask(port: int, city: str) -> Reply:
-    """`edge.failover.example A` for the client in `city` (by ECS), over UDP."""
+async def ask(port: int, city: str, timeout: float = 0.5) -> Reply:
+    """`edge.failover.example A` for the client in `city` (by ECS), over UDP. A short
+    `timeout` suits polling; a test that needs this very answer gives a long one."""
     q = dns.message.make_query(NAME, "A", use_edns=0,
                                options=[dns.edns.ECSOption(client_net(city), 24)])
     try:
-        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=0.5)
+        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=timeout)
     except (dns.exception.Timeout, ConnectionRefusedError, OSError):
         return Reply("TIMEOUT")
     addrs = tuple(sorted(rd.address for rrset in r.answer for rd in rrset if rd.rdtype == 1))

@@ -65,7 +65,7 @@ async def test_file_overrides_member_site_and_pool_with_precedence(stack):
         {"site": "m0", "state": "down", "reason": "maintenance"},
     ]}))
     service, _ = await start()
-    await wait_for(lambda: status(service, "edges", "m0") == Status.DOWN, 2)
+    await wait_for(lambda: status(service, "edges", "m0") == Status.DOWN)
     assert status(service, "backup", "m0") == Status.DOWN  # the site spans pools
     assert status(service, "edges", "m1") == Status.UP  # member beats pool
     health = service.view_for("z").get("edges", "m0")
@@ -79,20 +79,20 @@ async def test_file_changes_are_picked_up_and_bad_files_keep_the_last_good(stack
     assert status(service, "edges", "m0") == Status.UP
     generation = service.generation
     path.write_text("overrides:\n  - {pool: edges, member: m0, state: down}\n")
-    await wait_for(lambda: status(service, "edges", "m0") == Status.DOWN, 2)
+    await wait_for(lambda: status(service, "edges", "m0") == Status.DOWN)
     assert service.generation > generation
     caplog.set_level(logging.ERROR, "healthcheck")
     for bad in ("overrides: [{pool: edges, state: sideways}]\n", "overrides: {{\n",
                 "overrides: [{state: down}]\n"):
         path.write_text(bad)
         os.utime(path, (time.time() + 1, time.time() + 1))  # a surely new mtime
-        await wait_for(lambda: "keeping the previous overrides" in caplog.text, 2)
+        await wait_for(lambda: "keeping the previous overrides" in caplog.text)
         caplog.clear()
         assert status(service, "edges", "m0") == Status.DOWN
     service.reload_overrides()  # what SIGHUP does: same bad file, same result
     assert status(service, "edges", "m0") == Status.DOWN
     path.unlink()  # no file: no overrides
-    await wait_for(lambda: status(service, "edges", "m0") == Status.UP, 2)
+    await wait_for(lambda: status(service, "edges", "m0") == Status.UP)
 
 
 async def test_api_sets_persists_and_survives_a_restart(stack):
@@ -126,7 +126,7 @@ async def test_api_sets_persists_and_survives_a_restart(stack):
         async with http.delete(f"{base}/admin/overrides/member/edges/m1", headers=headers) as r:
             assert r.status == 404
     # (the override settled the member at once; its own first verdict follows)
-    await wait_for(lambda: status(service, "edges", "m1") == Status.UP, 2)
+    await wait_for(lambda: status(service, "edges", "m1") == Status.UP)
     assert yaml.safe_load(path.read_text())["overrides"] == []
 
 

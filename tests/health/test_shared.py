@@ -25,7 +25,10 @@ from geodns.steering.health import Status
 from healthcheck.cli import TOKEN_ENV
 from healthcheck.service import HealthService
 
-FAST = {"interval": 0.1, "timeout": 0.08}
+# The checkers are processes of their own, probing members served by this one: on a
+# loaded machine an answer can take a while to be scheduled, which a checker cannot
+# tell from a slow member. A 0.5 s timeout keeps load from voting members down.
+FAST = {"interval": 0.5, "timeout": 0.5}
 CHECKER = str(Path(sys.executable).parent / "healthcheck")
 TOKEN = "shared-admin-token"  # the checkers' and the DNS servers' admin token
 
@@ -83,19 +86,19 @@ async def test_quorum_of_vantage_points(members, checkers, redis_server, tmp_pat
     await service.start()
     try:
         view = service.view_for("shared.example")
-        await wait_for(lambda: service.live_vantages == ["a", "b", "c"], 15)
-        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+        await wait_for(lambda: service.live_vantages == ["a", "b", "c"])
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP)
         # checker c's override file reaches every DNS server through Redis
-        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING, 3)
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING)
 
         m0.fail_vantages = {"a"}  # one vantage point of three cannot reach m0
-        await wait_for(lambda: view.get("edges", "m0").changing, 3)  # the split vote
+        await wait_for(lambda: view.get("edges", "m0").changing)  # the split vote
         for _ in range(50):
             assert view.get("edges", "m0").status == Status.UP
             await asyncio.sleep(0.02)
 
         m0.fail_vantages = {"a", "b"}  # two of three: a quorum
-        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 3)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN)
         assert "2 of 3 vantage points say down" in view.get("edges", "m0").reason
         assert service._checks and all(  # this server's own probes still see it up
             c.health.status == Status.UP for c in service._checks.values() if c.url == m0.url
@@ -111,8 +114,8 @@ async def test_quorum_of_vantage_points(members, checkers, redis_server, tmp_pat
             assert doc["vantage"] == "a" and len(doc["members"]) == 2
 
         b.kill()  # dies without withdrawing: its votes expire with their TTL
-        await wait_for(lambda: service.live_vantages == ["a", "c"], 5)
-        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+        await wait_for(lambda: service.live_vantages == ["a", "c"])
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP)
     finally:
         await service.stop()
 
@@ -127,18 +130,18 @@ async def test_losing_redis_falls_back_to_local_probes(members, checkers, redis_
     await service.start()
     try:
         view = service.view_for("shared.example")
-        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 15)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN)
         assert service.redis_ok
 
         redis_server.stop()
-        await wait_for(lambda: not service.redis_ok, 3)
-        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 3)
+        await wait_for(lambda: not service.redis_ok)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP)
         assert view.get("edges", "m1").status == Status.UP  # answers never went away
         await m1.stop()  # the local probes carry on by themselves
-        await wait_for(lambda: view.get("edges", "m1").status == Status.DOWN, 3)
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DOWN)
 
         redis_server.start()  # Redis comes back on the same port: shared state again
-        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN, 10)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.DOWN)
         assert service.redis_ok
     finally:
         await service.stop()
@@ -172,11 +175,10 @@ async def test_checker_follows_zone_reloads_on_sighup(members, checkers, redis_s
                 return []
 
     async def wait_members(expected: list[str]) -> None:
-        for _ in range(200):
-            if await members_seen() == expected:
-                return
+        deadline = asyncio.get_running_loop().time() + 60  # bounds a hang only
+        while await members_seen() != expected:
+            assert asyncio.get_running_loop().time() < deadline, f"never listed {expected}"
             await asyncio.sleep(0.05)
-        raise AssertionError(f"checker never listed {expected}")
 
     await wait_members(["m0"])
     write_zone(tmp_path / "zones", [m0, m1])
@@ -202,13 +204,13 @@ async def test_overrides_in_redis_need_the_admin_token(members, checkers, redis_
     raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         view = service.view_for("shared.example")
-        await wait_for(lambda: view.get("edges", "m0").status == Status.UP, 15)
+        await wait_for(lambda: view.get("edges", "m0").status == Status.UP)
         forged = json.dumps([{"site": "m0", "state": "down"}])
         raw.hset("{geocdn:health}:vantage:evil", "__overrides__", forged)
         raw.sadd("{geocdn:health}:vantages", "evil")
         (tmp_path / "ov.yaml").write_text("overrides: [{site: m1, state: draining}]\n")
         checkers("c", redis_server.url, "--overrides", str(tmp_path / "ov.yaml"))
-        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING, 15)
+        await wait_for(lambda: view.get("edges", "m1").status == Status.DRAINING)
         signed = raw.hget("{geocdn:health}:vantage:c", "__overrides__")
         raw.hset("{geocdn:health}:vantage:evil", "__overrides__",
                  signed.replace("m1", "m0"))  # tampered

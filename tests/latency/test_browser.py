@@ -44,7 +44,7 @@ async def test_a_page_with_beacon_js_posts_a_beacon(beacon_edge, system_program)
         await redis.aclose()
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_the_dashboard_shows_latency_per_region_and_edge(tmp_path, redis_server,
                                                                system_program) -> None:
     chromium = system_program("chromium", "chromium")

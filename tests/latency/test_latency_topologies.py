@@ -17,7 +17,7 @@ from latency.store import Follower
 from latency.table import FigureTable
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(600)
 async def test_beacons_reach_the_figures(tmp_path, redis_topology) -> None:
     port = free_port()
     config = EdgeConfig(listen=f"127.0.0.1:{port}", cache_dir=tmp_path / "cache",

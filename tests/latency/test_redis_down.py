@@ -23,7 +23,7 @@ async def until(check, seconds: float) -> bool:
     return False
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_no_measurements_then_local_figures_then_geo(tmp_path, redis_server) -> None:
     world = World(scale=0.25, anomalies=[CONGESTED])
     world.cities = tuple(c for c in world.cities if c.name in CITIES)

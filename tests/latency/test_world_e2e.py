@@ -18,7 +18,7 @@ from cdn.world_stack import WorldStack
 CITIES = ("Seoul", "Tokyo", "London", "Paris", "New York")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_answers_move_for_the_anomaly_city_only(tmp_path, redis_server) -> None:
     world = World(scale=0.25, anomalies=[CONGESTED])
     world.cities = tuple(c for c in world.cities if c.name in CITIES)

@@ -61,7 +61,7 @@ def test_cdn_up_prints_the_stack_and_ctrl_c_stops_every_process(tmp_path):
         rest, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert rest.strip().endswith("stopped.")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # bounds a hang only
     while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in children)

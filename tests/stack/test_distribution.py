@@ -18,7 +18,7 @@ from .conftest import ROOT
 
 
 def edge_models(base_url: str) -> dict[str, str]:
-    with urllib.request.urlopen(f"{base_url}/health", timeout=2) as resp:
+    with urllib.request.urlopen(f"{base_url}/health", timeout=30) as resp:
         return json.load(resp)["models"]
 
 
@@ -52,7 +52,7 @@ async def test_a_version_published_to_the_stack_becomes_active_on_the_edges(stac
     site = stack.topology.edge("london")
     # The edge places the ranker by demand: a request makes it load the current version.
     first = await predict(site, 1)
-    wait_for(lambda: "ranker" in edge_models(site.base_url), 15, "london never loaded ranker")
+    wait_for(lambda: "ranker" in edge_models(site.base_url), 120, "london never loaded ranker")
     old = edge_models(site.base_url)["ranker"]
     assert first["model_version"] == old
 
@@ -65,7 +65,7 @@ async def test_a_version_published_to_the_stack_becomes_active_on_the_edges(stac
         assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
     assert "activated" in done.stdout
 
-    wait_for(lambda: edge_models(site.base_url)["ranker"] == "2", 15,
+    wait_for(lambda: edge_models(site.base_url)["ranker"] == "2", 120,
              "london never activated ranker 2")
     assert old != "2"
     assert (await predict(site, 2))["model_version"] == "2"
@@ -93,13 +93,13 @@ async def test_a_restarted_edge_reports_the_version_it_should_serve(stack):
         s.name == "paris" for s in stack.topology.edges) else stack.topology.edges[-1]
     async with EdgeClient(port=site.port) as client:  # held on disk across the restart
         assert (await client.predict(site.address, payload("embedder", 2))).status == 200
-    wait_for(lambda: "embedder" in edge_models(site.base_url), 30,
+    wait_for(lambda: "embedder" in edge_models(site.base_url), 120,
              f"{site.name} never loaded the embedder")
     stack.restart(site.name)
     async with EdgeClient(port=site.port) as client:
         reply = await client.predict(site.address, payload("embedder", 3))
     assert reply.status == 200
-    wait_for(lambda: "embedder" in edge_models(site.base_url), 30,
+    wait_for(lambda: "embedder" in edge_models(site.base_url), 120,
              f"{site.name} never loaded the embedder")
     printed = [cmd for cmd, _ in commands_to_try(stack)]
     rollout = next(c for c in printed if " rollout " in c)
@@ -109,7 +109,7 @@ async def test_a_restarted_edge_reports_the_version_it_should_serve(stack):
                               text=True, timeout=60, cwd=ROOT, check=True)
         return json.loads(done.stdout)["edges"].get(site.name, {}).get("models", {})
 
-    wait_for(lambda: reported().get("embedder", {}).get("active") is not None, 30,
+    wait_for(lambda: reported().get("embedder", {}).get("active") is not None, 120,
              "the restarted edge never reported its embedder")
     embedder = reported()["embedder"]
     assert embedder["desired"] == embedder["active"] is not None
