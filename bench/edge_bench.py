@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +32,9 @@ import urllib.request
 from pathlib import Path
 
 from cdn.processes import stop_process
+from cdn.redis_server import free_port
 from edge.modelgen import make_models
+from wrk_runner import cycle_post, fixed_post, random_post, run_wrk
 
 BARE_SERVER = textwrap.dedent("""
     import asyncio, sys, uvloop
@@ -56,43 +55,6 @@ BARE_SERVER = textwrap.dedent("""
         await asyncio.Event().wait()
     uvloop.run(main())
 """)
-
-FIXED_BODY_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"features": [%s]}'
-"""
-
-CYCLE_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local n = %d
-local i = 0
-request = function()
-  i = (i %% n) + 1
-  local f = {}
-  for j = 1, 32 do f[j] = string.format("%%.3f", ((i * 7919 + j * 104729) %% 1000) / 1000) end
-  return wrk.format(nil, nil, nil, '{"features": [' .. table.concat(f, ",") .. ']}')
-end
-"""
-
-RANDOM_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(os.time() + %d)
-request = function()
-  local f = {}
-  for j = 1, 32 do f[j] = string.format("%%.6f", math.random()) end
-  return wrk.format(nil, nil, nil, '{"features": [' .. table.concat(f, ",") .. ']}')
-end
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_ready(url: str, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
@@ -127,29 +89,6 @@ def start_edge(tmp: Path, name: str, *flags: str) -> tuple[subprocess.Popen, str
     return start([sys.executable, "-m", "edge.cli", "serve", "--listen", "127.0.0.1:{port}",
                   "--models", str(tmp / "models"), "--cache-dir", str(tmp / name),
                   "--capacity", "1024", "--log-level", "WARNING", *flags])
-
-
-def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) of one wrk run."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        if script:
-            f.write(script)
-    if script:
-        cmd[1:1] = ["-s", f.name]
-    if PIN:
-        cmd[:0] = ["taskset", "-c", LOAD_CPU]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    os.unlink(f.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors during the run:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return rps, _percentile(out, "50"), _percentile(out, "99")
-
-
-def _percentile(out: str, p: str) -> float:
-    value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 def post(url: str, body: dict) -> dict:
@@ -194,7 +133,7 @@ def main() -> int:
         single, single_url = start_edge(tmp, "single", "--no-fsync", "--max-batch", "1")
         procs.append(single)
 
-        fixed = ", ".join(str(x) for x in features(1))
+        fixed = json.dumps({"features": features(1)})
         assert post(hits_url + "/predict", {"features": features(1)})["tier"] == "compute"
         assert post(hits_url + "/predict", {"features": features(1)})["tier"] == "l1"
         n_l2 = 2000
@@ -204,11 +143,11 @@ def main() -> int:
         assert post(l2_url + "/predict", {"features": features(5)})["tier"] == "l2"
 
         scenarios = [
-            ("ceiling (bare aiohttp)", bare_url + "/predict", FIXED_BODY_LUA % fixed),
-            ("l1-hit  POST /predict", hits_url + "/predict", FIXED_BODY_LUA % fixed),
-            ("l2-hit  POST /predict", l2_url + "/predict", CYCLE_LUA % n_l2),
-            ("miss, batched (64, 2 ms)", batch_url + "/predict", RANDOM_LUA % 1),
-            ("miss, unbatched", single_url + "/predict", RANDOM_LUA % 2),
+            ("ceiling (bare aiohttp)", bare_url + "/predict", fixed_post(fixed)),
+            ("l1-hit  POST /predict", hits_url + "/predict", fixed_post(fixed)),
+            ("l2-hit  POST /predict", l2_url + "/predict", cycle_post(n_l2)),
+            ("miss, batched (64, 2 ms)", batch_url + "/predict", random_post(1)),
+            ("miss, unbatched", single_url + "/predict", random_post(2)),
             ("artifact GET 64 KB", hits_url + "/models/embedder/1/embeddings.npy", None),
         ]
         layout = "pinned (servers CPU 1, wrk CPU 0)" if PIN else "shared cores"
@@ -222,7 +161,8 @@ def main() -> int:
         runs: dict[str, list] = {name: [] for name, _, _ in scenarios}
         for _ in range(args.runs):  # rounds interleave the scenarios: fair under shared load
             for name, url, script in scenarios:
-                runs[name].append(wrk(url, script, args.seconds, args.connections))
+                runs[name].append(run_wrk(url, script, args.seconds, args.connections,
+                                          LOAD_CPU if PIN else None))
         for name, measured in runs.items():
             rps, p50, p99 = (statistics.median(col) for col in zip(*measured, strict=True))
             results[name] = rps

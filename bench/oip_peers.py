@@ -55,8 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cdn.processes import stop_process
+from cdn.redis_server import free_port
 from edge.modelgen import RANKER_FEATURES, make_models
-from edge_bench import free_port, wrk
+from wrk_runner import fixed_post, random_post, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "run" / "bench" / "oip"
@@ -70,24 +71,9 @@ CONCURRENCY = (1, 16, 64)
 DISTINCT = 40_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-V2_BODY = '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,%d],"data":[%s]}]}'
-FIXED_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '%s'
-"""
-RANDOM_LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-math.randomseed(os.time() + %d)
-request = function()
-  local f = {}
-  for j = 1, %d do f[j] = string.format("%%.6f", math.random()) end
-  return wrk.format(nil, nil, nil,
-    '{"inputs":[{"name":"features","datatype":"FP32","shape":[1,%d],"data":['
-    .. table.concat(f, ",") .. ']}]}')
-end
-"""
+# a V2 inference request of one row of the ranker's features, around the numbers
+V2_AROUND = ('{"inputs":[{"name":"features","datatype":"FP32","shape":[1,'
+             f'{RANKER_FEATURES}],"data":[', "]}]}")
 
 
 # -- tools ---------------------------------------------------------------------------
@@ -271,13 +257,12 @@ def answered(server: Server) -> float | None:
 
 def wrk_case(server: Server, concurrency: int, seconds: int, fixed: bool) -> Figure:
     if fixed:
-        row = ",".join(["0.5"] * RANKER_FEATURES)
-        script = FIXED_LUA % (V2_BODY % (RANKER_FEATURES, row))
+        script = fixed_post(",".join(["0.5"] * RANKER_FEATURES).join(V2_AROUND))
     else:
-        script = RANDOM_LUA % (random.randrange(1 << 30), RANKER_FEATURES, RANKER_FEATURES)
+        script = random_post(random.randrange(1 << 30), RANKER_FEATURES, V2_AROUND)
 
     def run() -> tuple[float, float]:
-        rps, _p50, p99 = wrk(server.infer_url, script, seconds, concurrency)
+        rps, _p50, p99 = run_wrk(server.infer_url, script, seconds, concurrency)
         return rps, p99
     return with_cpu(server, run, seconds)
 

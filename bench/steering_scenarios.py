@@ -1,10 +1,11 @@
 """The steering rework's scenarios (after commit 2db61d9), before and after: which edge
 each client gets.
 
-    .venv/bin/python bench/steering_scenarios.py --before REV [--after REV]
+    .venv/bin/python bench/steering_scenarios.py [--before REV] [--after REV]
 
-Starts `geodns serve` from two revisions of `src/` (each taken with `git archive`;
-`--after` defaults to the working tree) on the same zone: the example pool `edges`
+Starts `geodns serve` from the working tree (or `--after REV`), and with `--before` from
+another revision of `src/` too (each revision taken with `git archive`, so it needs a
+clone that holds it), on the same zone: the example pool `edges`
 with its default chain, no `nets`, and health checking against one small server
 that reports each member's load and hit rate. For each scenario it sets that health
 and load state, waits until both servers report it, asks both through DNS (UDP, ECS
@@ -26,10 +27,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "geo"))
+sys.path.insert(0, str(ROOT / "tests"))  # the geo tests' servers, as the package `geo`
 
-from steering_servers import EXAMPLE, Fleet, Server, State, answer_of, ecs_query  # noqa: E402
-
+from geo.server import Server, ecs_query  # noqa: E402
+from geo.steering_servers import EXAMPLE, Fleet, State, answer_of  # noqa: E402
 from geodns.steering.demo_db import DEMO_CSV  # noqa: E402
 from geodns.steering.distance import haversine_km  # noqa: E402
 
@@ -98,7 +99,7 @@ def describe(got: collections.Counter[str], lat: float, lon: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--before", required=True, help="git revision for the 'before' column")
+    ap.add_argument("--before", help="git revision for a 'before' column (default: none)")
     ap.add_argument("--after", help="git revision for 'after' (default: the working tree)")
     args = ap.parse_args()
     where = cities()
@@ -106,20 +107,22 @@ def main() -> None:
         tmp = Path(tmp_name)
         fleet = Fleet(tmp)
         try:
-            servers = []
-            for rev in (args.before, args.after):
-                src = source_tree(rev, tmp) if rev else ROOT / "src"
-                env = {**os.environ, "PYTHONPATH": str(src)}
-                servers.append(fleet.start(env=env))
-            print(f"| scenario | client | before ({args.before}) | "
-                  f"after ({args.after or 'working tree'}) |")
-            print("|---|---|---|---|")
+            servers, heads = [], []
+            if args.before:
+                servers.append(fleet.start(env={**os.environ, "PYTHONPATH": str(
+                    source_tree(args.before, tmp))}))
+                heads.append(f"before ({args.before})")
+            src = source_tree(args.after, tmp) if args.after else ROOT / "src"
+            servers.append(fleet.start(env={**os.environ, "PYTHONPATH": str(src)}))
+            heads.append(f"after ({args.after or 'working tree'})")
+            print(f"| scenario | client | {' | '.join(heads)} |")
+            print("|---|---|" + "---|" * len(heads))
             for title, state, clients in SCENARIOS:
                 fleet.set_state(state)
                 for city in clients:
                     lat, lon, nets = where[city]
                     cells = [describe(picks(s, nets), lat, lon) for s in servers]
-                    print(f"| {title} | {city} | {cells[0]} | {cells[1]} |", flush=True)
+                    print(f"| {title} | {city} | {' | '.join(cells)} |", flush=True)
         finally:
             fleet.close()
 

@@ -37,7 +37,7 @@ from cdn.stack import (
 from cdn.topology import load_topology
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import format_host_port, host_port_type
-from geocdn.redis_url import redacted
+from geocdn.urls import redacted
 
 hostport = host_port_type()
 
@@ -301,8 +301,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--http", default="127.0.0.1:8053", help="GeoDNS admin/dashboard address")
     up.add_argument("--origin", default="127.0.9.1:8000", help="origin listen address")
     up.add_argument("--geoip", type=Path, help="GeoIP2 City database (default: the demo one)")
-    add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS (default: a random one, "
-                     "written to RUN_DIR/admin-token)")
+    add_token_option(up, "CDN_ADMIN_TOKEN", "of the origin and GeoDNS",
+                     otherwise="a random one, written to RUN_DIR/admin-token")
     up.add_argument("--clean", action="store_true",
                     help="first remove what earlier runs left in RUN_DIR: models (a published "
                     "version 2), caches, the distribution store, overrides, logs")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cdn.processes import StartError, http_ready
-from cdn.stack import STATE_FILE, pid_alive, read_state, set_held
+from cdn.processes import StartError, http_ready, same_process
+from cdn.stack import STATE_FILE, read_state, set_held
 
 
 class Controller(Protocol):
@@ -36,13 +36,15 @@ class StateFileController:
         raise StartError(f"no process named {name!r} in {self.run_dir / STATE_FILE}")
 
     def kill(self, name: str) -> None:
-        """SIGKILL the child, held down first so that `cdn up` does not start it again."""
+        """SIGKILL the child, held down first so that `cdn up` does not start it again
+        (only while its PID still runs the process recorded: else it is down already)."""
         entry = self._entry(read_state(self.run_dir), name)
         set_held(self.run_dir, entry["name"], True)
-        try:
-            os.kill(entry["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if same_process(entry["pid"], entry.get("started")):
+            try:
+                os.kill(entry["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def restart(self, name: str, timeout: float = 120.0) -> None:
         """Let the launcher start the child again, and wait until it answers (a restarted
@@ -56,8 +58,9 @@ class StateFileController:
             else None
         while time.monotonic() < deadline:
             entry = self._entry(read_state(self.run_dir), name)
-            if entry["pid"] != old["pid"] and pid_alive(entry["pid"]) \
-                    and (ready is None or ready()):
+            renewed = entry["pid"] != old["pid"] and same_process(entry["pid"],
+                                                                  entry.get("started"))
+            if renewed and (ready is None or ready()):
                 return
             time.sleep(0.1)
         raise StartError(f"{old['name']} was not running again within {timeout:.0f} s "

@@ -37,6 +37,28 @@ class StartError(CdnError):
     """A child exited or never became ready; the message points at its log."""
 
 
+def process_start(pid: int | None) -> str | None:
+    """Who runs under `pid`: this boot's id and the moment the process started (clock
+    ticks after boot, /proc/PID/stat). A later process that reuses the PID (after a
+    crash or a reboot) does not share it. None when no process has this PID."""
+    if not pid or pid <= 0:
+        return None
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(") ", 1)[1].split()  # after the command name, which may hold ") "
+    if fields[0] == "Z":  # exited, not yet reaped: nothing left to stop
+        return None
+    return f"{boot}:{fields[19]}"  # field 22 of stat: starttime
+
+
+def same_process(pid: int | None, started: str | None) -> bool:
+    """`pid` still runs the process whose `process_start` was recorded as `started`."""
+    return started is not None and process_start(pid) == started
+
+
 def http_ready(url: str, below: int = 500) -> Callable[[], bool]:
     """Ready when `url` answers any HTTP status below `below` (600: any answer at all)."""
 
@@ -63,6 +85,7 @@ class Child:
     where: str = ""  # what it serves, for the launcher's summary
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    started: str | None = None  # process_start of the running PID, for other commands
 
     @property
     def pid(self) -> int | None:
@@ -85,6 +108,7 @@ class Child:
             )
         finally:
             log.close()
+        self.started = process_start(self.proc.pid)  # ours still: not reaped before
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -24,9 +24,10 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from pathlib import Path
 
-from cdn.processes import Child, StartError, http_ready
+from cdn.processes import Child, StartError, http_ready, process_start, same_process
 from cdn.redis_server import RedisServer
 from cdn.topology import Topology, load_topology
 from geocdn.files import write_private
@@ -298,17 +299,28 @@ class Stack:
         }
 
     def wait_all_up(self, timeout: float) -> None:
+        """Until the health checker sees every edge up. Whatever goes wrong while asking
+        (no answer yet, another program's reply, a half-written one) is "not up yet";
+        at the deadline a StartError names what did not come up and its log."""
         deadline = time.monotonic() + timeout
         states: dict[str, str] = {}
+        failure = "no members in the reply"
         while time.monotonic() < deadline:
             try:
                 states = self.member_states()
-            except OSError:
-                states = {}
+            except (OSError, ValueError, LookupError, TypeError, HTTPException) as err:
+                states, failure = {}, f"{type(err).__name__}: {err}"
             if states and all(s == "up" for s in states.values()):
                 return
             time.sleep(0.2)
-        raise StartError(f"edges not all up after {timeout:.0f} s: {states}")
+        if not states:
+            raise StartError(
+                f"geodns's health API (http://{self.config.http}/admin/health) did not "
+                f"report the pool {self.config.pool!r} within {timeout:.0f} s ({failure}); "
+                f"see {self.run_dir / 'logs' / 'geodns.log'}")
+        down = [f"edge-{m} ({s}; see {self.run_dir / 'logs' / f'edge-{m}.log'})"
+                for m, s in sorted(states.items()) if s != "up"]
+        raise StartError(f"not up after {timeout:.0f} s: {', '.join(down)}")
 
     def kill(self, name: str) -> None:
         """SIGKILL one child (an edge dying without goodbye), for failover demos; it is
@@ -350,6 +362,7 @@ class Stack:
         c = self.config
         return {
             "launcher_pid": os.getpid(),
+            "launcher_started": process_start(os.getpid()),
             "zones": str(Path(c.zones).resolve()),
             "pool": c.pool,
             "name": self.topology.steered_name,
@@ -358,10 +371,11 @@ class Stack:
             "origin": c.origin,
             "redis": self.redis_url,
             "redis_pid": self.redis.pid if self.redis else None,
+            "redis_started": process_start(self.redis.pid) if self.redis else None,
             "admin_token": c.admin_token,
             "children": [
-                {"name": ch.name, "pid": ch.pid, "argv": ch.argv, "log": str(ch.log_path),
-                 "where": ch.where, "held": ch.name in self._held}
+                {"name": ch.name, "pid": ch.pid, "started": ch.started, "argv": ch.argv,
+                 "log": str(ch.log_path), "where": ch.where, "held": ch.name in self._held}
                 for ch in self.children
             ],
         }
@@ -423,9 +437,7 @@ def stop_pid(pid: int, grace: float = 5.0) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if process_start(pid) is None:  # gone, or a zombie for its parent to reap
             return
         time.sleep(0.05)
     try:
@@ -452,25 +464,11 @@ def read_state(run_dir: Path) -> dict:
 def running_state(run_dir: Path) -> dict:
     """The state of the stack running from `run_dir`; StartError when none is."""
     state = read_state(run_dir)
-    if not pid_alive(state.get("launcher_pid", 0)):
+    if not same_process(state.get("launcher_pid"), state.get("launcher_started")):
         raise StartError(f"no stack is running (the `cdn up` that wrote "
                          f"{Path(run_dir) / STATE_FILE} is gone; `cdn down` cleans up after "
                          "it); start one with bin/up (or `cdn up`)")
     return state
-
-
-def pid_alive(pid: int) -> bool:
-    """A process with this PID runs (a zombie, exited but not yet reaped, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (ProcessLookupError, FileNotFoundError, IndexError):
-        return False
-    except PermissionError:
-        return True
 
 
 # What `cdn up` writes under its run directory; `cdn up --clean` removes it first.
@@ -503,21 +501,33 @@ def clean_run_dir(run_dir: Path) -> list[Path]:
 
 def stop_stack(run_dir: Path, timeout: float = 120.0) -> str:
     """Stop the stack of `run_dir` from any terminal: its `cdn up` stops what it
-    started; when that launcher is gone, stop the processes it recorded."""
+    started; when that launcher is gone, stop the processes it recorded. A PID is
+    signalled only while it runs the very process recorded (`process_start`): after a
+    crash or a reboot the number may belong to another program, which is left alone."""
     state = read_state(run_dir)
-    launcher = int(state.get("launcher_pid", 0))
+    launcher = int(state.get("launcher_pid") or 0)
     path = Path(run_dir) / STATE_FILE
-    if pid_alive(launcher):
+    started = state.get("launcher_started")
+    if same_process(launcher, started):
         os.kill(launcher, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while pid_alive(launcher) and time.monotonic() < deadline:
+        while same_process(launcher, started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if pid_alive(launcher):
+        if same_process(launcher, started):
             raise StartError(f"cdn up (pid {launcher}) did not stop within {timeout:.0f} s")
         return f"stopped the stack of {run_dir} (cdn up, pid {launcher})"
-    pids = [e["pid"] for e in state.get("children", []) if e.get("pid")]
-    pids += [state["redis_pid"]] if state.get("redis_pid") else []
-    for pid in reversed(pids):
-        stop_pid(pid)
+    recorded = [(e["name"], e["pid"], e.get("started")) for e in state.get("children", [])
+                if e.get("pid")]
+    if state.get("redis_pid"):
+        recorded.append(("redis", state["redis_pid"], state.get("redis_started")))
+    lines, stopped = [], 0
+    for name, pid, started in reversed(recorded):
+        if same_process(pid, started):
+            stop_pid(pid)
+            stopped += 1
+        elif process_start(pid) is not None:
+            lines.append(f"skipped {name} (pid {pid}): that PID now runs another process")
     path.unlink(missing_ok=True)
-    return f"stopped {len(pids)} processes left by a `cdn up` that is gone ({run_dir})"
+    lines.insert(0, f"stopped {stopped} processes left by a `cdn up` that is gone "
+                    f"({run_dir})")
+    return "\n".join(lines)

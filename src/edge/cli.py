@@ -56,10 +56,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--capacity", type=int, help="concurrent requests that count as load 1.0")
     p.add_argument("--max-batch", type=int, help="rows per inference batch (1 = no batching)")
     p.add_argument("--max-queue-delay-ms", type=float, help="longest wait for a batch to fill")
-    add_token_option(p, TOKEN_ENV, "for /admin/* and publishing (else loopback only)")
+    add_token_option(p, TOKEN_ENV, "for /admin/* and publishing",
+                     otherwise="only loopback clients are let in")
     p.add_argument("--dist-store", help="origin: model distribution store folder (/dist/v1)")
     p.add_argument("--oci-registry", help="edges: fetch version files from this OCI "
-                   "registry first, http(s)://HOST:PORT/REPOSITORY (the region's)")
+                   "registry first, http(s)://[USER:PASSWORD@]HOST:PORT/REPOSITORY (the region's; "
+                   "${NAME} in it is an environment variable)")
     p.add_argument("--dist-url", help="edge: origin URL to fetch versions from (default: "
                    "--upstream)")
     p.add_argument("--edge-id", help="name of this node in rollout reports")

@@ -111,7 +111,7 @@ class EdgeConfig:
     dist_url: str | None = None
     # Edges: the OCI registry of this edge's region (http(s)://HOST:PORT/REPOSITORY), where
     # version files are fetched first (`edge publish --oci` pushes them there).
-    oci_registry: str | None = None
+    oci_registry: str | None = dataclasses.field(default=None, repr=False)  # credentials
     edge_id: str | None = None  # name in rollout reports; default <region>-<host>-<port>
     prefetch_threshold: int = 20  # requests per minute that make a model prefetched
     # Edges: run the INT8 variant of versions published with one (smaller, faster, a little

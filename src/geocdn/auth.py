@@ -110,8 +110,10 @@ def read_token(path: str | Path | None, env_var: str) -> str | None:
 
 
 def add_token_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                     env_var: str, what: str) -> None:
-    """Add `--admin-token-file FILE` (help mentions `$env_var`, the other source)."""
+                     env_var: str, what: str, otherwise: str | None = None) -> None:
+    """Add `--admin-token-file FILE`; its help names the one default: `$env_var`, and
+    `otherwise` what happens without either."""
+    without = f"; without either, {otherwise}" if otherwise else ""
     parser.add_argument("--admin-token-file", metavar="FILE", type=Path,
-                        help=f"file holding the admin token {what} (default: ${env_var}; "
-                        "tokens are never given on the command line)")
+                        help=f"file holding the admin token {what} (default: ${env_var}"
+                        f"{without}; tokens are never given on the command line)")

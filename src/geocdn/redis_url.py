@@ -14,8 +14,13 @@ and follow failovers):
 * ``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://``
   for TLS): a Redis Cluster, found from any of the nodes named.
 
+A Sentinel or Cluster URL takes redis-py's connection options in its query, by the
+names and with the parsing a ``redis://`` URL has (``?socket_timeout=2&
+health_check_interval=10``); an option it does not take is an error, never ignored.
+
 A password need not be written on a command line: ``${NAME}`` in a URL is replaced by
-the environment variable NAME (``redis://:${CDN_REDIS_PASSWORD}@127.0.0.1:6379/0``).
+the environment variable NAME (``redis://:${CDN_REDIS_PASSWORD}@127.0.0.1:6379/0``,
+``unix://${XDG_RUNTIME_DIR}/redis.sock``).
 
 Keys that one command or transaction touches together must share a hash slot on a
 cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
@@ -23,18 +28,18 @@ cluster: `slot_tag` makes the ``{tag}`` prefix that pins them to one.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisClusterException, RedisError
 
 from geocdn.hostport import HostPortError, parse_host_port
+from geocdn.urls import UnsetVariable, expand
 
 RedisClient = Redis | RedisCluster
 # What a call raises when Redis, a Sentinel set or a Cluster is unreachable or in the
@@ -64,29 +69,40 @@ class RedisSetting:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
-    sentinel_auth: dict[str, str] = field(default_factory=dict)
+    sentinel_auth: dict[str, str] = field(default_factory=dict, repr=False)
+    options: dict[str, object] = field(default_factory=dict)  # from the URL's query
 
 
-def redacted(url: str) -> str:
-    """`url` for logs and messages: a literal password replaced by `***`."""
-    return re.sub(r"(://[^:/@]*:)(?!\$\{)[^/]*@", r"\1***@", url)
+# The connection options a sentinel or cluster URL may set in its query, read as
+# redis-py reads them from a standalone URL (?socket_timeout=2&health_check_interval=10).
+URL_OPTIONS = ("socket_timeout", "socket_connect_timeout", "socket_keepalive",
+               "retry_on_timeout", "max_connections", "health_check_interval",
+               "ssl_check_hostname", "protocol")
+SENTINEL_AUTH = ("sentinel_username", "sentinel_password")
 
 
-def expand(url: str) -> str:
-    """`url` with each ``${NAME}`` replaced by the environment variable NAME."""
-
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise RedisURLError(f"the Redis URL names ${{{name}}}, which is not set")
-        return quote(os.environ[name], safe="")
-
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, url)
+def url_options(written: str, query: str, allowed: tuple[str, ...]) -> dict[str, object]:
+    """The options of a URL's query, each read by redis-py's own parser for it; an
+    option this kind of URL does not take is an error, not silently ignored."""
+    options: dict[str, object] = {}
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name not in allowed:
+            raise RedisURLError(f"{written!r}: unknown option ?{name}= (this kind of URL "
+                                f"takes {', '.join(allowed)})")
+        parser = URL_QUERY_ARGUMENT_PARSERS.get(name, str)
+        try:
+            options[name] = parser(values[-1])
+        except (TypeError, ValueError):
+            raise RedisURLError(f"{written!r}: ?{name}= has an invalid value") from None
+    return options
 
 
 def parse(written: str) -> RedisSetting:
     """The setting `written` names; errors quote it as written (no expanded password)."""
-    url = expand(written)
+    try:
+        url = expand(written, "the Redis URL")
+    except UnsetVariable as exc:
+        raise RedisURLError(str(exc)) from None
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _STANDALONE:
         return RedisSetting("standalone", url)
@@ -104,14 +120,15 @@ def parse(written: str) -> RedisSetting:
         raise RedisURLError(f"{written!r}: {exc}") from None
     if not nodes:
         raise RedisURLError(f"{written!r}: name at least one host:port")
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    tls = scheme.startswith("rediss")
     cluster = RedisSetting("cluster", url, nodes, username=unquote(username) or None,
-                           password=unquote(password) or None, tls=scheme.startswith("rediss"))
+                           password=unquote(password) or None, tls=tls)
     path = [p for p in parts.path.split("/") if p]
     if scheme in _CLUSTER:
-        if path:
+        options = url_options(written, parts.query, ("db", *URL_OPTIONS))
+        if path or options.pop("db", 0) != 0:
             raise RedisURLError(f"{written!r}: a cluster has only database 0; drop the path")
-        return cluster
+        return replace(cluster, options=options)
     if not path or len(path) > 2:
         raise RedisURLError(f"{written!r}: give the Sentinel service name as the path "
                             "(redis+sentinel://host:port/SERVICE[/DB])")
@@ -119,9 +136,12 @@ def parse(written: str) -> RedisSetting:
         db = int(path[1]) if len(path) == 2 else 0
     except ValueError:
         raise RedisURLError(f"{written!r}: the database must be a number") from None
-    auth = {k.removeprefix("sentinel_"): v for k, v in query.items()
-            if k in ("sentinel_username", "sentinel_password")}
-    return replace(cluster, kind="sentinel", service=path[0], db=db, sentinel_auth=auth)
+    options = url_options(written, parts.query, ("db", *URL_OPTIONS, *SENTINEL_AUTH))
+    db = int(str(options.pop("db", db)))
+    auth = {k.removeprefix("sentinel_"): str(options.pop(k)) for k in SENTINEL_AUTH
+            if k in options}
+    return replace(cluster, kind="sentinel", service=path[0], db=db, sentinel_auth=auth,
+                   options=options)
 
 
 def connect(url: str, **options: Any) -> RedisClient:
@@ -132,6 +152,7 @@ def connect(url: str, **options: Any) -> RedisClient:
         return Redis.from_url(setting.url, **options)
     auth: dict[str, Any] = {"username": setting.username, "password": setting.password,
                             "ssl": setting.tls}
+    options = options | setting.options  # the URL's own options win, as for redis://
     if setting.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in setting.nodes]
         return RedisCluster(startup_nodes=nodes, **auth, **options)

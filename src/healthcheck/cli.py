@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from geocdn.auth import TokenError, add_token_option, read_token
 from geocdn.hostport import host_port_type
-from geocdn.redis_url import redacted
+from geocdn.urls import redacted
 from healthcheck.admin import add_health_routes
 from healthcheck.service import HealthService
 from healthcheck.zonefiles import ZoneProblems, load_pools

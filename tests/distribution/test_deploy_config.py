@@ -62,7 +62,10 @@ class Place:
 
     def localize(self, text: str, listen: str) -> str:
         grpc = self.grpc.setdefault(listen, f"127.0.0.1:{free_port()}")
-        return (text.replace("redis://redis:6379", self.redis)
+        # the k8s files' Redis requires a password (tests/stack/test_deploy_files.py
+        # runs it); the Redis here does not
+        return (text.replace("redis://:${CDN_REDIS_PASSWORD}@redis:6379", self.redis)
+                .replace("redis://redis:6379", self.redis)
                 .replace("http://origin:8000", f"http://{self.origin}")
                 .replace("0.0.0.0:8000", listen)
                 .replace("0.0.0.0:8001", grpc)

@@ -25,21 +25,24 @@ from cdn.redis_server import free_port
 from edge.app import build_app
 from edge.config import EdgeConfig
 from edge.distribution.blobs import sha256_file
+from edge.distribution.oci import Registry, RegistryError
 from edge.modelgen import write_ranker
 
 EDGE = str(Path(sys.executable).parent / "edge")
 
 
 class RegistryServer:
-    def __init__(self, binary: str, root: Path) -> None:
+    def __init__(self, binary: str, root: Path, htpasswd: Path | None = None) -> None:
         self.port = free_port()
         self.root = root
         root.mkdir(parents=True)
         self.log = root / "registry.log"
+        auth = f"auth:\n  htpasswd:\n    realm: geocdn-test\n    path: {htpasswd}\n" \
+            if htpasswd else ""
         (root / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: info\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n")
+            f"http:\n  addr: 127.0.0.1:{self.port}\n" + auth)
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen([binary, "serve", str(root / "config.yml")],
                                          stdout=log, stderr=subprocess.STDOUT)
@@ -60,15 +63,35 @@ class RegistryServer:
                 / hexdigest[:2] / hexdigest / "data")
 
 
-@pytest.fixture
-def registry(system_program, tmp_path) -> Iterator[RegistryServer]:
-    server = RegistryServer(system_program("docker-registry", "docker-registry"),
-                            tmp_path / "registry")
+def started(server: RegistryServer) -> RegistryServer:
     deadline = time.monotonic() + 30
     while "listening on" not in server.log.read_text():
         assert server.proc.poll() is None, server.log.read_text()
         assert time.monotonic() < deadline, "the registry did not start"
         time.sleep(0.05)
+    return server
+
+
+@pytest.fixture
+def registry(system_program, tmp_path) -> Iterator[RegistryServer]:
+    server = started(RegistryServer(system_program("docker-registry", "docker-registry"),
+                                    tmp_path / "registry"))
+    yield server
+    stop_process(server.proc, grace=5)
+
+
+PASSWORD = "p@ss w/rd:%"  # every character a URL treats specially
+
+
+@pytest.fixture
+def private_registry(system_program, tmp_path) -> Iterator[RegistryServer]:
+    """A registry that requires a user and password (htpasswd, bcrypt, as Apache's
+    htpasswd writes it)."""
+    out = subprocess.run([system_program("htpasswd", "apache2-utils"), "-Bbn", "ci",
+                          PASSWORD], capture_output=True, text=True, check=True)
+    (tmp_path / "htpasswd").write_text(out.stdout)
+    server = started(RegistryServer(system_program("docker-registry", "docker-registry"),
+                                    tmp_path / "registry", htpasswd=tmp_path / "htpasswd"))
     yield server
     stop_process(server.proc, grace=5)
 
@@ -170,3 +193,41 @@ async def test_versions_travel_through_the_registry(registry, redis_server, tmp_
     finally:
         await edge_runner.cleanup()
         await origin_runner.cleanup()
+
+
+def test_a_registry_that_requires_a_password(private_registry, tmp_path, monkeypatch):
+    """Credentials in the URL (a password from the environment) reach the registry as
+    its authentication, never its host, a repr or a message; without them, or with a
+    wrong one, nothing is pushed or read."""
+    weights = write_ranker(tmp_path / "v1", "1", seed=0)
+    config = weights.parent / "config.json"
+    address = f"127.0.0.1:{private_registry.port}"
+    monkeypatch.setenv("GEOCDN_TEST_OCI_PASSWORD", PASSWORD)
+    registry = Registry.parse(f"http://ci:${{GEOCDN_TEST_OCI_PASSWORD}}@{address}/geocdn/m")
+    assert (registry.host, registry.username, registry.password) == (address, "ci", PASSWORD)
+    assert PASSWORD not in repr(registry) and "ci" not in repr(registry)
+
+    for who, words in (("", "requires a user and password"),
+                       ("ci:wrong@", "UNAUTHORIZED|HTTP 401")):
+        outsider = Registry.parse(f"http://{who}{address}/geocdn/m")
+        with pytest.raises(RegistryError, match=words) as err:
+            outsider.push("ranker", "1", weights, config)
+        assert "wrong" not in str(err.value)
+    assert private_registry.requests("PUT", sha256_file(weights)) == 0
+
+    assert registry.push("ranker", "1", weights, config) == f"{address}/geocdn/m:ranker-1"
+    assert private_registry.requests("PUT", sha256_file(weights)) == 1
+    assert registry.blob(sha256_file(weights), 10**8) == weights.read_bytes()
+    with pytest.raises(RegistryError):
+        Registry.parse(f"http://{address}/geocdn/m").blob(sha256_file(weights), 10**8)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("http://ci:s3cret@127.0.0.1:1", "'http://ci:***@127.0.0.1:1': name a registry"),
+    ("http://ci@127.0.0.1:1/m", "name a registry as http(s)://[USER:PASSWORD@]HOST"),
+    ("http://ci:${GEOCDN_TEST_UNSET}@127.0.0.1:1/m", "names ${GEOCDN_TEST_UNSET}, which is"),
+])
+def test_bad_registry_urls_say_what_is_wrong_without_the_password(url, words):
+    with pytest.raises(RegistryError) as err:
+        Registry.parse(url)
+    assert words in str(err.value) and "s3cret" not in str(err.value)

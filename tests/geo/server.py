@@ -1,12 +1,16 @@
-"""A real `geodns serve` process on loopback for the end-to-end geo tests."""
+"""A real `geodns serve` process on loopback, for every geo test that needs one: started
+on free ports, asked over DNS (`ask`, or `query` with a message of `ecs_query`) and over
+its admin HTTP API (`http`, with the admin token)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,16 @@ ADMIN_TOKEN = "test-admin-token"  # the servers' $GEODNS_ADMIN_TOKEN
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+def ecs_query(name: str, rdtype: str = "A", ecs: str | None = None,
+              options: list[dns.edns.Option] | None = None) -> dns.message.Message:
+    """A query for `name`, with an EDNS Client Subnet option when `ecs` is given."""
+    opts = list(options or [])
+    if ecs is not None:
+        address, prefix = ecs.split("/")
+        opts.append(dns.edns.ECSOption(address, int(prefix)))
+    return dns.message.make_query(name, rdtype, use_edns=0, options=opts)
+
+
 @dataclass
 class Server:
     proc: subprocess.Popen
@@ -32,19 +46,34 @@ class Server:
     log: Path
 
     @property
-    def http(self) -> str:
+    def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def query(self, name: str, rdtype: str = "A", ecs: str | None = None, source: str | None = None,
-              tcp: bool = False, options: list | None = None, timeout: float = 60
-              ) -> dns.message.Message:
-        opts = list(options or [])
-        if ecs is not None:
-            addr, plen = ecs.split("/")
-            opts.append(dns.edns.ECSOption(addr, int(plen)))
-        q = dns.message.make_query(name, rdtype, use_edns=0, options=opts)
-        send = dns.query.tcp if tcp else dns.query.udp
-        return send(q, "127.0.0.1", port=self.port, timeout=timeout, source=source)
+    def query(self, msg: dns.message.Message, tcp: bool = False,
+              source: str | None = None) -> dns.message.Message:
+        for _ in range(5):  # a loaded machine may drop a UDP datagram: ask again
+            try:
+                if tcp:
+                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=30,
+                                         source=source)
+                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=30,
+                                     source=source)
+            except dns.exception.Timeout:
+                continue
+        raise AssertionError(f"no answer from geodns on port {self.port}")
+
+    def ask(self, name: str, rdtype: str = "A", ecs: str | None = None,
+            source: str | None = None, tcp: bool = False,
+            options: list[dns.edns.Option] | None = None) -> dns.message.Message:
+        return self.query(ecs_query(name, rdtype, ecs, options), tcp=tcp, source=source)
+
+    def http(self, method: str, path: str, body: object = None) -> object:
+        """The admin API's JSON answer to `method path` (with the admin token)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={**ADMIN, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -84,13 +113,14 @@ nets:
 """
 
 
-def start(zones: Path, tmp: Path, *args: str) -> Server:
+def start(zones: Path, tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    """`geodns serve --zones ZONES ARGS...` on free ports (`env`: its environment, default
+    ours), once it answers DNS (its zones are loaded before it listens)."""
     port, http_port = free_port(), free_port()
     log = tmp / f"geodns-{port}.log"
     cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
-           *args]
-    env = {**os.environ, "GEODNS_ADMIN_TOKEN": ADMIN_TOKEN}
+           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}", *args]
+    env = {**(os.environ if env is None else env), "GEODNS_ADMIN_TOKEN": ADMIN_TOKEN}
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
                             env=env)
     server = Server(proc, port, http_port, log)
@@ -99,7 +129,8 @@ def start(zones: Path, tmp: Path, *args: str) -> Server:
         if proc.poll() is not None:
             raise RuntimeError(f"geodns exited: {log.read_text()}")
         try:  # (a datagram sent before the server listens is lost: ask again soon)
-            server.query("www.cdn.example", timeout=1)
+            dns.query.udp(dns.message.make_query(".", "SOA"), "127.0.0.1", port=port,
+                          timeout=1)  # any answer (REFUSED: not our zone) will do
             return server
         except (dns.exception.Timeout, OSError):
             time.sleep(0.1)

@@ -1,5 +1,5 @@
-"""Real `geodns serve` processes with health checking, in a health and load state the
-test sets, for the steering consistency tests.
+"""A fleet of `geodns serve` processes (started by `server.start`) with health checking,
+in a health and load state the test sets, for the steering consistency tests.
 
 The members' health documents come from one small HTTP server (`HealthDocs`) whose
 answers the test changes (load); states come from the override file that every server
@@ -14,30 +14,22 @@ a second pool behind a strict continent fence, and `www`, a CNAME to the pool-bo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dns.edns
-import dns.exception
 import dns.message
-import dns.query
 import dns.rcode
 import yaml
 
-from cdn.processes import stop_process
-from cdn.redis_server import free_port
+from .conftest import EXAMPLE_ZONE
+from .server import Server, start
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = yaml.safe_load((ROOT / "zones" / "cdn.example.yaml").read_text())
+EXAMPLE = yaml.safe_load(EXAMPLE_ZONE.read_text())
 MEMBERS = [m["name"] for m in EXAMPLE["pools"]["edges"]["members"]]
-TOKEN = "steering-test-token"
 
 
 class HealthDocs:
@@ -95,67 +87,6 @@ def write_zones(directory: Path, docs: HealthDocs) -> None:
         (directory / f"{doc['zone']}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    port: int
-    http_port: int
-    log: Path
-
-    def query(self, msg: dns.message.Message, tcp: bool = False,
-              source: str | None = None) -> dns.message.Message:
-        for _ in range(5):  # a loaded machine may drop a UDP datagram: ask again
-            try:
-                if tcp:
-                    return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=30,
-                                         source=source)
-                return dns.query.udp(msg, "127.0.0.1", port=self.port, timeout=30,
-                                     source=source)
-            except dns.exception.Timeout:
-                continue
-        raise AssertionError(f"no answer from geodns on port {self.port}")
-
-    def http(self, method: str, path: str, body: object = None) -> object:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data,
-                                     method=method)
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-def start_server(zones: Path, overrides: Path, tmp: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> Server:
-    """`geodns serve` on free ports (`env`: its environment, default ours)."""
-    port, http_port = free_port(), free_port()
-    log = tmp / f"geodns-{port}.log"
-    cmd = [sys.executable, "-m", "geodns.cli", "serve", "--zones", str(zones),
-           "--listen", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http_port}",
-           "--overrides", str(overrides), *extra]
-    env = {**(os.environ if env is None else env), "GEODNS_ADMIN_TOKEN": TOKEN}
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=ROOT,
-                            env=env)
-    server = Server(proc, port, http_port, log)
-    deadline = time.monotonic() + 120  # a loaded machine starts it slowly
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"geodns exited: {log.read_text()}")
-        try:
-            r = dns.query.udp(dns.message.make_query("edge.plain.example", "A"), "127.0.0.1",
-                              port=port, timeout=1)
-            if r.rcode() == dns.rcode.NOERROR:
-                return server
-        except (dns.exception.Timeout, OSError):
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"geodns did not answer: {log.read_text()}")
-
-
 @dataclass(frozen=True)
 class State:
     """A health and load state: member loads and hit rates (`idle` and `hit_rate` for
@@ -186,6 +117,7 @@ class Fleet:
     tmp: Path
     docs: HealthDocs = field(default_factory=HealthDocs)
     servers: list[Server] = field(default_factory=list)
+    state: State = STATES[0]  # what the documents and the override file say now
 
     def __post_init__(self) -> None:
         self.zones = self.tmp / "zones"
@@ -194,11 +126,15 @@ class Fleet:
         self.overrides.write_text("overrides: []\n")
 
     def start(self, *extra: str, env: dict[str, str] | None = None) -> Server:
-        server = start_server(self.zones, self.overrides, self.tmp, *extra, env=env)
+        """One more server of the fleet, once its health view shows the fleet's state."""
+        server = start(self.zones, self.tmp, "--overrides", str(self.overrides), *extra,
+                       env=env)
         self.servers.append(server)
+        wait_state(server, self.state)
         return server
 
     def set_state(self, state: State) -> None:
+        self.state = state
         self.docs.loads = {m: state.load(m) for m in MEMBERS}
         self.docs.hit_rates = {m: state.hit_rates.get(m, state.hit_rate) for m in MEMBERS}
         entries = [{"site": m, "state": s} for m, s in state.forced.items()]
@@ -233,14 +169,6 @@ def wait_state(server: Server, state: State, timeout: float = 120.0) -> None:
 
 def generation(server: Server) -> int:
     return server.http("GET", "/admin/health")["generation"]  # type: ignore[index]
-
-
-def ecs_query(name: str, rdtype: str, ecs: str | None) -> dns.message.Message:
-    options = []
-    if ecs is not None:
-        address, prefix = ecs.split("/")
-        options = [dns.edns.ECSOption(address, int(prefix))]
-    return dns.message.make_query(name, rdtype, use_edns=0, options=options)
 
 
 def answer_of(r: dns.message.Message) -> tuple[str, tuple[str, ...]]:

@@ -44,13 +44,13 @@ def scope(resp) -> int | None:
                                   "Frankfurt", "Singapore", "Buenos Aires"])
 def test_ecs_clients_in_each_city(geo_server, city, tcp):
     v4, v6, member = CITY_ECS[city]
-    r = geo_server.query("edge.cdn.example", "A", ecs=v4, tcp=tcp)
+    r = geo_server.ask("edge.cdn.example", "A", ecs=v4, tcp=tcp)
     assert dns.rcode.to_text(r.rcode()) == "NOERROR"
     assert members(r) == [member]
     assert scope(r) == 24  # the demo DB's 198.18.N.0/24 networks
-    r6 = geo_server.query("edge.cdn.example", "A", ecs=v6, tcp=tcp)
+    r6 = geo_server.ask("edge.cdn.example", "A", ecs=v6, tcp=tcp)
     assert members(r6) == [member] and scope(r6) == 48  # the /48 of the database
-    aaaa = geo_server.query("edge.cdn.example", "AAAA", ecs=v4, tcp=tcp)
+    aaaa = geo_server.ask("edge.cdn.example", "AAAA", ecs=v4, tcp=tcp)
     assert [rd.address for rs in aaaa.answer for rd in rs][0].startswith("2001:db8:e0::")
     assert aaaa.answer[0].ttl == 30
 
@@ -59,19 +59,19 @@ def test_ecs_clients_in_each_city(geo_server, city, tcp):
                                             ("127.0.4.1", "virginia"), ("127.0.6.1", "saopaulo"),
                                             ("127.0.7.1", "sydney")])
 def test_source_address_clients_through_nets_overrides(geo_server, source, member):
-    assert members(geo_server.query("edge.cdn.example", source=source)) == [member]
-    assert members(geo_server.query("edge.cdn.example", source=source, tcp=True)) == [member]
+    assert members(geo_server.ask("edge.cdn.example", source=source)) == [member]
+    assert members(geo_server.ask("edge.cdn.example", source=source, tcp=True)) == [member]
 
 
 def test_scope_follows_the_database_network(geo_server):
-    r = geo_server.query("edge.cdn.example", ecs="126.0.77.0/24")  # inside Tokyo's /16
+    r = geo_server.ask("edge.cdn.example", ecs="126.0.77.0/24")  # inside Tokyo's /16
     assert members(r) == ["tokyo"] and scope(r) == 16
 
 
 def test_static_and_negative_answers_have_scope_zero(geo_server):
-    r = geo_server.query("www.cdn.example", ecs="198.18.1.0/24")
+    r = geo_server.ask("www.cdn.example", ecs="198.18.1.0/24")
     assert scope(r) == 0 and r.answer
-    r = geo_server.query("nope.cdn.example", ecs="198.18.1.0/24")
+    r = geo_server.ask("nope.cdn.example", ecs="198.18.1.0/24")
     assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN" and scope(r) == 0
 
 
@@ -82,24 +82,24 @@ def test_static_and_negative_answers_have_scope_zero(geo_server):
     bytes([0, 1, 24, 0, 198, 18]),  # too few address octets for /24
 ], ids=["prefix-too-long", "host-bits", "family", "short"])
 def test_malformed_ecs_is_formerr(geo_server, payload):
-    r = geo_server.query("edge.cdn.example", options=[dns.edns.GenericOption(8, payload)])
+    r = geo_server.ask("edge.cdn.example", options=[dns.edns.GenericOption(8, payload)])
     assert dns.rcode.to_text(r.rcode()) == "FORMERR"
-    assert members(geo_server.query("edge.cdn.example", ecs="198.18.1.0/24")) == ["tokyo"]
+    assert members(geo_server.ask("edge.cdn.example", ecs="198.18.1.0/24")) == ["tokyo"]
 
 
 def test_answers_that_depend_on_the_resolver_are_cached_per_resolver(geo_server):
     # ECS says only "United States" (a country centroid, 1000 km): nearest is virginia.
     # A resolver in Los Angeles refines it to oregon; one in Frankfurt does not agree.
     for _ in range(3):  # again and again: the server's caches must keep them apart
-        la = geo_server.query("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.9.1")
-        fra = geo_server.query("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.0.1")
+        la = geo_server.ask("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.9.1")
+        fra = geo_server.ask("edge.coasts.test", ecs="198.18.101.0/24", source="127.0.0.1")
         assert [rd.address for rs in la.answer for rd in rs] == ["192.0.2.2"]
         assert [rd.address for rs in fra.answer for rd in rs] == ["192.0.2.1"]
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_explain_through_dns_as_txt(geo_server, tcp):
-    r = geo_server.query("_explain.edge.cdn.example", "TXT", ecs="198.18.5.0/24", tcp=tcp)
+    r = geo_server.ask("_explain.edge.cdn.example", "TXT", ecs="198.18.5.0/24", tcp=tcp)
     if not tcp:  # the explanation outgrows a UDP answer: truncated, as dig then retries
         assert r.flags & dns.flags.TC
         return
@@ -108,7 +108,7 @@ def test_explain_through_dns_as_txt(geo_server, tcp):
     assert "São Paulo" in text and "ECS scope /24" in text
     assert r.answer[0].ttl == 0 and scope(r) == 24
     # Only pool-bound names are explained; other _explain names are ordinary names.
-    r = geo_server.query("_explain.www.cdn.example", "TXT", tcp=True)
+    r = geo_server.ask("_explain.www.cdn.example", "TXT", tcp=True)
     assert dns.rcode.to_text(r.rcode()) == "NXDOMAIN"
 
 
@@ -117,7 +117,7 @@ def test_explain_txt_only_for_the_configured_networks(geo_server, tcp):
     # --explain-from 127.0.0.0/24: a client elsewhere sees no such name, before and
     # after an allowed client asked (the answers are cached per source network).
     for source, allowed in (("127.0.3.1", False), ("127.0.0.1", True), ("127.0.3.1", False)):
-        r = geo_server.query("_explain.edge.cdn.example", "TXT", source=source, tcp=tcp,
+        r = geo_server.ask("_explain.edge.cdn.example", "TXT", source=source, tcp=tcp,
                              ecs="198.18.5.0/24")
         if allowed:
             assert dns.rcode.to_text(r.rcode()) == "NOERROR"
@@ -128,7 +128,7 @@ def test_explain_txt_only_for_the_configured_networks(geo_server, tcp):
 
 async def test_admin_explain_is_the_same_decision(geo_server):
     async with aiohttp.ClientSession() as http:
-        url = f"{geo_server.http}/admin/explain"
+        url = f"{geo_server.url}/admin/explain"
         params = {"name": "edge.cdn.example", "ecs": "198.18.5.0/24"}
         async with http.get(url, params=params) as resp:
             assert resp.status == 200
@@ -142,7 +142,7 @@ async def test_admin_explain_is_the_same_decision(geo_server):
 
 
 async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
-    assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["mumbai"]
+    assert members(geo_server.ask("edge.cdn.example", ecs="198.18.9.0/24")) == ["mumbai"]
     moved = tmp_path / "moved.csv"  # Singapore's test network moves to Sydney
     moved.write_text(DEMO_CSV.read_text().replace(
         "198.18.9.0/24,Singapore,SG,Singapore,AS,1.3521,103.8198",
@@ -151,39 +151,39 @@ async def test_geoip_database_is_reloaded_with_the_zones(geo_server, tmp_path):
     shutil.copy(tmp_path / "new.mmdb", geo_server.db.with_suffix(".tmp"))
     geo_server.db.with_suffix(".tmp").replace(geo_server.db)  # atomic, like geoipupdate
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
+        async with http.post(f"{geo_server.url}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 200
-    assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
+    assert members(geo_server.ask("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
     # A broken file on reload: the previous database keeps serving, and the reload's
     # answer, the log and the metrics say so, as for a bad zone file.
     (tmp_path / "garbage").write_bytes(b"garbage")
     (tmp_path / "garbage").replace(geo_server.db)
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
+        async with http.post(f"{geo_server.url}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 422
             body = await resp.json()
-        async with http.get(f"{geo_server.http}/metrics") as resp:
+        async with http.get(f"{geo_server.url}/metrics") as resp:
             text = await resp.text()
     assert not body["ok"] and body["zones"]["cdn.example."] > 0
     assert len(body["errors"]) == 1 and "GeoIP reload failed" in body["errors"][0]
     assert str(geo_server.db) in body["errors"][0]
     assert 'geodns_reloads_total{result="failed"} 1.0' in text
     assert "geodns_last_reload_success 0.0" in text
-    assert members(geo_server.query("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
+    assert members(geo_server.ask("edge.cdn.example", ecs="198.18.9.0/24")) == ["sydney"]
     assert "GeoIP reload failed" in geo_server.log.read_text()
     # A good file again: the next reload succeeds.
     shutil.copy(tmp_path / "new.mmdb", geo_server.db)
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{geo_server.http}/admin/reload", headers=ADMIN) as resp:
+        async with http.post(f"{geo_server.url}/admin/reload", headers=ADMIN) as resp:
             assert resp.status == 200 and (await resp.json())["errors"] == []
 
 
 def test_cname_chain_under_ecs_scopes_only_the_client_dependent_link(geo_server):
     # `chain` is a static CNAME to the pool-bound `edge` (example_zones adds it).
-    r = geo_server.query("chain.cdn.example", "A", ecs="198.18.5.0/24")
+    r = geo_server.ask("chain.cdn.example", "A", ecs="198.18.5.0/24")
     assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME]  # the static link only
     assert scope(r) == 0  # ...cached for every client
-    r = geo_server.query("edge.cdn.example", "A", ecs="198.18.5.0/24")
+    r = geo_server.ask("edge.cdn.example", "A", ecs="198.18.5.0/24")
     assert members(r) == ["saopaulo"] and scope(r) == 24  # the resolver's next question
-    r = geo_server.query("chain.cdn.example", "A")  # without ECS: the whole chain
+    r = geo_server.ask("chain.cdn.example", "A")  # without ECS: the whole chain
     assert [rs.rdtype for rs in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]

@@ -12,15 +12,9 @@ import dns.rcode
 import pytest
 import yaml
 
-from .steering_servers import (
-    ROOT,
-    STATES,
-    Fleet,
-    answer_of,
-    ecs_query,
-    generation,
-    start_server,
-)
+from .conftest import ROOT
+from .server import ecs_query, start
+from .steering_servers import STATES, Fleet, answer_of, generation
 
 CLIENTS = ([f"198.18.{n}.0/24" for n in range(1, 14)] + [f"2001:db8:{n:x}::/56" for n in (1, 6, 9)]
            + ["10.1.2.0/24", "100.64.3.0/24", "fd00:1::/56", "203.0.113.0/24",
@@ -117,11 +111,8 @@ def test_explain_in_the_settle_window_says_servfail(tmp_path):
     (zones / "settle.example.yaml").write_text(yaml.safe_dump(doc))
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text("overrides: []\n")
-    # start_server waits for edge.plain.example; here the zone is another one
-    (zones / "plain.example.yaml").write_text(yaml.safe_dump({
-        "zone": "plain.example", "soa": doc["soa"],
-        "records": {"@": {"NS": ["ns1"]}, "ns1": {"A": "127.0.0.1"}, "edge": {"A": "192.0.2.9"}}}))
-    server = start_server(zones, overrides, tmp_path, "--explain-from", "127.0.0.0/24")
+    server = start(zones, tmp_path, "--overrides", str(overrides),
+                   "--explain-from", "127.0.0.0/24")
     try:
         for ecs in ("198.18.1.0/24", None):
             assert dns_addresses(server, "edge.settle.example", ecs) == ["SERVFAIL"]

@@ -25,15 +25,15 @@ def server(tmp_path, geodb):
 
 
 def tokyo(server) -> list[str]:
-    r = server.query("edge.cdn.example", ecs=CITY_ECS["Tokyo"][0])
+    r = server.ask("edge.cdn.example", ecs=CITY_ECS["Tokyo"][0])
     return [EDGE_BY_V4.get(rd.address, rd.address) for rrset in r.answer for rd in rrset]
 
 
 async def reload(server) -> tuple[int, dict, str]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.http}/admin/reload", headers=ADMIN) as resp:
+        async with http.post(f"{server.url}/admin/reload", headers=ADMIN) as resp:
             status, body = resp.status, await resp.json()
-        async with http.get(f"{server.http}/metrics") as resp:
+        async with http.get(f"{server.url}/metrics") as resp:
             return status, body, await resp.text()
 
 

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .steering_servers import STATES, Fleet, answer_of, ecs_query, scope_of, wait_state
+from .server import ecs_query
+from .steering_servers import STATES, Fleet, answer_of, scope_of, wait_state
 
 CITY_V4 = [f"198.18.{n}.0/24" for n in range(1, 14)]
 CITY_V6 = [f"2001:db8:{n:x}::/56" for n in range(1, 14)]

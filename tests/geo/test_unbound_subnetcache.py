@@ -27,7 +27,8 @@ from cdn.processes import stop_process
 from cdn.redis_server import free_port
 from geodns.steering.demo_db import DEMO_CSV
 
-from .steering_servers import STATES, Fleet, ecs_query
+from .server import ecs_query
+from .steering_servers import STATES, Fleet
 
 NAMES = [("edge.plain.example", "A"), ("edge.plain.example", "AAAA"),
          ("edge.nets.example", "A"), ("fenced.plain.example", "A"), ("www.plain.example", "A")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -134,3 +136,22 @@ def test_tokens_come_from_a_file_or_the_environment(tmp_path: Path, monkeypatch)
         read_token(f, "X_TOKEN")
     with pytest.raises(TokenError, match="cannot read"):
         read_token(tmp_path / "missing", "X_TOKEN")
+
+
+@pytest.mark.parametrize("program, otherwise", [
+    ("cdn", "without either, a random one, written to RUN_DIR/admin-token"),
+    ("edge", "without either, only loopback clients are let in"),
+    ("geodns", None), ("healthcheck", None),
+])
+def test_every_token_option_names_one_default(program, otherwise):
+    """--help of each program: the token file's one default is the environment
+    variable, then what happens without either, never a second "default"."""
+    argv = {"cdn": ["up"], "edge": ["serve"], "geodns": ["serve"]}.get(program, [])
+    out = subprocess.run([str(Path(sys.executable).parent / program), *argv, "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())  # the help's lines joined again
+    line = text.split("--admin-token-file FILE ")[-1].split(" --")[0]
+    assert line.count("default") == 1, line
+    if otherwise:
+        assert otherwise in line, line

@@ -4,9 +4,13 @@ user of Redis in the project)."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import pytest
 import redis
 
+from cdn.processes import stop_process
 from cdn.redis_server import RedisServer
 from edge.cache.redis_l1 import RedisL1
 from edge.distribution.events import Event, EventStream, connect_stream
@@ -34,10 +38,57 @@ def test_the_three_forms():
     ("redis+cluster://h:7000/1", "database 0"),
     ("redis+cluster://h:port", "HOST:PORT"),
     ("redis://:${GEOCDN_TEST_UNSET}@h:6379/0", "GEOCDN_TEST_UNSET"),
+    ("redis+cluster://h:7000?db=2", "database 0"),
+    ("redis+cluster://h:7000?socket_timout=2", r"unknown option \?socket_timout="),
+    ("redis+cluster://h:7000?sentinel_password=x", r"unknown option \?sentinel_password="),
+    ("redis+sentinel://h/svc?socket_timeout=soon", r"\?socket_timeout= has an invalid"),
 ])
 def test_bad_settings_say_what_is_wrong(url, words):
     with pytest.raises(RedisURLError, match=words):
         parse(url)
+
+
+def test_sentinel_and_cluster_urls_apply_their_query_options():
+    c = parse("redis+cluster://:pw@c1:7000?socket_timeout=0.5&health_check_interval=10"
+              "&retry_on_timeout=yes")
+    assert c.options == {"socket_timeout": 0.5, "health_check_interval": 10,
+                         "retry_on_timeout": True}
+    s = parse("redis+sentinel://h/svc?db=3&sentinel_password=sp&socket_connect_timeout=1")
+    assert (s.db, s.sentinel_auth, s.options) == (3, {"password": "sp"},
+                                                  {"socket_connect_timeout": 1.0})
+    assert "sp" not in repr(s) and "pw" not in repr(c)
+
+
+async def test_query_options_reach_every_connection(redis_topology):
+    """?protocol= is seen by the server: the connection speaks RESP2 or RESP3."""
+    for query, resp in (("?protocol=2", "2"), ("?protocol=3", "3")):
+        client = connect(redis_topology.url + query)
+        try:
+            await client.set("geocdn:test:resp", "1")  # a write reaches the primary
+            assert (await client.client_info())["resp"] == resp, query
+        finally:
+            await client.aclose()
+
+
+async def test_a_unix_socket_path_from_the_environment(system_program, tmp_path,
+                                                       monkeypatch):
+    socket_dir = tmp_path / "run dir"  # a space: nothing may encode the path
+    socket_dir.mkdir()
+    server = subprocess.Popen(
+        [system_program("redis-server", "redis-server"), "--port", "0", "--save", "",
+         "--unixsocket", str(socket_dir / "redis.sock"), "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (socket_dir / "redis.sock").exists():
+            assert server.poll() is None and time.monotonic() < deadline, "no socket"
+            time.sleep(0.05)
+        monkeypatch.setenv("GEOCDN_TEST_SOCKET_DIR", str(socket_dir))
+        client = connect("unix://${GEOCDN_TEST_SOCKET_DIR}/redis.sock?db=1")
+        assert await client.ping()
+        await client.aclose()
+    finally:
+        stop_process(server)
 
 
 async def test_a_password_from_the_environment(monkeypatch):

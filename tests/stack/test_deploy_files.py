@@ -12,14 +12,19 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pytest
+import redis
 import yaml
 
+from cdn.processes import stop_process
+from cdn.redis_server import free_port
 from edge.config import load_config
+from geocdn.redis_url import parse
 from geodns.zonefile import load_zones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +274,73 @@ def test_every_edge_serves_grpc_on_8001_beside_http_on_8000():
         assert ports["grpc"]["port"] == 8001, name
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == "http"
+
+
+def redis_urls(text: str) -> list[str]:
+    return re.findall(r"rediss?(?:\+\w+)?://[^\s\"',\]]+", text)
+
+
+def test_k8s_redis_requires_the_secret_password_and_every_client_has_it():
+    """Redis takes its password from the Secret redis-auth (never from its command
+    line); every client's Redis URL names ${CDN_REDIS_PASSWORD}, which the client's
+    environment takes from the same Secret."""
+    wanted = {"name": "redis-auth", "key": "password"}
+    assert "password" in by_kind("Secret")["redis-auth"]["stringData"]
+    (server,) = workloads()["redis"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in server["env"]}
+    assert env["REDISCLI_AUTH"] == wanted  # the server's and its probe's password
+    assert "requirepass \"$REDISCLI_AUTH\"" in server["command"][-2]
+    assert not any("requirepass" in a for a in server["args"])
+    config_urls = redis_urls(by_kind("ConfigMap")["edge-config"]["data"]["edge.yaml"])
+    clients = 0
+    for name, workload in workloads().items():
+        for c in workload["spec"]["template"]["spec"]["containers"]:
+            urls = redis_urls(" ".join(c.get("command", []) + c.get("args", [])))
+            if c["name"] == "edge":
+                urls += config_urls
+            if not urls:
+                continue
+            clients += 1
+            assert all("://:${CDN_REDIS_PASSWORD}@redis:6379/" in u for u in urls), urls
+            secrets = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef")
+                       for e in c.get("env", [])}
+            assert secrets.get("CDN_REDIS_PASSWORD") == wanted, f"{name}/{c['name']}"
+    assert clients == 4  # origin, edge, geodns, healthcheck
+
+
+def test_k8s_redis_command_runs_with_the_password(system_program, tmp_path, monkeypatch):
+    """The Redis container's own command and arguments, run here by Debian's
+    redis-server on a free port: a client without the password is refused, a client
+    with the manifests' URL form and the password gets in."""
+    system_program("redis-server", "redis-server")
+    (server,) = workloads()["redis"]["spec"]["template"]["spec"]["containers"]
+    port = free_port()
+    args = [str(tmp_path) if a == "/data" else a for a in server["args"]]  # its volume
+    argv = server["command"] + args + ["--port", str(port), "--bind", "127.0.0.1"]
+    proc = subprocess.Popen(argv, env={"PATH": "/usr/bin:/bin", "REDISCLI_AUTH": "pw$1 x"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        anonymous = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                anonymous.ping()
+                raise AssertionError("Redis answered without the password")
+            except redis.AuthenticationError:
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no Redis"
+                time.sleep(0.1)
+        monkeypatch.setenv("CDN_REDIS_PASSWORD", "pw$1 x")
+        url = "redis://:${CDN_REDIS_PASSWORD}@redis:6379/0".replace("redis:6379",
+                                                                    f"127.0.0.1:{port}")
+        client = redis.Redis.from_url(parse(url).url, socket_timeout=5)
+        assert client.ping() and client.config_get("appendonly") == {"appendonly": "yes"}
+        client.close()
+        anonymous.close()
+    finally:
+        stop_process(proc)
+    assert not any("pw$1" in a for a in argv)  # the password is on no command line
 
 
 def test_k8s_references_resolve():

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--version", required=True)
     p.add_argument("--int8", action="store_true", help="also make an INT8 variant")
     p.add_argument("--oci", metavar="URL", help="also push the version to this OCI registry, "
-                   "http(s)://HOST:PORT/REPOSITORY (layers it already has are not sent)")
+                   "http(s)://[USER:PASSWORD@]HOST:PORT/REPOSITORY, ${NAME} in it an environment "
+                   "variable (layers it already has are not sent)")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--activate", action="store_true", help="make it current on every edge")
     when.add_argument("--stage", action="store_true", help="pre-load it on every edge")
