@@ -4,9 +4,11 @@ into one onnxruntime call.
 A request waits at most `max_delay_s` for its batch to fill up to `max_batch` rows; while
 one batch runs (in a worker thread, onnxruntime releases the GIL) the next one fills, so
 throughput grows with load. A request that comes alone after a batch that was alone
-does not wait: one client at a time gains nothing from the delay. A model whose recent
-batches ran in under `INLINE_BELOW_S` runs on the event loop's own thread: handing a
-batch to a worker thread and its answer back costs more CPU than such a run. Each
+does not wait: one client at a time gains nothing from the delay. A batch that the
+model's recent cost per row says runs in under `INLINE_BELOW_S` runs on the event
+loop's own thread: handing a batch to a worker thread and its answer back costs more
+CPU than such a run. The estimate is per row, so a large request (or a full batch)
+after many small ones still goes to a worker thread and never stalls the loop. Each
 `MicroBatcher` belongs to exactly one model version (one session), so a batch never
 mixes versions. `max_batch=1` disables batching.
 """
@@ -55,7 +57,9 @@ class MicroBatcher:
         self._filled = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self.queue_delay_ewma = 0.0  # seconds, for /health
-        self.run_ewma_s = INLINE_BELOW_S  # a model's first batches run in a worker thread
+        # seconds per row; a model's first batches run in a worker thread (whatever their
+        # size, the estimate is too high to run inline until runs are timed)
+        self.run_per_row_s = INLINE_BELOW_S
         self._last_batch_requests = 0  # 0 until the first batch: that one waits
 
     async def infer(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -86,12 +90,13 @@ class MicroBatcher:
             self._last_batch_requests = len(batch)
             await self._execute(batch)
 
-    def _timed_run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _timed_run(self, feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         start = time.perf_counter()
         try:
             return self._run(feeds)
         finally:
-            self.run_ewma_s += 0.1 * (time.perf_counter() - start - self.run_ewma_s)
+            per_row = (time.perf_counter() - start) / rows
+            self.run_per_row_s += 0.1 * (per_row - self.run_per_row_s)
 
     def _take(self) -> list[_Pending]:
         batch = [self._queue.popleft()]
@@ -112,12 +117,14 @@ class MicroBatcher:
         else:
             feeds = {name: np.concatenate([item.feeds[name] for item in batch])
                      for name in batch[0].feeds}
+        rows = max(1, sum(item.rows for item in batch))
         try:
-            if self.run_ewma_s < INLINE_BELOW_S:
-                outputs = self._timed_run(feeds)
+            if self.run_per_row_s * rows < INLINE_BELOW_S:
+                outputs = self._timed_run(feeds, rows)
             else:
                 loop = asyncio.get_running_loop()
-                outputs = await loop.run_in_executor(self._executor, self._timed_run, feeds)
+                outputs = await loop.run_in_executor(self._executor, self._timed_run, feeds,
+                                                     rows)
         except Exception as e:  # noqa: BLE001 - every waiter gets the failure
             if len(batch) > 1:  # one request's bad input (say an id out of range) must not
                 for item in batch:  # fail the others: each runs alone and gets its own answer

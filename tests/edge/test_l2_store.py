@@ -46,3 +46,18 @@ async def test_purges_and_reopen(tmp_path):
     assert again.get(key(4)) == (b"v4", FAR, ("model:ranker", "digest:0"))
     assert again.flush() == 3 and again.get(key(4)) is None
     await again.close()
+
+
+async def test_a_burst_of_writes_is_all_kept_and_close_writes_what_is_queued(tmp_path):
+    """4,000 misses at once (within the write queue's bound): none is dropped, and what
+    is still queued or waiting for its batch when the edge closes is in the file."""
+    l2 = DiskL2(tmp_path, capacity_bytes=64 << 20, fsync=True)
+    l2.start()
+    for i in range(4000):
+        l2.put_later(key(i), b"v%d" % i, FAR, ("model:ranker",))
+    await l2.close()  # at once: no drain of our own first
+    assert l2.dropped_writes == 0
+    reopened = DiskL2(tmp_path, capacity_bytes=64 << 20, fsync=True)
+    assert reopened.stats()["entries"] == 4000
+    assert [reopened.get(key(i))[0] for i in (0, 1999, 3999)] == [b"v0", b"v1999", b"v3999"]
+    await reopened.close()

@@ -21,9 +21,13 @@ disk (pages in use); `data_bytes` the keys, values and tags it holds.
 Reads are synchronous on the caller's connection: a prediction value is a few hundred
 bytes in the page cache, cheaper to read than a thread hop, and with the write-ahead log
 a read never waits for a writer. Writes go through a write-behind queue drained by a
-background task, a burst per transaction in a worker thread (`start()`): the first write
-of a burst waits `WRITE_LINGER_S` for others, so a steady trickle of misses costs one
-transaction per 10 ms rather than one each. `drain()` waits until the queue is empty.
+background task, a burst per transaction in a worker thread (`start()`): when fewer than
+`WRITE_BATCH` writes are waiting, the first one waits `WRITE_LINGER_S` for others, so a
+steady trickle of misses costs one transaction per 10 ms rather than one each, and a
+full batch is written at once. A write is in SQLite (and, with fsync, durable) at most
+`WRITE_LINGER_S` plus one transaction after `put_later`; a crash in between loses it
+(the entry is fetched again on its next miss). `drain()` waits until the queue is empty;
+`close()` drains first.
 Purges and flushes write directly (taking the writer's lock).
 """
 
@@ -42,6 +46,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 WRITE_QUEUE = 4096  # pending writes beyond this are dropped (counted) under overload
 WRITE_LINGER_S = 0.01
+WRITE_BATCH = 256  # writes per transaction at most
 DB_FILE = "l2.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -183,8 +188,9 @@ class DiskL2:
         assert self._queue is not None
         while True:
             batch = [await self._queue.get()]
-            await asyncio.sleep(WRITE_LINGER_S)
-            while not self._queue.empty() and len(batch) < 256:
+            if self._queue.qsize() < WRITE_BATCH - 1:  # a full batch does not wait
+                await asyncio.sleep(WRITE_LINGER_S)
+            while not self._queue.empty() and len(batch) < WRITE_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
                 await asyncio.to_thread(self._write_many, batch)
