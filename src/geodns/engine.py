@@ -178,6 +178,11 @@ class AnswerCache:
         self.negative.clear()
 
 
+def entry_cost(key: bytes, entry: Entry) -> int:
+    """What a cached answer is charged against the budget (`--answer-cache`)."""
+    return len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
+
+
 class Engine:
     def __init__(self, nsid: bytes, cookies: CookieJar, rrl: RateLimiter | None,
                  tally: Tally, max_cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
@@ -200,11 +205,14 @@ class Engine:
 
     def set_zones(self, zones: dict[str, Zone]) -> None:
         """Swap in a new zone set (one assignment); cached answers of one RRset are set
-        aside until asked again (`_kept`), the others forgotten. Their octets stay
-        charged: the entries set aside still take memory."""
+        aside until asked again (`_kept`), the others forgotten. The budget is charged
+        for the entries set aside only: they still take memory, the others are freed."""
         self.zones = zones
         self.plain.set_aside()
         self.cookied.set_aside()
+        self.cache_bytes = sum(entry_cost(key, hit[2]) for cache in (self.plain, self.cookied)
+                               for key, hit in cache.previous.items())
+        self.negative_bytes = 0
 
     def _still_valid(self, cache: AnswerCache, key: bytes) -> Entry | None:
         """The answer cached under `key` before the last reload, if the zones now hold
@@ -216,6 +224,7 @@ class Engine:
         zone = find_zone(self.zones, source.owner)
         now = zone.sole_rrset(source.owner, source.rtype) if zone is not None else None
         if now is None or now != source:
+            self.cache_bytes -= entry_cost(key, hit[2])  # freed now
             return None
         hit[2].source = now  # not the old zone's RRset: that is freed with its zone
         cache.static[key] = hit
@@ -391,7 +400,7 @@ class Engine:
             return  # seen once: cached if it comes again
         entry.body = response[2 : len(response) - cut]
         entry.slip = slip[2 : len(slip) - cut]
-        cost = len(key) + len(entry.body) + len(entry.slip) + ENTRY_OVERHEAD
+        cost = entry_cost(key, entry)
         if self.cache_bytes + cost > self.max_cache_bytes:
             self._empty_caches()
         self.cache_bytes += cost
