@@ -44,8 +44,12 @@ class MemberStates(Collector):
             "1 for the member's current effective state, 0 for the others",
             labels=["zone", "pool", "member", "state"],
         )
+        seen: set[tuple[str, str, str]] = set()  # two services may watch one member
         for source in list(self._sources):
             for zone, pool, member, status in source.statuses():
+                if (zone, pool, member) in seen:
+                    continue
+                seen.add((zone, pool, member))
                 for state in Status:
                     family.add_metric([zone, pool, member, state.value],
                                       1 if status == state else 0)

@@ -84,4 +84,6 @@ def test_two_checkers_and_a_dns_server_share_votes_and_overrides(tmp_path, redis
         checker = shlex.split(next(line for line in lines if "--http" in line))
         metrics = urllib.request.urlopen(
             f"http://{checker[checker.index('--http') + 1]}/metrics", timeout=10).read()
-        assert b"healthcheck_member_state" in metrics
+        # its metrics give each member one current state (tokyo's line for it is 1)
+        tokyo = re.findall(rb'healthcheck_member_state\{[^}]*member="tokyo"[^}]*\} (\S+)', metrics)
+        assert sorted(tokyo) == [b"0.0"] * (len(tokyo) - 1) + [b"1.0"], metrics
