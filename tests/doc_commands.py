@@ -47,6 +47,12 @@ def sh_blocks(text: str) -> list[list[str]]:
     return blocks
 
 
+def block_with(name: str, text: str) -> list[str]:
+    """The one sh block of page `name` with a line containing `text`."""
+    (block,) = [b for b in sh_blocks(page(name)) if any(text in line for line in b)]
+    return block
+
+
 def commands(text: str) -> list[str]:
     """Every command a page shows, once each, in page order."""
     found = [line for block in sh_blocks(text) for line in block]

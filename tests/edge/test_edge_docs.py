@@ -11,16 +11,21 @@ import shlex
 import subprocess
 
 from cdn.redis_server import free_port
-from doc_commands import ROOT, page, run, run_block, sh_blocks, shell_env, substitute, workdir
-
-
-def block_with(text: str) -> list[str]:
-    (block,) = [b for b in sh_blocks(page("docs/edge.md")) if any(text in line for line in b)]
-    return block
+from doc_commands import (
+    ROOT,
+    block_with,
+    page,
+    run,
+    run_block,
+    sh_blocks,
+    shell_env,
+    substitute,
+    workdir,
+)
 
 
 def test_the_origin_edge_and_curl_lines_run_and_answer_as_shown(tmp_path):
-    lines = block_with("/predict")
+    lines = block_with("docs/edge.md", "/predict")
     ports = {"127.0.2.1:8000": f"127.0.2.1:{free_port('127.0.2.1')}",
              "127.0.1.1:8000": f"127.0.1.1:{free_port('127.0.1.1')}"}
     cwd = workdir(tmp_path)
@@ -34,7 +39,7 @@ def test_the_origin_edge_and_curl_lines_run_and_answer_as_shown(tmp_path):
 
 
 def test_the_planner_line_finds_the_cheapest_sizes_meeting_its_target(tmp_path):
-    (line,) = block_with("edge plan")
+    (line,) = block_with("docs/edge.md", "edge plan")
     out = run(line, workdir(tmp_path), shell_env()).stdout
     target = shlex.split(line)[-1]
     assert f"cheapest meeting the target {target}: L1 1MiB, L2 64MiB" in out, out

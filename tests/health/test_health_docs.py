@@ -15,15 +15,10 @@ import urllib.request
 import yaml
 
 from cdn.redis_server import free_port
-from doc_commands import page, run, run_block, sh_blocks, shell_env, substitute, workdir
+from doc_commands import block_with, page, run, run_block, shell_env, substitute, workdir
 
 PAGE = "docs/health.md"
 TOKEN = "docs-token"
-
-
-def block_with(text: str) -> list[str]:
-    (block,) = [b for b in sh_blocks(page(PAGE)) if any(text in line for line in b)]
-    return block
 
 
 def admin_health(http: str) -> dict:
@@ -49,7 +44,7 @@ def test_the_admin_api_lines_show_set_and_remove_an_override(tmp_path, system_pr
     server = (f"geodns serve --zones zones --listen 127.0.0.1:{free_port()} --http {http} "
               f"--admin-token-file token --overrides overrides.yaml")
     show, put, delete = [substitute(line, {"127.0.0.1:8053": http})
-                         for line in block_with("/admin/overrides/")]
+                         for line in block_with(PAGE, "/admin/overrides/")]
     env = shell_env(TOKEN=TOKEN)
     with run_block([server], cwd, env):
         shown = run(show, cwd, env).stdout
@@ -71,7 +66,7 @@ def test_two_checkers_and_a_dns_server_share_votes_and_overrides(tmp_path, redis
     http = f"127.0.0.1:{free_port()}"
     moved = {"redis://127.0.0.1:6379/0": redis_server.url, "TOKEN=...": f"TOKEN={TOKEN}",
              "127.0.0.1:9401": f"127.0.0.1:{free_port()}", "127.0.0.1:8053": http}
-    lines = [substitute(line, moved) for line in block_with("--vantage eu-1")]
+    lines = [substitute(line, moved) for line in block_with(PAGE, "--vantage eu-1")]
     lines[-1] += f" --listen 127.0.0.1:{free_port()}"  # not the page's default 5353
     with run_block(lines, cwd, shell_env()):
         # the second checker's override file (the page's example) reaches the DNS server
