@@ -197,6 +197,10 @@ class Stack:
                *(a for site in self.topology.edges for a in (site.listen, site.grpc_listen))]
         taken = [f"{a} (TCP)" for a in tcp if not can_bind(a, socket.SOCK_STREAM)]
         taken += [f"{c.dns} (UDP)"] if not can_bind(c.dns, socket.SOCK_DGRAM) else []
+        twice = sorted({a for a in tcp if tcp.count(a) > 1})
+        if twice:  # say two edges on one address, ports 8000 and 8001 (gRPC is port + 1)
+            raise StartError(f"two of our servers would listen on {', '.join(twice)}; "
+                             "an edge's gRPC port is its HTTP port + 1")
         if taken:
             raise StartError(
                 f"already in use: {', '.join(taken)}; is another `cdn up` running? "

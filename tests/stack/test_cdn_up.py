@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
+import yaml
 
 from .conftest import ROOT, stack_config
 
@@ -149,6 +150,25 @@ def test_cdn_up_with_an_edge_on_port_65535_says_there_is_no_grpc_port(tmp_path):
     assert done.returncode == 2
     assert "port 65535 leaves no port for gRPC" in done.stderr, done.stderr
     assert not (c.run_dir / "stack.json").exists()
+
+
+def test_cdn_up_refuses_an_edge_whose_http_port_is_another_edges_grpc_port(tmp_path):
+    c = stack_config(tmp_path, members=["tokyo", "london"])
+    zone = next(c.zones.glob("*.yaml"))
+    doc = yaml.safe_load(zone.read_text())
+    tokyo, london = sorted(doc["pools"]["edges"]["members"], key=lambda m: m["name"] != "tokyo")
+    port = int(tokyo["health_url"].rsplit(":", 1)[1].split("/")[0])
+    london["ipv4"] = tokyo["ipv4"]  # london beside tokyo, on tokyo's gRPC port
+    london["health_url"] = f"http://{tokyo['ipv4']}:{port + 1}/health"
+    zone.write_text(yaml.safe_dump(doc, sort_keys=False))
+    done = subprocess.run(
+        [CDN, "up", "--zones", str(c.zones), "--run-dir", str(c.run_dir), "--dns", c.dns,
+         "--http", c.http, "--origin", c.origin],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"two of our servers would listen on {tokyo['ipv4']}:{port + 1}" in done.stderr, \
+        done.stderr
+    assert not (c.run_dir / "logs").exists()  # nothing was started
 
 
 def start_up(c, *extra: str) -> tuple[subprocess.Popen, str]:

@@ -8,8 +8,9 @@ The whole file is read into memory (maxminddb's MODE_MEMORY) and checked with a 
 lookups before it replaces the database in use, so a file truncated or rewritten in
 place while the server runs can neither crash it (no memory map to lose) nor be
 half-used: it fails the reload until it is whole again. Read so, lookups run in Python
-(about 0.2 ms each): the last LOOKUP_MEMO addresses' records are kept until the
-database changes, so a client asking for many pool names is looked up once.
+(about 0.2 ms each): the records of up to LOOKUP_MEMO addresses are kept until the
+database changes (all forgotten when the memo is full), so a client asking for many
+pool names is looked up once.
 """
 
 from __future__ import annotations
