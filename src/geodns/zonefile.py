@@ -185,13 +185,21 @@ def _depth_ok(f: _File, root: yaml.Node) -> bool:
     """`_measure` for a file without anchors (no `&` at all), so without aliases: a
     tree, of which only the depth needs checking, on its collections alone."""
     stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    scalar, sequence = yaml.ScalarNode, yaml.SequenceNode
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             f.report(node, f"nested deeper than {MAX_DEPTH} levels")
             return False
-        stack.extend((c, depth + 1) for c in _children(node)
-                     if not isinstance(c, yaml.ScalarNode))
+        depth += 1
+        if isinstance(node, sequence):
+            stack.extend((c, depth) for c in node.value if not isinstance(c, scalar))
+            continue
+        for key, value in node.value if isinstance(node, yaml.MappingNode) else ():
+            if not isinstance(key, scalar):
+                stack.append((key, depth))
+            if not isinstance(value, scalar):
+                stack.append((value, depth))
     return True
 
 
@@ -316,6 +324,8 @@ def _read_owner(f: _File, node: yaml.Node, key: str, origin: str) -> str | None:
 
 def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: int,
                nodes: dict[str, dict[int, RRset]], pools: dict) -> None:
+    if _read_address(f, node, owner, origin, default_ttl, nodes):
+        return
     for rtype, (key_node, value_node) in f.mapping(node, "a name's records", owner).items():
         rtype = rtype.upper()
         if rtype == "POOL":
@@ -375,6 +385,29 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
                          "over TCP", owner)
                 continue
             nodes.setdefault(owner, {})[code] = rrset
+
+
+def _read_address(f: _File, node: yaml.Node, owner: str, origin: str, ttl: int,
+                  nodes: dict[str, dict[int, RRset]]) -> bool:
+    """The common name, `{A: address}` (or AAAA), read at once; False for any other
+    shape, which `_read_node` then reads in full. One address needs none of the
+    checks on several values (duplicates, the answer's size)."""
+    if not (isinstance(node, yaml.MappingNode) and len(node.value) == 1):
+        return False
+    key_node, value_node = node.value[0]
+    if not (isinstance(value_node, yaml.ScalarNode) and value_node.value):
+        return False
+    rtype = str(key_node.value).upper()
+    if rtype not in GLUE_TYPES:
+        return False
+    try:
+        rd = records.parse(rtype, value_node.value, origin)
+    except records.RecordError as e:
+        f.report(value_node, f"{rtype}: {e}", owner)
+        return True
+    code = records.TYPE_CODES[rtype]
+    nodes.setdefault(owner, {})[code] = RRset(owner, code, ttl, [rd])
+    return True
 
 
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
@@ -450,7 +483,7 @@ def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
     """Each CNAME loop in the zone, as its names from one back to the same one."""
     state: dict[str, bool] = {}  # name -> on the chain being followed (else done)
     loops = []
-    for name in nodes:
+    for name in [n for n, node in nodes.items() if QTYPE.CNAME in node]:
         chain = []
         while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
             state[name] = True
