@@ -470,9 +470,11 @@ def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], 
     if QTYPE.NS not in apex:
         f.report(owner_nodes.get(origin, root), "the apex '@' has no NS records", "@")
     cuts = [n for n, node in nodes.items() if QTYPE.NS in node and n != origin]
+    names: dict[tuple[int, ...], set[str]] = {}  # type codes -> their names, once each
     for owner, node in nodes.items():
         at = owner_nodes[owner]
-        types = {QTYPE.get(t) for t in node}
+        codes = tuple(node)
+        types = names.get(codes) or names.setdefault(codes, {QTYPE.get(t) for t in codes})
         if "CNAME" in types:
             if owner == origin:
                 f.report(at, "CNAME is not allowed at the zone apex", owner)
