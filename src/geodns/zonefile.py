@@ -8,7 +8,10 @@ bad edit never replaces a zone that is being served.
 
 from __future__ import annotations
 
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -106,6 +109,36 @@ class _File:
             return None
 
 
+_IMPLICIT_TAGS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers + yaml.CSafeLoader.yaml_implicit_resolvers.get(None, []))
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items() if first is not None
+}  # the safe loader's YAML 1.1 types (bool, int, float, null, timestamp...) by first character
+
+
+class _Loader(yaml.CSafeLoader):
+    """yaml.CSafeLoader with its tag resolver cut to what the safe loader uses, as it
+    runs for each of a big zone's hundreds of thousands of nodes: the same implicit
+    types tried in the same order, without the path resolvers the safe loader has none of."""
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: object) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, pattern in _IMPLICIT_TAGS.get(value[:1], ()):
+                    if pattern.match(value):
+                        return tag
+            return self.DEFAULT_SCALAR_TAG
+        return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
+
+
+assert not yaml.CSafeLoader.yaml_path_resolvers, "_Loader.resolve assumes none"
+
+
 def _node_at(root: yaml.Node, where: str) -> yaml.Node | None:
     """Follow a path like 'pools.edges.members[2].lat' or 'nets.10.0.0.0/8.lat' through
     the node tree (keys may hold dots: the longest key that fits wins); the deepest
@@ -185,13 +218,21 @@ def _depth_ok(f: _File, root: yaml.Node) -> bool:
     """`_measure` for a file without anchors (no `&` at all), so without aliases: a
     tree, of which only the depth needs checking, on its collections alone."""
     stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    scalar, sequence = yaml.ScalarNode, yaml.SequenceNode
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             f.report(node, f"nested deeper than {MAX_DEPTH} levels")
             return False
-        stack.extend((c, depth + 1) for c in _children(node)
-                     if not isinstance(c, yaml.ScalarNode))
+        depth += 1
+        if isinstance(node, sequence):
+            stack.extend((c, depth) for c in node.value if not isinstance(c, scalar))
+            continue
+        for key, value in node.value if isinstance(node, yaml.MappingNode) else ():
+            if not isinstance(key, scalar):
+                stack.append((key, depth))
+            if not isinstance(value, scalar):
+                stack.append((value, depth))
     return True
 
 
@@ -209,7 +250,7 @@ def load_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     if text is None:
         return None, f.problems
     try:
-        loader = yaml.CSafeLoader(text)
+        loader = _Loader(text)
         try:
             root = loader.get_single_node()
         finally:
@@ -316,6 +357,8 @@ def _read_owner(f: _File, node: yaml.Node, key: str, origin: str) -> str | None:
 
 def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: int,
                nodes: dict[str, dict[int, RRset]], pools: dict) -> None:
+    if _read_address(f, node, owner, origin, default_ttl, nodes):
+        return
     for rtype, (key_node, value_node) in f.mapping(node, "a name's records", owner).items():
         rtype = rtype.upper()
         if rtype == "POOL":
@@ -377,6 +420,29 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
             nodes.setdefault(owner, {})[code] = rrset
 
 
+def _read_address(f: _File, node: yaml.Node, owner: str, origin: str, ttl: int,
+                  nodes: dict[str, dict[int, RRset]]) -> bool:
+    """The common name, `{A: address}` (or AAAA), read at once; False for any other
+    shape, which `_read_node` then reads in full. One address needs none of the
+    checks on several values (duplicates, the answer's size)."""
+    if not (isinstance(node, yaml.MappingNode) and len(node.value) == 1):
+        return False
+    key_node, value_node = node.value[0]
+    if not (isinstance(value_node, yaml.ScalarNode) and value_node.value):
+        return False
+    rtype = str(key_node.value).upper()
+    if rtype not in GLUE_TYPES:
+        return False
+    try:
+        rd = records.parse(rtype, value_node.value, origin)
+    except records.RecordError as e:
+        f.report(value_node, f"{rtype}: {e}", owner)
+        return True
+    code = records.TYPE_CODES[rtype]
+    nodes.setdefault(owner, {})[code] = RRset(owner, code, ttl, [rd])
+    return True
+
+
 def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
                    loader: yaml.CSafeLoader) -> ZoneSteering | None:
     values = {}
@@ -404,9 +470,11 @@ def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], 
     if QTYPE.NS not in apex:
         f.report(owner_nodes.get(origin, root), "the apex '@' has no NS records", "@")
     cuts = [n for n, node in nodes.items() if QTYPE.NS in node and n != origin]
+    names: dict[tuple[int, ...], set[str]] = {}  # type codes -> their names, once each
     for owner, node in nodes.items():
         at = owner_nodes[owner]
-        types = {QTYPE.get(t) for t in node}
+        codes = tuple(node)
+        types = names.get(codes) or names.setdefault(codes, {QTYPE.get(t) for t in codes})
         if "CNAME" in types:
             if owner == origin:
                 f.report(at, "CNAME is not allowed at the zone apex", owner)
@@ -450,7 +518,7 @@ def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
     """Each CNAME loop in the zone, as its names from one back to the same one."""
     state: dict[str, bool] = {}  # name -> on the chain being followed (else done)
     loops = []
-    for name in nodes:
+    for name in [n for n, node in nodes.items() if QTYPE.CNAME in node]:
         chain = []
         while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
             state[name] = True
@@ -462,8 +530,28 @@ def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
     return loops
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cycle collector off for a while. Loading a big zone makes hundreds of
+    thousands of objects (YAML nodes, records) and no cycles worth collecting, and the
+    collections that allocation triggers walk the growing heap again and again: with
+    the collector on, most of a big zone's load time was the collector's."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_zones(directory: Path) -> tuple[dict[str, Zone], list[Problem]]:
     """Load every *.yaml / *.yml file of `directory`; zones are keyed by origin."""
+    with _gc_paused():
+        return _load_zones(directory)
+
+
+def _load_zones(directory: Path) -> tuple[dict[str, Zone], list[Problem]]:
     zones: dict[str, Zone] = {}
     problems: list[Problem] = []
     directory = Path(directory)
