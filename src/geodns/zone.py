@@ -23,6 +23,7 @@ from geodns.records import ADDITIONAL_TYPES, Rdata, target
 from geodns.steering import EXPLAIN_LABEL, Client, ZoneSteering
 
 MAX_CHAIN = 8  # CNAME hops followed inside a zone
+_HEAD = struct.Struct("!HHI")  # a packed node's type, class and TTL (see `packed`)
 ANY_PREFERENCE = [QTYPE.A, QTYPE.AAAA, QTYPE.MX, QTYPE.TXT, QTYPE.SRV, QTYPE.CAA,
                   QTYPE.PTR, QTYPE.NS, QTYPE.SOA]
 
@@ -107,12 +108,18 @@ def packed(rrset: RRset) -> bytes | None:
     data take 160: most names of a big zone are stored so."""
     if not all(isinstance(rd, bytes) for rd in rrset.rdata):
         return None
-    return struct.pack("!HHI", rrset.rtype, rrset.rclass, rrset.ttl) + b"".join(
+    return _HEAD.pack(rrset.rtype, rrset.rclass, rrset.ttl) + b"".join(
         len(rd).to_bytes(2, "big") + rd for rd in cast(Sequence[bytes], rrset.rdata))
 
 
+def pack_one(rtype: int, ttl: int, rd: bytes, rclass: int = 1) -> bytes:
+    """`packed` for a name of one record (`rd`: its wire octets), made at once: the zone
+    loader stores a big zone's common `{A: address}` name so."""
+    return _HEAD.pack(rtype, rclass, ttl) + len(rd).to_bytes(2, "big") + rd
+
+
 def unpacked(owner: str, data: bytes) -> RRset:
-    rtype, rclass, ttl = struct.unpack_from("!HHI", data)
+    rtype, rclass, ttl = _HEAD.unpack_from(data)
     rdata, i = [], 8
     while i < len(data):
         end = i + 2 + int.from_bytes(data[i : i + 2], "big")

@@ -23,7 +23,7 @@ from dnslib.label import DNSBuffer
 from geodns import records
 from geodns.names import NameError_, absolute, check, is_subdomain, wire_labels
 from geodns.steering import ZoneSteering, load_steering
-from geodns.zone import Node, RRset, Zone
+from geodns.zone import Node, RRset, Zone, pack_one
 
 MAX_TTL = 2**31 - 1
 TOP_KEYS = {"zone", "ttl", "soa", "records", "pools", "nets"}
@@ -35,6 +35,8 @@ MAX_DEPTH = 64  # nesting levels of the YAML tree
 MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to the tree once expanded
 MAX_MESSAGE = 300  # characters of a problem's message (values in it can be huge)
 MAX_PROBLEMS = 100  # problems reported per file
+
+_Nodes = dict[str, "dict[int, RRset] | bytes"]  # owner -> RRsets by type, or `packed`
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ def _read_zone(f: _File, root: yaml.Node, top: dict, loader: yaml.CSafeLoader) -
     if "ttl" in top:
         ttl = f.integer(top["ttl"][1], "ttl", 0, MAX_TTL) or 0
     soa = _read_soa(f, root, top, origin, ttl)
-    nodes: dict[str, dict[int, RRset]] = {}
+    nodes: _Nodes = {}
     pools: dict[str, tuple[str, yaml.Node]] = {}
     owner_nodes: dict[str, yaml.Node] = {}
     if "records" not in top:
@@ -356,9 +358,10 @@ def _read_owner(f: _File, node: yaml.Node, key: str, origin: str) -> str | None:
 
 
 def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: int,
-               nodes: dict[str, dict[int, RRset]], pools: dict) -> None:
+               nodes: _Nodes, pools: dict) -> None:
     if _read_address(f, node, owner, origin, default_ttl, nodes):
         return
+    sets: dict[int, RRset] = {}
     for rtype, (key_node, value_node) in f.mapping(node, "a name's records", owner).items():
         rtype = rtype.upper()
         if rtype == "POOL":
@@ -417,14 +420,17 @@ def _read_node(f: _File, node: yaml.Node, owner: str, origin: str, default_ttl: 
                          f"than a DNS message can hold ({records.MAX_MESSAGE:,}), even "
                          "over TCP", owner)
                 continue
-            nodes.setdefault(owner, {})[code] = rrset
+            sets[code] = rrset
+    if sets:
+        nodes[owner] = sets
 
 
 def _read_address(f: _File, node: yaml.Node, owner: str, origin: str, ttl: int,
-                  nodes: dict[str, dict[int, RRset]]) -> bool:
-    """The common name, `{A: address}` (or AAAA), read at once; False for any other
-    shape, which `_read_node` then reads in full. One address needs none of the
-    checks on several values (duplicates, the answer's size)."""
+                  nodes: _Nodes) -> bool:
+    """The common name, `{A: address}` (or AAAA), read at once and stored `packed`, as
+    the server keeps it; False for any other shape, which `_read_node` then reads in
+    full. One address needs none of the checks on several values (duplicates, the
+    answer's size)."""
     if not (isinstance(node, yaml.MappingNode) and len(node.value) == 1):
         return False
     key_node, value_node = node.value[0]
@@ -438,8 +444,7 @@ def _read_address(f: _File, node: yaml.Node, owner: str, origin: str, ttl: int,
     except records.RecordError as e:
         f.report(value_node, f"{rtype}: {e}", owner)
         return True
-    code = records.TYPE_CODES[rtype]
-    nodes.setdefault(owner, {})[code] = RRset(owner, code, ttl, [rd])
+    nodes[owner] = pack_one(records.TYPE_CODES[rtype], ttl, cast(bytes, rd))
     return True
 
 
@@ -464,14 +469,19 @@ def _read_steering(f: _File, root: yaml.Node, top: dict, origin: str,
         return None
 
 
-def _check_structure(f: _File, origin: str, nodes: dict[str, dict[int, RRset]], pools: dict,
+def _check_structure(f: _File, origin: str, nodes: _Nodes, pools: dict,
                      owner_nodes: dict[str, yaml.Node], root: yaml.Node) -> None:
-    apex = nodes.get(origin, {})
-    if QTYPE.NS not in apex:
+    """The rules between names. A packed name (`_read_address`) holds one address: glue,
+    neither a CNAME nor bound to a pool (that would be a second key), so none concern it."""
+    apex = nodes.get(origin)
+    if not isinstance(apex, dict) or QTYPE.NS not in apex:
         f.report(owner_nodes.get(origin, root), "the apex '@' has no NS records", "@")
-    cuts = [n for n, node in nodes.items() if QTYPE.NS in node and n != origin]
+    cuts = [n for n, node in nodes.items()
+            if isinstance(node, dict) and QTYPE.NS in node and n != origin]
     names: dict[tuple[int, ...], set[str]] = {}  # type codes -> their names, once each
     for owner, node in nodes.items():
+        if isinstance(node, bytes):
+            continue
         at = owner_nodes[owner]
         codes = tuple(node)
         types = names.get(codes) or names.setdefault(codes, {QTYPE.get(t) for t in codes})
@@ -514,13 +524,14 @@ def _answer_size(rrset: RRset) -> int:
     return len(buf.data)
 
 
-def _cname_loops(nodes: dict[str, dict[int, RRset]]) -> list[list[str]]:
+def _cname_loops(nodes: _Nodes) -> list[list[str]]:
     """Each CNAME loop in the zone, as its names from one back to the same one."""
     state: dict[str, bool] = {}  # name -> on the chain being followed (else done)
     loops = []
-    for name in [n for n, node in nodes.items() if QTYPE.CNAME in node]:
+    for name in [n for n, node in nodes.items() if isinstance(node, dict) and QTYPE.CNAME in node]:
         chain = []
-        while name not in state and (cname := nodes.get(name, {}).get(QTYPE.CNAME)):
+        while name not in state and isinstance(node := nodes.get(name), dict) and (
+                cname := node.get(QTYPE.CNAME)):
             state[name] = True
             chain.append(name)
             name = str(cast(RD, cname.rdata[0]).label).lower()
