@@ -4,13 +4,13 @@ Reading a big zone (YAML parsed in C, every record validated and compiled to wir
 octets) takes seconds of CPU. Done in the serving process, even in a thread, it would
 stall the event loop: the C YAML parser holds the GIL for the whole file, and the
 garbage collector walks every object built. So `build()` forks a child that runs
-`load_zones`; the child sends the zones back as pickled pieces (at most `CHUNK` names
-or pools each): the names stored `packed` (most of a big zone's: the loader makes them
-so) as a dict the caller's thread merges at once, the others as plain tuples it turns
-back into RRsets; it gives the GIL back after each piece. The
-collector is paused meanwhile, and the new objects are then frozen out of its reach
-(`gc.freeze`: they are freed by reference counting when a later reload drops them), so
-no collection walks a big zone while queries wait. The serving process never holds the
+`load_zones`; the child sends the zones back as pickled pieces of a few milliseconds'
+work each for the caller's thread, which gives the GIL back after each: the names
+stored `packed` (most of a big zone's: the loader makes them so) as a dict it merges at
+once, 5,000 a piece; the others as plain tuples it turns back into RRsets, 500 a piece;
+pools 50 a piece. The collector is paused meanwhile, and the new objects are then
+frozen out of its reach (`gc.freeze`: they are freed by reference counting when a later
+reload drops them), so no collection walks a big zone while queries wait. The serving process never holds the
 YAML tree, which keeps its memory near the compiled zones' size. The caller swaps the
 returned set in at once; until then the last good zones answer. `release()` then
 frees the zones it replaced, one name at a time, from a thread: freeing a big zone in
@@ -33,7 +33,7 @@ from geodns.steering.nets import NetTable
 from geodns.zone import Node, RRset, Zone, packed
 from geodns.zonefile import Problem, load_zones
 
-CHUNK = 2000  # names (or pools / 10) per piece: a few milliseconds of the caller's work
+CHUNK = 500  # names not packed (or 10 x CHUNK packed, or CHUNK / 10 pools) per piece
 PAUSE = 0.001  # seconds the assembling thread gives up the GIL after each piece
 
 
@@ -42,16 +42,33 @@ def _pieces(zones: dict[str, Zone]) -> Iterator[tuple[str, Any]]:
         steering = zone.steering
         yield "zone", (zone.origin, zone.path, zone.soa, zone.pools,
                        None if steering is None else steering.nets.overrides)
-        items = list(zone.nodes.items())
-        for i in range(0, len(items), CHUNK):
-            piece = [(owner, _portable(node)) for owner, node in items[i : i + CHUNK]]
-            yield "nodes", ({o: n for o, n in piece if isinstance(n, bytes)},
-                            [(o, n) for o, n in piece if not isinstance(n, bytes)])
+        yield from _node_pieces(zone.nodes)
         if steering is not None:
             pools = list(steering.pools.items())
             for i in range(0, len(pools), CHUNK // 10):
                 yield "pools", pools[i : i + CHUNK // 10]
         yield "done", None
+
+
+def _node_pieces(nodes: dict[str, Node | bytes]) -> Iterator[tuple[str, Any]]:
+    """("nodes", (packed names, the others' RRset fields)), 10 x CHUNK packed names or
+    CHUNK others (or a mix that costs as much) a piece."""
+    compact: dict[str, bytes] = {}
+    full: list[tuple[str, list[tuple[int, int, int, tuple]]]] = []
+    cost = 0
+    for owner, node in nodes.items():
+        portable = _portable(node)
+        if isinstance(portable, bytes):
+            compact[owner] = portable
+            cost += 1
+        else:
+            full.append((owner, portable))
+            cost += 10
+        if cost >= 10 * CHUNK:
+            yield "nodes", (compact, full)
+            compact, full, cost = {}, [], 0
+    if cost:
+        yield "nodes", (compact, full)
 
 
 def _portable(node: Node | bytes) -> bytes | list[tuple[int, int, int, tuple]]:
