@@ -10,11 +10,11 @@ stored `packed` (most of a big zone's: the loader makes them so) as a dict it me
 once, 5,000 a piece; the others as plain tuples it turns back into RRsets, 500 a piece;
 pools 50 a piece. The collector is paused meanwhile, and the new objects are then
 frozen out of its reach (`gc.freeze`: they are freed by reference counting when a later
-reload drops them), so no collection walks a big zone while queries wait. The serving process never holds the
-YAML tree, which keeps its memory near the compiled zones' size. The caller swaps the
-returned set in at once; until then the last good zones answer. `release()` then
-frees the zones it replaced, one name at a time, from a thread: freeing a big zone in
-one go would hold the GIL as long as building it.
+reload drops them), so no collection walks a big zone while queries wait. The serving
+process never holds the YAML tree, which keeps its memory near the compiled zones'
+size. The caller swaps the returned set in at once; until then the last good zones
+answer. `release()` then frees the zones it replaced, one name at a time, from a
+thread: freeing a big zone in one go would hold the GIL as long as building it.
 """
 
 from __future__ import annotations
