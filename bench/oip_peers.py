@@ -4,33 +4,49 @@ Inference Protocol, in the same run.
 
 Load generators, both outside Python:
 
-* Triton's ``perf_analyzer`` drives our edge and Triton as Triton users drive Triton (it
-  reads the model's metadata and configuration first): our cache hits (one input, over
-  REST and gRPC) and compute on both (a fresh set of 40,000 distinct inputs per run,
-  over REST). The binary comes from the manylinux ``tritonclient==2.41.0`` wheel, with
-  the CUDA runtime it links to (``nvidia-cuda-runtime-cu12`` wheel, no GPU used) and
-  Debian's ``libb64-0d``. Newer tritonclient wheels need glibc 2.38 (this Debian has
-  2.36) and, from 2.62 on, carry no perf_analyzer; PyPI's ``perf-analyzer`` package is
-  a stub. perf_analyzer cannot drive MLServer or KServe: with ``--service-kind triton``
-  (REST or gRPC) it stops at its first step, reading the model configuration, which
-  neither serves (REST ``GET /v2/models/{m}/config`` answers 404 with a body that has no
-  ``error`` member; gRPC ``ModelConfig`` is not implemented), and its other kinds speak
-  other protocols (TF Serving's gRPC, TorchServe's ``/predictions``).
-* ``wrk`` (Debian) posting the same V2 JSON request to every server: the comparison
-  between all four. Compute: a fresh random input per request; hits: one input.
+* Triton's ``perf_analyzer`` (REST) drives all four as Triton users drive Triton: it
+  reads the model's metadata and Triton configuration first, then loads our cache hits
+  (one input, also over gRPC) and every server's compute (a fresh set of 40,000
+  distinct inputs per load). The binary comes from the manylinux ``tritonclient==2.41.0``
+  wheel, with the CUDA runtime it links to (``nvidia-cuda-runtime-cu12`` wheel, no GPU
+  used) and Debian's ``libb64-0d``. Newer tritonclient wheels need glibc 2.38 (this
+  Debian has 2.36) and, from 2.62 on, carry no perf_analyzer; PyPI's ``perf-analyzer``
+  package is a stub.
+  MLServer and KServe serve no Triton configuration (``GET /v2/models/{m}/config`` is
+  404 on both), so each peer adds that one read-only route through its server's own
+  extension point, with a configuration derived from the model (``peers/
+  triton_config.py``): an MLServer custom handler on the runtime class, a route on
+  KServe's FastAPI app; their metadata lists the model's tensors through their own hooks.
+  No proxy stands between perf_analyzer and any server, and inference is each server's
+  own path. perf_analyzer's HTTP client takes any ``parameters`` member of an output for
+  the binary-tensor extension's, so tensor formats follow what each server can answer:
+  MLServer JSON (binary tensors get a 500; its runtime leaves out the codec's
+  content-type hint on outputs), KServe binary (its JSON outputs carry ``"parameters":
+  null``), Triton binary; our edge both, each set against the peer of the same format.
+  perf_analyzer reads server-side statistics (``/v2/models/{m}/stats``, around each
+  window) only from a server whose ``/v2`` lists the ``statistics`` extension (our edge
+  and Triton, which pay that small cost); MLServer and KServe list it not, so nothing
+  else needs serving. ``--collect-metrics`` stays off.
+* ``wrk`` (Debian) posting the same V2 JSON request to every server, a second driver:
+  compute a fresh random input per request; hits one input.
 
 MLServer (with adaptive batching like our edge's micro-batching: 64 rows, 2 ms) and
-KServe run in a virtual environment the bench makes (``run/bench/peers-venv``), so
-they never touch the project's. Triton (the ``tritonserver`` the pytriton wheel bundles,
-dynamic batching of 64 rows and 2 ms, the model as a Python callable on onnxruntime)
-runs in another (``run/bench/pytriton-venv``), made from Debian's own Python 3.11:
-Triton's Python-backend stub links the system's ``libpython3.11`` and fails to start on
-the standard library of another 3.11 build. Each model runs onnxruntime with one
-intra-op thread, as our edge does.
+KServe run in a virtual environment the bench makes, so they never touch the
+project's. Triton (the ``tritonserver`` the pytriton wheel bundles, dynamic batching of
+64 rows and 2 ms, the model as a Python callable on onnxruntime) runs in another, made
+from Debian's own Python 3.11: Triton's Python-backend stub links the system's
+``libpython3.11`` and fails to start on the standard library of another 3.11 build. Each
+model runs the onnxruntime our edge runs, with one intra-op thread. The environments and
+perf_analyzer are kept outside the clone, in the user's cache
+(``${XDG_CACHE_HOME:-~/.cache}/geocdn/bench/NAME-HASH``, the hash of the pinned packages
+and the Python version): made by the first run on a machine, made anew when a pin
+changes.
 
-Reported per server and concurrency (1, 16, 64): throughput, p99 latency and requests
-per CPU-second of the server's processes (utime + stime from /proc, children included),
-the fair figure on a shared machine; medians of --runs interleaved rounds.
+Reported per server and concurrency (1, 16, 64): throughput and p99 latency as the
+driver measures them, and requests per CPU-second: the requests the server itself
+counted as answered (its Prometheus counter) over the CPU time of its processes (utime
++ stime from /proc, children included), the fair figure on a shared machine; medians
+of --runs interleaved rounds.
 
     .venv/bin/python bench/oip_peers.py [--runs 3] [--seconds 4]
 """
