@@ -1,6 +1,6 @@
 """KServe's Python model server answering the Open Inference Protocol with an ONNX model
 on onnxruntime: the peer `bench/oip_peers.py` serves the edge's ranker with (no
-per-request latency log, as the edge keeps none). Runs in the bench's own virtual
+per-request log lines, as the edge writes none). Runs in the bench's own virtual
 environment.
 
 Its metadata lists the model's tensors (`get_input_types`/`get_output_types`, KServe's
@@ -15,6 +15,7 @@ max_batch_size says that the first dimension is the batch, as every request's is
 
 from __future__ import annotations
 
+import logging
 import sys
 import uuid
 
@@ -62,8 +63,11 @@ def serve(model: OnnxModel, http_port: int, grpc_port: int) -> None:
             raise HTTPException(404, f"model {model_name} not found")
         return model_config(model.name, model.session, model.max_batch_size)
 
-    ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1,
-                enable_latency_logging=False).start([model])
+    server = ModelServer(http_port=http_port, grpc_port=grpc_port, workers=1,
+                         enable_latency_logging=False)
+    for per_request in ("kserve.trace", "uvicorn.access"):  # the edge logs no request
+        logging.getLogger(per_request).setLevel(logging.WARNING)
+    server.start([model])
 
 
 if __name__ == "__main__":
