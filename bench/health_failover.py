@@ -51,8 +51,11 @@ async def measure(runs: int) -> None:
         ip = {name: s.host for name, s in servers.items()}
         flaps: list[tuple[str, ...]] = []
 
+        stop_watching = asyncio.Event()  # the watcher ends by itself (not cancelled: Python
+        # 3.11's wait_for, in dnspython's timeout, can swallow a cancel, CPython gh-86296)
+
         async def watch_paris() -> None:
-            while True:
+            while not stop_watching.is_set():
                 flaps.append((await ask(server.port, "paris")).addresses)
                 await asyncio.sleep(0.05)
 
@@ -82,7 +85,8 @@ async def measure(runs: int) -> None:
                     print(f"run {i + 1} {kind:8}: left the answers after {down:5.2f} s, "
                           f"back after {up:5.2f} s", flush=True)
                     await asyncio.sleep(1.0)  # let the member settle before the next one
-            watcher.cancel()
+            stop_watching.set()
+            await watcher
         finally:
             server.stop()
             for s in servers.values():

@@ -122,15 +122,19 @@ class World:
                     return self.by_address[rd.address], rrset.ttl
         return None, None
 
-    async def resolve_forever(self, port: int, r: Resolver, ttl: int, start: float) -> None:
+    async def resolve_until(self, port: int, r: Resolver, ttl: int, start: float,
+                            until: float) -> None:
+        """Ask again each time the answer's TTL runs out, until `until` (monotonic). The
+        loop ends by itself: Python 3.11's asyncio.wait_for (in dnspython's timeout) can
+        swallow a cancel that comes as the reply does (CPython gh-86296)."""
         await asyncio.sleep(random.uniform(0, ttl))  # resolvers are out of phase
-        while True:
+        while time.monotonic() < until:
             edge, answer_ttl = await self.ask(port, r)
             if edge is not None:
                 if r.edge is not None and edge != r.edge:
                     r.moves.append(time.monotonic() - start)
                 r.edge = edge
-            await asyncio.sleep(answer_ttl if answer_ttl else 0.5)
+            await asyncio.sleep(min(answer_ttl or 0.5, max(0.0, until - time.monotonic())))
 
 
 async def run_loop(geodns: str, ttl: int, minutes: float, block: int) -> dict:
@@ -158,15 +162,14 @@ async def run_loop(geodns: str, ttl: int, minutes: float, block: int) -> dict:
             while (await world.ask(server.port, probe))[0] is None:  # settled, answering
                 await asyncio.sleep(0.2)
             start = time.monotonic()
-            tasks = [asyncio.create_task(world.resolve_forever(server.port, r, ttl, start))
+            until = start + minutes * 60
+            tasks = [asyncio.create_task(world.resolve_until(server.port, r, ttl, start, until))
                      for r in world.resolvers]
             samples: list[tuple[float, float]] = []
-            while time.monotonic() - start < minutes * 60:
+            while time.monotonic() < until:
                 await asyncio.sleep(0.5)
                 samples.append((time.monotonic() - start, world.load("tokyo")))
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks)
         finally:
             server.stop()
             for r in runners:

@@ -10,7 +10,6 @@ misses. Optionally an edge is killed (and restarted) mid-run to show failover.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import random
@@ -199,12 +198,15 @@ class Simulation:
 
     async def _resolve(self, ecs: str, source: str | None) -> Resolution:
         """As a stub resolver does (resolv.conf's defaults): 5 s, then once more."""
-        for _ in range(STUB_ATTEMPTS - 1):
-            with contextlib.suppress(DNSException):
+        left = STUB_ATTEMPTS
+        while True:
+            left -= 1
+            try:
                 return await resolve(self.topology.steered_name, self.dns_server, source,
                                      ecs=ecs, timeout=STUB_TIMEOUT_S)
-        return await resolve(self.topology.steered_name, self.dns_server, source, ecs=ecs,
-                             timeout=STUB_TIMEOUT_S)
+            except DNSException:
+                if left == 0:
+                    raise
 
     async def _chaos(self, started: float) -> None:
         cfg = self.config

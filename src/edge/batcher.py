@@ -86,19 +86,20 @@ class MicroBatcher:
                         await asyncio.wait_for(self._filled.wait(), wait)
                     except TimeoutError:
                         pass
-            batch = self._take()
+            batch, rows = self._take()
             self._last_batch_requests = len(batch)
-            await self._execute(batch)
+            await self._execute(batch, rows)
 
     def _timed_run(self, feeds: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         start = time.perf_counter()
         try:
             return self._run(feeds)
         finally:
-            per_row = (time.perf_counter() - start) / rows
+            per_row = (time.perf_counter() - start) / max(1, rows)
             self.run_per_row_s += 0.1 * (per_row - self.run_per_row_s)
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> tuple[list[_Pending], int]:
+        """The next batch from the queue, and its rows."""
         batch = [self._queue.popleft()]
         rows = batch[0].rows
         while self._queue and rows + self._queue[0].rows <= self.max_batch:
@@ -106,9 +107,9 @@ class MicroBatcher:
             rows += item.rows
             batch.append(item)
         self._rows -= rows
-        return batch
+        return batch, rows
 
-    async def _execute(self, batch: list[_Pending]) -> None:
+    async def _execute(self, batch: list[_Pending], rows: int) -> None:
         start = time.perf_counter()
         queue_s = [start - item.enqueued for item in batch]
         self.queue_delay_ewma += 0.1 * (max(queue_s) - self.queue_delay_ewma)
@@ -117,7 +118,6 @@ class MicroBatcher:
         else:
             feeds = {name: np.concatenate([item.feeds[name] for item in batch])
                      for name in batch[0].feeds}
-        rows = max(1, sum(item.rows for item in batch))
         try:
             if self.run_per_row_s * rows < INLINE_BELOW_S:
                 outputs = self._timed_run(feeds, rows)
@@ -128,18 +128,18 @@ class MicroBatcher:
         except Exception as e:  # noqa: BLE001 - every waiter gets the failure
             if len(batch) > 1:  # one request's bad input (say an id out of range) must not
                 for item in batch:  # fail the others: each runs alone and gets its own answer
-                    await self._execute([item])
+                    await self._execute([item], item.rows)
                 return
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(e)
-            self._observer.batch_done(sum(i.rows for i in batch), len(batch), queue_s,
-                                      time.perf_counter() - start, ok=False)
+            self._observer.batch_done(rows, len(batch), queue_s, time.perf_counter() - start,
+                                      ok=False)
             return
         offset = 0
         for item in batch:
             if not item.future.done():
                 item.future.set_result([out[offset:offset + item.rows] for out in outputs])
             offset += item.rows
-        self._observer.batch_done(offset, len(batch), queue_s, time.perf_counter() - start,
+        self._observer.batch_done(rows, len(batch), queue_s, time.perf_counter() - start,
                                   ok=True)
