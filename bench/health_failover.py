@@ -62,6 +62,7 @@ async def measure(runs: int) -> None:
         times: dict[str, tuple[list[float], list[float]]] = {"refused": ([], []),
                                                               "hung": ([], [])}
         london = servers["london"]
+        watcher: asyncio.Task | None = None
         try:
             await until(server.port, "london", lambda r: r.addresses == (ip["london"],), 30)
             watcher = asyncio.create_task(watch_paris())
@@ -85,9 +86,10 @@ async def measure(runs: int) -> None:
                     print(f"run {i + 1} {kind:8}: left the answers after {down:5.2f} s, "
                           f"back after {up:5.2f} s", flush=True)
                     await asyncio.sleep(1.0)  # let the member settle before the next one
-            stop_watching.set()
-            await watcher
         finally:
+            stop_watching.set()
+            if watcher is not None:
+                await watcher
             server.stop()
             for s in servers.values():
                 await s.stop()

@@ -127,7 +127,8 @@ class World:
         """Ask again each time the answer's TTL runs out, until `until` (monotonic). The
         loop ends by itself: Python 3.11's asyncio.wait_for (in dnspython's timeout) can
         swallow a cancel that comes as the reply does (CPython gh-86296)."""
-        await asyncio.sleep(random.uniform(0, ttl))  # resolvers are out of phase
+        # resolvers are out of phase
+        await asyncio.sleep(min(random.uniform(0, ttl), max(0.0, until - time.monotonic())))
         while time.monotonic() < until:
             edge, answer_ttl = await self.ask(port, r)
             if edge is not None:

@@ -205,7 +205,7 @@ class Simulation:
                 return await resolve(self.topology.steered_name, self.dns_server, source,
                                      ecs=ecs, timeout=STUB_TIMEOUT_S)
             except DNSException:
-                if left == 0:
+                if left <= 0:
                     raise
 
     async def _chaos(self, started: float) -> None:

@@ -114,6 +114,7 @@ def _assemble(conn: Connection) -> dict[str, Zone]:
             time.sleep(PAUSE)  # let the event loop's thread take the GIL
         elif kind == "pools":
             pools.update(value)
+            time.sleep(PAUSE)
         elif kind == "done":
             origin, path, soa, bound, overrides = head
             steering = None if overrides is None else ZoneSteering(
