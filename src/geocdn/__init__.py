@@ -1,3 +1,3 @@
 """Pieces shared by every program of the project: the admin-token check of the HTTP admin
-APIs (`geocdn.auth`), the HOST:PORT parser (`geocdn.hostport`) and private files
-(`geocdn.files`)."""
+APIs (`geocdn.auth`), the HOST:PORT parser (`geocdn.hostport`), private files
+(`geocdn.files`) and stopping background tasks (`geocdn.tasks`)."""

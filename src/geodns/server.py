@@ -45,6 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
+from geocdn.tasks import cancel_and_wait
 from geodns.cookies import CookieJar
 from geodns.engine import DEFAULT_CACHE_BYTES, Engine
 from geodns.errors import GeoDNSError
@@ -239,9 +240,7 @@ class GeoDNSServer:
     async def stop(self) -> None:
         for hook in self.on_stop:
             await hook(self)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self.tally.flush()
         for transport in self._transports:
             transport.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from geocdn.tasks import cancel_and_wait
 from geodns.plugins import Plugin
 
 if TYPE_CHECKING:
@@ -144,9 +145,7 @@ def follow_parent(server: GeoDNSServer, follower: Follower) -> None:
 
 
 async def cancel(tasks: list[asyncio.Task]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await cancel_and_wait(tasks)
     tasks.clear()
 
 

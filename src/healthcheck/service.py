@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from geocdn.tasks import cancel_and_wait
 from geodns.steering.health import MemberHealth, Status
 from geodns.steering.health_settings import HealthSettings, check_health_url, parse_health_settings
 from geodns.steering.shedding import ShedController
@@ -243,10 +244,7 @@ class HealthService:
 
     async def stop(self) -> None:
         metrics.MEMBER_STATE.forget(self)
-        tasks = [*self._tasks.values(), *self._background]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks.values(), *self._background])
         self._tasks.clear()
         self._background.clear()
         if self.shared is not None:

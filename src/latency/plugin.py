@@ -26,6 +26,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from geocdn.redis_url import connect
+from geocdn.tasks import cancel_and_wait
 from geodns.plugins import Plugin
 from geodns.steering import Client
 from geodns.steering.decide import region_of
@@ -99,10 +100,7 @@ class LatencyPlugin(Plugin):
             tasks.append(asyncio.ensure_future(follow()))
 
         async def stop(server: GeoDNSServer) -> None:
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            await cancel_and_wait(tasks)
             await redis.aclose()
 
         def reloaded(server: GeoDNSServer) -> str | None:
