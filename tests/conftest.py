@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: free ports and a real Redis-protocol server."""
+"""Fixtures shared by every test package: free ports and a real Redis-protocol server;
+and which tests may run beside which when the suite runs in parallel (`bin/test`)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,49 @@ def _require_program(binary: str, package: str) -> str:
     found = shutil.which(binary)
     assert found, f"{package} installed no {binary}"
     return found
+
+
+# `bin/test` runs the suite on several pytest-xdist workers with `--dist loadgroup`: the
+# tests of one group run on one worker, one after the other, in file order. A group is a
+# test module (its module-scoped servers start once, its tests run in the order they are
+# written), except:
+# - "stack": every test on the session's `stack` (tests/stack/conftest.py), so that one
+#   whole network serves them all;
+# - "pip": the tests that make virtual environments with pip (which is not safe to run
+#   twice at once on one cache), among them bench/oip_peers.py, which makes its own in
+#   the checkout's run/bench/;
+# - each bench of tests/test_docs_benches.py on its own (free ports, temporary folders).
+# tests/dns/test_dns_benches.py runs its benches on fixed ports (127.0.0.1:5391-5394):
+# one module, so one group, and no other test uses those ports.
+PIP = ("tests/stack/test_runtime_venv.py", "tests/stack/test_setup_runtime.py",
+       "tests/test_docs_benches.py::test_bench_command_runs[bench/oip_peers.py]")
+# The longest groups start first, so that the last ones to finish are short (measured on
+# a loaded 2-core machine; a stale entry costs time, never correctness).
+SLOW_FIRST = ("pip", "tests/test_docs_benches.py:bench/steering_loop.py", "stack",
+              "tests/latency/test_docs.py", "tests/edge/test_openapi_dataplane.py",
+              "tests/distribution/test_redis_topologies.py", "tests/dns/test_dns_answer_cache.py",
+              "tests/distribution/test_deploy_config.py", "tests/latency/test_world_e2e.py",
+              "tests/edge/test_load.py", "tests/dns/test_dns_benches.py",
+              "tests/edge/test_tritonclient.py", "tests/edge/test_kserve.py",
+              "tests/geo/test_explain_matches_answers.py", "tests/stack/test_cdn_up.py")
+
+
+def parallel_group(item: pytest.Item) -> str:
+    module = item.nodeid.split("::")[0]
+    if module.startswith("tests/stack/") and "stack" in getattr(item, "fixturenames", ()):
+        return "stack"
+    if module in PIP or item.nodeid in PIP:
+        return "pip"
+    if module == "tests/test_docs_benches.py" and hasattr(item, "callspec"):
+        return f"{module}:{item.callspec.params['command'].split()[1]}"
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups = {item.nodeid: parallel_group(item) for item in items}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    if hasattr(config, "workerinput"):  # a worker: its order is the order groups are dealt
+        rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+        items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
