@@ -3,6 +3,7 @@ and which tests may run beside which when the suite runs in parallel (`bin/test`
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import hypothesis.internal.conjecture.optimiser  # noqa: F401  (see below)
 import pytest
 
-from cdn.redis_server import RedisServer, free_port
+from cdn.redis_server import FREE_PORTS_ENV, RedisServer, free_port
 
 # Hypothesis imports its optimiser lazily, in the middle of a test, where pytest's
 # assertion rewriting compiles it. CPython 3.11.7's compile() then failed once in CI with
@@ -75,11 +76,27 @@ def _require_program(binary: str, package: str) -> str:
 # - "stack": every test on the session's `stack` (tests/stack/conftest.py), so that one
 #   whole network serves them all;
 # - "pip": the tests that make virtual environments with pip (which is not safe to run
-#   twice at once on one cache), among them bench/oip_peers.py, which makes its own in
-#   the checkout's run/bench/;
+#   twice at once on one cache), among them bench/oip_peers.py, which makes its own;
 # - each bench of tests/test_docs_benches.py on its own (free ports, temporary folders).
 # tests/dns/test_dns_benches.py runs its benches on fixed ports (127.0.0.1:5391-5394):
 # one module, so one group, and no other test uses those ports.
+
+# Free ports: in a serial run the kernel picks them (`free_port`); across parallel
+# workers two could pick the same one before either binds it (seen: a test's edge then
+# answered for another worker's). So each worker (and what it starts) takes its free
+# ports from a range of its own, below the kernel's ephemeral ports (32768 and up).
+PORTS = (20000, 32767)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a worker
+    if worker:
+        count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        size = (PORTS[1] - PORTS[0] + 1) // count
+        low = PORTS[0] + int(worker.removeprefix("gw")) * size
+        os.environ[FREE_PORTS_ENV] = f"{low}-{low + size - 1}"
+
+
 PIP = ("tests/stack/test_runtime_venv.py", "tests/stack/test_setup_runtime.py",
        "tests/test_docs_benches.py::test_bench_command_runs[bench/oip_peers.py]")
 # The longest groups start first, so that the last ones to finish are short (measured on
