@@ -90,6 +90,7 @@ PORTS = (20000, 32767)
 
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a worker
+    config.addinivalue_line("markers", "alone: run after the parallel part, alone (bin/test)")
     if worker:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
         size = (PORTS[1] - PORTS[0] + 1) // count
@@ -97,6 +98,10 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[FREE_PORTS_ENV] = f"{low}-{low + size - 1}"
 
 
+# Tests whose figures are the machine's own pace (the load an edge reports, latencies
+# clients measure): `bin/test` runs them after the others, one at a time, so that no
+# neighbour's work is in their figures (marked "alone").
+ALONE = ("tests/edge/test_load.py", "tests/latency/test_world_e2e.py")
 PIP = ("tests/stack/test_runtime_venv.py", "tests/stack/test_setup_runtime.py",
        "tests/test_docs_benches.py::test_bench_command_runs[bench/oip_peers.py]")
 # The longest groups start first, so that the last ones to finish are short (measured on
@@ -126,6 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     groups = {item.nodeid: parallel_group(item) for item in items}
     for item in items:
         item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+        if groups[item.nodeid] in ALONE:
+            item.add_marker(pytest.mark.alone)
     if hasattr(config, "workerinput"):  # a worker: its order is the order groups are dealt
         rank = {name: i for i, name in enumerate(SLOW_FIRST)}
         items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
