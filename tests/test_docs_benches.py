@@ -37,8 +37,9 @@ PRINTS = {
     "bench/steering_loop.py": [r"^before +settled", r"^after +settled"],
     "bench/health_false_downs.py": [r"^this checker +\d+ +\d+", r"^reference +\d+ +\d+"],
     "bench/edge_bench.py": [r"^ceiling \(bare aiohttp\) +\d+", r"^l1-hit +POST /predict +\d+"],
-    "bench/oip_peers.py": [rf"^\| {server}, compute \(wrk\) \| 1 \| \d+"
-                           for server in ("edge", "MLServer", "KServe", "Triton")],
+    "bench/oip_peers.py": [rf"^\| {server}, compute \({driver}[^)]*\) \| 1 \| \d+"
+                           for server in ("edge", "MLServer", "KServe", "Triton")
+                           for driver in ("perf_analyzer", "wrk")],
     "bench/dns_fuzz.py": [r"^\| valid_vs_twin \| [\d.]+ \| [\d.]+ \|",
                           r"^server alive: True; internal errors logged: 0$"],
 }
