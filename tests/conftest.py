@@ -10,6 +10,8 @@ from pathlib import Path
 
 import hypothesis.internal.conjecture.optimiser  # noqa: F401  (see below)
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from cdn.redis_server import FREE_PORTS_ENV, RedisServer, free_port
 
@@ -69,12 +71,12 @@ def _require_program(binary: str, package: str) -> str:
     return found
 
 
-# `bin/test` runs the suite on several pytest-xdist workers with `--dist loadgroup`: the
-# tests of one group run on one worker, one after the other, in file order. A group is a
+# `bin/test` runs the suite on several pytest-xdist workers: the tests of one group run
+# on one worker, one after the other, in file order (`GroupScheduling`). A group is a
 # test module (its module-scoped servers start once, its tests run in the order they are
 # written), except:
-# - "stack": every test on the session's `stack` (tests/stack/conftest.py), so that one
-#   whole network serves them all;
+# - "stack": tests/stack/, whose tests share the session's `stack` (one whole network
+#   serves them all) or start stacks of their own;
 # - "pip": the tests that make virtual environments with pip (which is not safe to run
 #   twice at once on one cache), among them bench/oip_peers.py, which makes its own;
 # - each bench of tests/test_docs_benches.py on its own (free ports, temporary folders).
@@ -89,8 +91,8 @@ PORTS = (20000, 32767)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a worker
     config.addinivalue_line("markers", "alone: run after the parallel part, alone (bin/test)")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... in a worker
     if worker:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
         size = (PORTS[1] - PORTS[0] + 1) // count
@@ -106,33 +108,42 @@ PIP = ("tests/stack/test_runtime_venv.py", "tests/stack/test_setup_runtime.py",
        "tests/test_docs_benches.py::test_bench_command_runs[bench/oip_peers.py]")
 # The longest groups start first, so that the last ones to finish are short (measured on
 # a loaded 2-core machine; a stale entry costs time, never correctness).
-SLOW_FIRST = ("pip", "tests/test_docs_benches.py:bench/steering_loop.py", "stack",
-              "tests/latency/test_docs.py", "tests/edge/test_openapi_dataplane.py",
+SLOW_FIRST = ("pip", "tests/test_docs_benches.py::test_bench_command_runs[bench/steering_loop.py]",
+              "stack", "tests/latency/test_docs.py", "tests/edge/test_openapi_dataplane.py",
               "tests/distribution/test_redis_topologies.py", "tests/dns/test_dns_answer_cache.py",
-              "tests/distribution/test_deploy_config.py", "tests/latency/test_world_e2e.py",
-              "tests/edge/test_load.py", "tests/dns/test_dns_benches.py",
+              "tests/distribution/test_deploy_config.py", "tests/dns/test_dns_benches.py",
+              "tests/distribution/test_distribution_docs.py", "tests/latency/test_redis_down.py",
               "tests/edge/test_tritonclient.py", "tests/edge/test_kserve.py",
-              "tests/geo/test_explain_matches_answers.py", "tests/stack/test_cdn_up.py")
+              "tests/geo/test_explain_matches_answers.py")
 
 
-def parallel_group(item: pytest.Item) -> str:
-    module = item.nodeid.split("::")[0]
-    if module.startswith("tests/stack/") and "stack" in getattr(item, "fixturenames", ()):
-        return "stack"
-    if module in PIP or item.nodeid in PIP:
+def parallel_group(nodeid: str) -> str:
+    module = nodeid.split("::")[0]
+    if module in PIP or nodeid in PIP:
         return "pip"
-    if module == "tests/test_docs_benches.py" and hasattr(item, "callspec"):
-        return f"{module}:{item.callspec.params['command'].split()[1]}"
+    if module.startswith("tests/stack/"):
+        return "stack"
+    if module == "tests/test_docs_benches.py" and "[" in nodeid:
+        return nodeid
     return module
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadScopeScheduling:
+    """Whole groups to the workers, in the order the workers collected them. (Not
+    pytest-xdist's `--dist loadgroup`: its marks do not reach the scheduler with pytest
+    9.2, pytest-xdist issue 1386.)"""
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return parallel_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # the "alone" mark before `-m` selects by it
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    groups = {item.nodeid: parallel_group(item) for item in items}
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-        if groups[item.nodeid] in ALONE:
+        if parallel_group(item.nodeid) in ALONE:
             item.add_marker(pytest.mark.alone)
     if hasattr(config, "workerinput"):  # a worker: its order is the order groups are dealt
         rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-        items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
+        items.sort(key=lambda item: rank.get(parallel_group(item.nodeid), len(rank)))
