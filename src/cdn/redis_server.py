@@ -7,6 +7,8 @@ given loopback address.
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
 import socket
 import subprocess
@@ -32,10 +34,38 @@ def server_binary() -> str:
     return found
 
 
+FREE_PORTS_ENV = "GEOCDN_FREE_PORTS"
+_cursor: dict[str, int] = {}  # per range: the next port this process tries
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing on `host` is bound to now, for a server started next.
+
+    By default the kernel picks one, at random among the odd ports of its ephemeral
+    range, so two processes may pick the same one before either binds it. With
+    `GEOCDN_FREE_PORTS=LOW-HIGH` set, it is the next free odd port of that range (from a
+    random start), so that processes given disjoint ranges outside the ephemeral one
+    never pick the same port nor meet a port the kernel hands out (the test suite's
+    parallel workers: tests/conftest.py). Odd, as the kernel's: a server's port + 1
+    stays free for its second listener (`cdn up`'s edges serve gRPC there)."""
+    span = os.environ.get(FREE_PORTS_ENV)
+    if not span:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    low, high = (int(end) for end in span.split("-"))
+    odd = range(low | 1, high + 1, 2)
+    start = _cursor.get(span, random.randrange(len(odd)))
+    for i in range(len(odd)):
+        port = odd[(start + i) % len(odd)]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _cursor[span] = (start + i + 1) % len(odd)
+        return port
+    raise StartError(f"no free port on {host} in {FREE_PORTS_ENV}={span}")
 
 
 @dataclass

@@ -122,7 +122,9 @@ async def test_publish_activate_rollback_under_load(stack, model_files, tmp_path
             await origin.rollback("ranker")
             await wait_version(http, [stack.origin, *edges], "1")
         answered, deadline = len(results), time.monotonic() + 120
-        while len(results) < answered + 6:  # some load after the rollback too
+        # some load after the rollback too, and more than 50 batches in all (however
+        # slowly a busy machine answers them)
+        while len(results) < max(answered + 6, 51):
             assert time.monotonic() < deadline and not any(c.done() for c in clients)
             await asyncio.sleep(0.05)
         stop.set()
@@ -135,7 +137,6 @@ async def test_publish_activate_rollback_under_load(stack, model_files, tmp_path
     for _, doc, rows in results:  # every row of a batch computed by the claimed version
         assert np.allclose(doc["predictions"], expected[doc["model_version"]](rows),
                            atol=1e-5), doc
-    assert len(results) > 50
 
 
 async def test_corrupt_transfer_is_rejected_and_old_version_serves(stack, model_files):

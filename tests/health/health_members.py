@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from cdn.redis_server import free_port
 from geodns.steering import Member, Pool
 from healthcheck.lag import LoopLag
 
@@ -26,12 +26,6 @@ def loopback_address(block: int) -> str:
     """A fresh 127.<block>.x.y address per call (block keeps test modules apart)."""
     n = next(_counter)
     return f"127.{block}.{n // 250}.{n % 250 + 1}"
-
-
-def free_port_on(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -92,7 +86,7 @@ class MemberServer:
 
     async def start(self) -> MemberServer:
         if not self.port:
-            self.port = free_port_on(self.host)
+            self.port = free_port(self.host)
         app = web.Application()
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)

@@ -26,6 +26,7 @@ import yaml
 from health_members import MemberServer
 
 from cdn.processes import stop_process
+from cdn.redis_server import free_port as free_tcp_port
 
 ZONE = "failover.example"
 NAME = f"edge.{ZONE}."
@@ -70,15 +71,13 @@ def write_zone(directory: Path, members: dict[str, MemberServer], health: dict |
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+        port = free_tcp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 @dataclass

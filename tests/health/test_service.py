@@ -11,10 +11,11 @@ import time
 import urllib.request
 
 import pytest
-from health_members import InFlight, free_port_on, late_between, loopback_address, pool_of, wait_for
+from health_members import InFlight, late_between, loopback_address, pool_of, wait_for
 from prometheus_client import REGISTRY
 
 from cdn.processes import stop_process
+from cdn.redis_server import free_port
 from geodns.steering import Member, Pool
 from geodns.steering.health import Status
 from geodns.steering.health_settings import DEFAULTS
@@ -315,7 +316,7 @@ def slow_member():
     """A member in its own process (so it answers while this one stalls), taking 0.3 s
     per answer."""
     host = loopback_address(61)
-    port = free_port_on(host)
+    port = free_port(host)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_MEMBER, host, str(port)])
     url = f"http://{host}:{port}/health"
     deadline = time.monotonic() + 30
