@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge import routes
 from edge.distribution.blobs import sha256_bytes
 from edge.distribution.client import CONFIG_HEADER
 from edge.distribution.errors import Conflict, DistributionError, InvalidName, NotFound
@@ -225,14 +226,14 @@ def add_distribution_routes(
     app[DIST_KEY] = dist
     r = Routes(dist, max_upload)
     admin = lambda h: _guarded(token, h)  # noqa: E731
-    app.router.add_get(f"{API}/models", _public(r.summary))
-    app.router.add_get(f"{API}/models/{{name}}/versions/{{version}}", _public(r.manifest))
-    app.router.add_get(f"{API}/blobs/sha256/{{hex}}", _public(r.blob))
-    app.router.add_put(f"{API}/models/{{name}}/versions/{{version}}", admin(r.publish))
-    app.router.add_post(f"{API}/models/{{name}}/activate", admin(r.activate))
-    app.router.add_post(f"{API}/models/{{name}}/stage", admin(r.stage))
-    app.router.add_post(f"{API}/models/{{name}}/rollback", admin(r.rollback))
-    app.router.add_post(f"{API}/purge", admin(r.purge))
-    app.router.add_get(f"{API}/rollout", admin(r.rollout))
-    app.router.add_post(f"{API}/rollout/{{edge}}", admin(r.report))
+    routes.add(app, "GET", f"{API}/models", _public(r.summary))
+    routes.add(app, "GET", f"{API}/models/{{name}}/versions/{{version}}", _public(r.manifest))
+    routes.add(app, "GET", f"{API}/blobs/sha256/{{hex}}", _public(r.blob))
+    routes.add(app, "PUT", f"{API}/models/{{name}}/versions/{{version}}", admin(r.publish))
+    routes.add(app, "POST", f"{API}/models/{{name}}/activate", admin(r.activate))
+    routes.add(app, "POST", f"{API}/models/{{name}}/stage", admin(r.stage))
+    routes.add(app, "POST", f"{API}/models/{{name}}/rollback", admin(r.rollback))
+    routes.add(app, "POST", f"{API}/purge", admin(r.purge))
+    routes.add(app, "GET", f"{API}/rollout", admin(r.rollout))
+    routes.add(app, "POST", f"{API}/rollout/{{edge}}", admin(r.report))
     return dist
