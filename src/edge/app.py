@@ -1,9 +1,9 @@
 """`build_app(config)`: the aiohttp application of a node, built from one `EdgeConfig`.
 
-The node object is ``app[NODE]``; later code adds routes (`edge.routes.add`) and
-background tasks (``app.on_startup``, ``app.cleanup_ctx``) to the returned application
-before it starts. Tests run it in-process with `aiohttp.web.AppRunner` or as
-``edge serve`` in a subprocess.
+The node object is ``app[NODE]``. Its parts add their routes here, with `edge.routes.add`
+and before the fallback route; later code may add background tasks (``app.on_startup``,
+``app.cleanup_ctx``) to the returned application before it starts. Tests run it
+in-process with `aiohttp.web.AppRunner` or as ``edge serve`` in a subprocess.
 
 Every error is JSON ``{"error": message}`` with a 4xx/5xx status (also aiohttp's own:
 unknown route 404, wrong method 405, body too large 413; see `edge.routes`).

@@ -26,10 +26,11 @@ class Utilization:
     """`step(+1)` when a request starts, `step(-1)` when it ends; `load` reads.
 
     A step adds the time since the last one to two running integrals (busy time, and
-    requests in flight over time); at most every `FOLD_S` they are folded into the two
-    averages, as one interval weighted ``1 - exp(-interval / window)``. Folding per
-    interval rather than per request keeps the exponential off the request path; with
-    intervals of at most a fiftieth of the window the averages read the same."""
+    requests in flight over time); the first step `FOLD_S` or more after the last fold
+    folds them into the two averages, as one interval weighted ``1 - exp(-interval /
+    window)``. Folding per interval rather than per request keeps the exponential off the
+    request path; the readings differ from a per-request average by at most about
+    ``FOLD_S / window`` (0.02)."""
 
     FOLD_S = 0.1
 
@@ -67,5 +68,5 @@ class Utilization:
     @property
     def load(self) -> float:
         self.step(0)
-        self._fold(self._at)
+        self._fold(self._at)  # up to now, if the step did not
         return min(1.0, max(self._busy, self._level / self.capacity))

@@ -83,12 +83,13 @@ class HotCounter:
 
 
 class _Series:
-    """One labelled series of a `DurationHistogram`: a count per bucket, and the sum."""
+    """One labelled series of a `DurationHistogram`: a count per bucket (+Inf last), and
+    the sum."""
 
     __slots__ = ("counts", "total")
 
-    def __init__(self, buckets: int) -> None:
-        self.counts = [0] * buckets
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
         self.total = 0.0
 
     def observe(self, seconds: float) -> None:
@@ -99,7 +100,8 @@ class _Series:
 class DurationHistogram:
     """A histogram over `DURATION_BUCKETS` (and +Inf) for the request path, exposed as a
     prometheus collector: prometheus-client's own takes a lock for the sum and for the
-    bucket it finds by walking the bounds."""
+    bucket it finds by walking the bounds. Like prometheus-client's with created series
+    disabled, it exposes no ``_created`` series."""
 
     def __init__(self, name: str, documentation: str, labels: tuple[str, ...],
                  registry: CollectorRegistry) -> None:
@@ -110,7 +112,7 @@ class DurationHistogram:
     def series(self, *labels: str) -> _Series:
         series = self._series.get(labels)
         if series is None:
-            series = self._series[labels] = _Series(len(DURATION_BUCKETS) + 1)
+            series = self._series[labels] = _Series()
         return series
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
@@ -218,7 +220,6 @@ class NodeMetrics:
     def __init__(self) -> None:
         self._hot: list[HotCounter] = []
         self._models: dict[tuple[str, str], ModelStats] = {}
-        self._durations: dict[tuple[str, str], _Series] = {}
         r = self.registry = CollectorRegistry()
         ProcessCollector(registry=r)
         self.http_requests = Counter("edge_http_requests", "HTTP requests by route and status",
@@ -291,10 +292,7 @@ class NodeMetrics:
         stats.last_inference_ms = int(time.time() * 1000)
         (stats.cache_hit if tier in LOCAL_TIERS else stats.cache_miss).add(seconds)
         group = tier.partition("/")[0]  # upstream/<its tier> → upstream
-        series = self._durations.get((name, group))
-        if series is None:
-            series = self._durations[(name, group)] = self.request_duration.series(name, group)
-        series.observe(seconds)
+        self.request_duration.series(name, group).observe(seconds)
 
     def request_failed(self, name: str, version: str, seconds: float) -> None:
         self.model(name, version).fail.add(seconds)

@@ -4,14 +4,15 @@
 On a node's application (one with ``app[NODE]``) every route runs through `observed`: the
 request counts in the node's utilization while it runs, a failure becomes a JSON error
 ``{"error": message}`` with its 4xx/5xx status, and the answer is counted in
-``edge_http_requests_total`` by route name (its path template when unnamed) and status;
+``edge_http_requests_total`` by route name and status;
 functions given to `observe_requests` see every request first (the latency endpoint's
 passive measurements).
 A wrapper per route rather than an aiohttp middleware: a middleware chain (aiohttp adds
 its own current-app middleware, and looks the chain up per request) costs about a tenth
 of the CPU of a cache hit. The fallback route matches any path and method after the
 others had their turn: JSON 405 (with ``Allow``) for a path that another method
-serves, JSON 404 otherwise, as aiohttp's own routing would answer in text.
+serves, JSON 404 otherwise, as aiohttp's own routing would answer in text. (A request
+for ``*``, which no path matches, still gets aiohttp's text 404.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiohttp.typedefs import Handler
 
 from edge import oip
 from edge.artifacts import ArtifactNotFound
+from edge.errors import EdgeError
 from edge.metrics import HotCounter
 from edge.node import NODE, EdgeNode
 
@@ -91,12 +93,13 @@ def observed(node: EdgeNode, endpoint: str, handler: Handler,
     return run
 
 
-def add(app: web.Application, method: str, path: str, handler: Handler,
-        name: str | None = None) -> None:
+def add(app: web.Application, method: str, path: str, handler: Handler, name: str) -> None:
     """Register a route (a GET also answers HEAD), observed on a node's application."""
+    if FALLBACK in app.router:
+        raise EdgeError(f"route {name} added after the fallback route, which would shadow it")
     node = app.get(NODE)
     if node is not None:
-        handler = observed(node, name or path, handler, _observers(app))
+        handler = observed(node, name, handler, _observers(app))
     if method == "GET":
         app.router.add_get(path, handler, name=name)
     else:
@@ -127,4 +130,4 @@ async def _unmatched(request: web.Request) -> web.StreamResponse:
 
 def add_fallback(app: web.Application) -> None:
     """The route for requests no other route matches; register it last."""
-    add(app, "*", "/{path:.*}", _unmatched, name=FALLBACK)
+    add(app, "*", r"/{path:[\s\S]*}", _unmatched, FALLBACK)
