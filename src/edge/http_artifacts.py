@@ -12,6 +12,7 @@ import re
 
 from aiohttp import hdrs, web
 
+from edge import routes
 from edge.artifacts import ArtifactFile
 from edge.http_predict import request_hops
 from edge.node import NODE
@@ -94,4 +95,4 @@ async def artifact(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/models/{name}/{version}/{file}", artifact, name="artifact")
+    routes.add(app, "GET", "/models/{name}/{version}/{file}", artifact, "artifact")

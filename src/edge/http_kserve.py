@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from edge import oip
+from edge import oip, routes
 from edge.http_predict import BodyAliases, is_cached, parse_json, request_hops
 from edge.node import NODE, EdgeNode
 from edge.tensors import BadInput, ModelInfo
@@ -210,16 +210,18 @@ def _requested_outputs(doc: dict) -> tuple[dict[str, bool] | None, bool]:
 
 def add_routes(app: web.Application) -> None:
     app[ANSWERS] = BodyAliases()
-    r = app.router
-    r.add_get("/v2", server_metadata, name="v2")
-    r.add_get("/v2/health/live", live, name="v2_live")
-    r.add_get("/v2/health/ready", ready, name="v2_ready")
-    r.add_post("/v2/repository/index", repository_index, name="v2_repository_index")
-    r.add_get("/v2/models/stats", model_stats, name="v2_stats")
-    for suffix, tag in (("", ""), ("/versions/{version}", "_version")):
+    versions = (("", ""), ("/versions/{version}", "_version"))
+    # inference first: aiohttp tries the routes under one path prefix in their order
+    for suffix, tag in versions:
+        routes.add(app, "POST", f"/v2/models/{{model}}{suffix}/infer", infer, "v2_infer" + tag)
+    routes.add(app, "GET", "/v2", server_metadata, "v2")
+    routes.add(app, "GET", "/v2/health/live", live, "v2_live")
+    routes.add(app, "GET", "/v2/health/ready", ready, "v2_ready")
+    routes.add(app, "POST", "/v2/repository/index", repository_index, "v2_repository_index")
+    routes.add(app, "GET", "/v2/models/stats", model_stats, "v2_stats")
+    for suffix, tag in versions:
         base = "/v2/models/{model}" + suffix
-        r.add_get(base, model_metadata, name="v2_model" + tag)
-        r.add_get(base + "/ready", model_ready, name="v2_model_ready" + tag)
-        r.add_get(base + "/config", model_config, name="v2_model_config" + tag)
-        r.add_get(base + "/stats", model_stats, name="v2_model_stats" + tag)
-        r.add_post(base + "/infer", infer, name="v2_infer" + tag)
+        routes.add(app, "GET", base, model_metadata, "v2_model" + tag)
+        routes.add(app, "GET", base + "/ready", model_ready, "v2_model_ready" + tag)
+        routes.add(app, "GET", base + "/config", model_config, "v2_model_config" + tag)
+        routes.add(app, "GET", base + "/stats", model_stats, "v2_model_stats" + tag)

@@ -22,6 +22,7 @@ import json
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edge import routes
 from edge.http_predict import json_body
 from edge.node import NODE
 from edge.tensors import BadInput
@@ -85,9 +86,8 @@ async def flush(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/health", health, name="health")
-    r.add_get("/metrics", metrics, name="metrics")
-    r.add_post("/admin/drain", drain, name="admin_drain")
-    r.add_post("/admin/purge", purge, name="admin_purge")
-    r.add_post("/admin/flush", flush, name="admin_flush")
+    routes.add(app, "GET", "/health", health, "health")
+    routes.add(app, "GET", "/metrics", metrics, "metrics")
+    routes.add(app, "POST", "/admin/drain", drain, "admin_drain")
+    routes.add(app, "POST", "/admin/purge", purge, "admin_purge")
+    routes.add(app, "POST", "/admin/flush", flush, "admin_flush")

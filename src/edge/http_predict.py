@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 import msgpack
 from aiohttp import web
 
+from edge import routes
 from edge.node import NODE, EdgeNode
 from edge.registry import ModelVersion
 from edge.tensors import (
@@ -42,7 +43,10 @@ JSON = "application/json"
 
 def request_hops(request: web.Request) -> int:
     """The nodes a request has passed (the loop guard): a small non-negative integer."""
-    raw = request.headers.get(HOPS_HEADER, "0").strip()
+    raw = request.headers.get(HOPS_HEADER)
+    if raw is None:  # a client's request: the common case
+        return 0
+    raw = raw.strip()
     if not (raw.isascii() and raw.isdigit()):
         raise BadInput(f"{HOPS_HEADER} must be a non-negative integer, got {raw[:20]!r}")
     hops = int(raw) if len(raw) <= 4 else MAX_HOPS + 1
@@ -236,8 +240,8 @@ async def lookup(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app[PREFIXES] = _Prefixes(app[NODE].config.region)
     app[ALIASES] = BodyAliases()
-    app.router.add_post("/predict", predict, name="predict")
-    app.router.add_post("/batch_predict", batch_predict, name="batch_predict")
-    app.router.add_post("/internal/v1/models/{model}/lookup", lookup, name="lookup")
-    app.router.add_post("/internal/v1/models/{model}/versions/{version}/lookup", lookup,
-                        name="lookup_version")
+    routes.add(app, "POST", "/predict", predict, "predict")
+    routes.add(app, "POST", "/batch_predict", batch_predict, "batch_predict")
+    routes.add(app, "POST", "/internal/v1/models/{model}/lookup", lookup, "lookup")
+    routes.add(app, "POST", "/internal/v1/models/{model}/versions/{version}/lookup", lookup,
+               "lookup_version")

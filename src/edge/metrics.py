@@ -32,14 +32,18 @@ Our own series (prometheus-client appends ``_total`` to these counters):
   ``edge_inflight_requests``; and the process's ``process_*`` series.
 
 Counters bumped on every request (HTTP requests, tier hits and misses) go through
-`HotCounter`: a plain integer moved into the prometheus child before every scrape.
+`HotCounter`: a plain integer moved into the prometheus child before every scrape. The
+request-duration histogram is `DurationHistogram`, a collector of our own whose
+observation is a bisect and two additions.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from prometheus_client import (
     CollectorRegistry,
@@ -49,6 +53,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from edge.batcher import BatchObserver
@@ -75,6 +80,49 @@ class HotCounter:
         if self.pending:
             self.child.inc(self.pending)
             self.pending = 0
+
+
+class _Series:
+    """One labelled series of a `DurationHistogram`: a count per bucket (+Inf last), and
+    the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
+class DurationHistogram:
+    """A histogram over `DURATION_BUCKETS` (and +Inf) for the request path, exposed as a
+    prometheus collector: prometheus-client's own takes a lock for the sum and for the
+    bucket it finds by walking the bounds. Like prometheus-client's with created series
+    disabled, it exposes no ``_created`` series."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self._series: dict[tuple[str, ...], _Series] = {}
+        registry.register(self)
+
+    def series(self, *labels: str) -> _Series:
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = _Series()
+        return series
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        bounds = [floatToGoString(b) for b in (*DURATION_BUCKETS, float("inf"))]
+        for labels, series in sorted(self._series.items()):
+            family.add_metric(list(labels), list(zip(bounds, accumulate(series.counts),
+                                                     strict=True)),
+                              sum_value=series.total)
+        yield family
 
 
 @dataclass(slots=True)
@@ -172,7 +220,6 @@ class NodeMetrics:
     def __init__(self) -> None:
         self._hot: list[HotCounter] = []
         self._models: dict[tuple[str, str], ModelStats] = {}
-        self._durations: dict[tuple[str, str], Histogram] = {}
         r = self.registry = CollectorRegistry()
         ProcessCollector(registry=r)
         self.http_requests = Counter("edge_http_requests", "HTTP requests by route and status",
@@ -192,10 +239,10 @@ class NodeMetrics:
                                  registry=r)
         self.stale_served = Counter("edge_stale_served", "Expired entries served in grace",
                                     registry=r)
-        self.request_duration = Histogram(
+        self.request_duration = DurationHistogram(
             "edge_inference_request_duration_seconds",
             "Time to answer an inference request, by the tier that answered it",
-            ["model", "tier"], buckets=DURATION_BUCKETS, registry=r)
+            ("model", "tier"), r)
         self.batch_size = Histogram("edge_inference_batch_size", "Rows per inference batch",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         self.compute_seconds = Histogram("edge_inference_compute_seconds",
@@ -245,11 +292,7 @@ class NodeMetrics:
         stats.last_inference_ms = int(time.time() * 1000)
         (stats.cache_hit if tier in LOCAL_TIERS else stats.cache_miss).add(seconds)
         group = tier.partition("/")[0]  # upstream/<its tier> → upstream
-        histogram = self._durations.get((name, group))
-        if histogram is None:
-            histogram = self._durations[(name, group)] = self.request_duration.labels(name,
-                                                                                       group)
-        histogram.observe(seconds)
+        self.request_duration.series(name, group).observe(seconds)
 
     def request_failed(self, name: str, version: str, seconds: float) -> None:
         self.model(name, version).fail.add(seconds)

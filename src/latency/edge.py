@@ -28,6 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from edge import routes
 from edge.config import EdgeConfig
 from geocdn.redis_url import REDIS_ERRORS, connect
 
@@ -169,19 +170,12 @@ def setup(app: web.Application, config: EdgeConfig, node_name: str) -> LatencyEn
     endpoint = LatencyEndpoint(config.latency_name or node_name, config.latency_peers,
                                SampleWriter(redis, settings), settings)
     app[ENDPOINT] = endpoint
-    r = app.router
-    r.add_get("/latency/object", endpoint.object, name="latency_object")
-    r.add_get("/latency/targets", endpoint.targets, name="latency_targets")
-    r.add_get("/latency/beacon.js", endpoint.script, name="latency_script")
-    r.add_post("/latency/beacon", endpoint.beacon, name="latency_beacon")
-    r.add_route("OPTIONS", "/latency/beacon", endpoint.preflight, name="latency_preflight")
-
-    @web.middleware
-    async def passive(request: web.Request, handler):  # type: ignore[no-untyped-def]
-        endpoint.observe(request)
-        return await handler(request)
-
-    app.middlewares.append(passive)
+    routes.add(app, "GET", "/latency/object", endpoint.object, "latency_object")
+    routes.add(app, "GET", "/latency/targets", endpoint.targets, "latency_targets")
+    routes.add(app, "GET", "/latency/beacon.js", endpoint.script, "latency_script")
+    routes.add(app, "POST", "/latency/beacon", endpoint.beacon, "latency_beacon")
+    routes.add(app, "OPTIONS", "/latency/beacon", endpoint.preflight, "latency_preflight")
+    routes.observe_requests(app, endpoint.observe)
 
     async def close(_app: web.Application) -> None:
         await redis.aclose()

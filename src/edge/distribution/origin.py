@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge import routes
 from edge.distribution.blobs import sha256_bytes
 from edge.distribution.client import CONFIG_HEADER
 from edge.distribution.errors import Conflict, DistributionError, InvalidName, NotFound
@@ -47,10 +48,6 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 DIST_KEY = web.AppKey("distribution", Distribution)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _status(exc: DistributionError) -> int:
@@ -89,7 +86,7 @@ def _public(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except DistributionError as exc:
-            return _error(_status(exc), str(exc))
+            return routes.json_error(_status(exc), str(exc))
 
     return wrapped
 
@@ -130,7 +127,7 @@ class Routes:
     async def blob(self, request: web.Request) -> web.StreamResponse:
         hexd = request.match_info["hex"]
         if not _HEX.fullmatch(hexd):
-            return _error(400, "blob names are 64 lowercase hex digits")
+            return routes.json_error(400, "blob names are 64 lowercase hex digits")
         digest = "sha256:" + hexd
         path = self.store.blobs.path(digest)
         etag = f'"{digest}"'
@@ -139,7 +136,7 @@ class Routes:
         try:
             f = open(path, "rb")  # closed below; read in a thread
         except FileNotFoundError:
-            return _error(404, f"no blob {digest}")
+            return routes.json_error(404, f"no blob {digest}")
         try:
             resp = web.StreamResponse(headers={
                 "ETag": etag, "Content-Type": "application/octet-stream",
@@ -162,17 +159,18 @@ class Routes:
                 async for chunk in request.content.iter_chunked(1 << 20):
                     size += len(chunk)
                     if size > self.max_upload:
-                        return _error(413, f"model file larger than {self.max_upload} bytes")
+                        return routes.json_error(
+                            413, f"model file larger than {self.max_upload} bytes")
                     upload.write(chunk)
             if size == 0:
-                return _error(400, "empty body: send the ONNX file as the request body")
+                return routes.json_error(400, "empty body: send the ONNX file as the request body")
             try:
                 result = await self.dist.publish(
                     Path(tmp), m["name"], m["version"], int8=_flag(request, "int8"),
                     activate=_flag(request, "activate"), stage=_flag(request, "stage"),
                     config=_config(request))
             except InvalidModel as exc:
-                return _error(422, str(exc))
+                return routes.json_error(422, str(exc))
             return web.json_response(result, status=201 if result["created"] else 200)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -194,7 +192,8 @@ class Routes:
         body = await _json_body(request)
         given = [k for k in PURGE_KINDS if k in body]
         if len(given) != 1 or not isinstance(body[given[0]], str):
-            return _error(400, 'send exactly one of {"key": ...}, {"prefix": ...}, {"tag": ...}')
+            return routes.json_error(
+                400, 'send exactly one of {"key": ...}, {"prefix": ...}, {"tag": ...}')
         return web.json_response(await self.dist.purge(given[0], body[given[0]]))
 
     async def rollout(self, request: web.Request) -> web.Response:
@@ -225,14 +224,18 @@ def add_distribution_routes(
     app[DIST_KEY] = dist
     r = Routes(dist, max_upload)
     admin = lambda h: _guarded(token, h)  # noqa: E731
-    app.router.add_get(f"{API}/models", _public(r.summary))
-    app.router.add_get(f"{API}/models/{{name}}/versions/{{version}}", _public(r.manifest))
-    app.router.add_get(f"{API}/blobs/sha256/{{hex}}", _public(r.blob))
-    app.router.add_put(f"{API}/models/{{name}}/versions/{{version}}", admin(r.publish))
-    app.router.add_post(f"{API}/models/{{name}}/activate", admin(r.activate))
-    app.router.add_post(f"{API}/models/{{name}}/stage", admin(r.stage))
-    app.router.add_post(f"{API}/models/{{name}}/rollback", admin(r.rollback))
-    app.router.add_post(f"{API}/purge", admin(r.purge))
-    app.router.add_get(f"{API}/rollout", admin(r.rollout))
-    app.router.add_post(f"{API}/rollout/{{edge}}", admin(r.report))
+    routes.add(app, "GET", f"{API}/models", _public(r.summary), "dist_models")
+    routes.add(app, "GET", f"{API}/models/{{name}}/versions/{{version}}", _public(r.manifest),
+               "dist_manifest")
+    routes.add(app, "GET", f"{API}/blobs/sha256/{{hex}}", _public(r.blob), "dist_blob")
+    routes.add(app, "PUT", f"{API}/models/{{name}}/versions/{{version}}", admin(r.publish),
+               "dist_publish")
+    routes.add(app, "POST", f"{API}/models/{{name}}/activate", admin(r.activate),
+               "dist_activate")
+    routes.add(app, "POST", f"{API}/models/{{name}}/stage", admin(r.stage), "dist_stage")
+    routes.add(app, "POST", f"{API}/models/{{name}}/rollback", admin(r.rollback),
+               "dist_rollback")
+    routes.add(app, "POST", f"{API}/purge", admin(r.purge), "dist_purge")
+    routes.add(app, "GET", f"{API}/rollout", admin(r.rollout), "dist_rollout")
+    routes.add(app, "POST", f"{API}/rollout/{{edge}}", admin(r.report), "dist_report")
     return dist
